@@ -1,0 +1,52 @@
+# The two commands a newcomer needs (see README.md):
+#   make serve   build everything and start the gateway with the bundled plugins and default config
+#   make test    build everything and run every test (what CI runs)
+# Each target installs what it needs (wasm target, Python test packages) and is safe to re-run.
+
+CARGO       ?= cargo
+PYTHON      ?= python3
+VENV        := .venv
+WASM_TARGET := wasm32-wasip2
+WASM_OUT    := target/$(WASM_TARGET)/wasm
+# Bundled plugins: crate name -> plugins/dist/<name>.wasm
+BUNDLED     := openai-compatible priority-fallback
+# Plugins that exist only to test the host (hostile, scripted); never loaded by default.
+TESTING     := hostile hostile-router test-guard
+
+.PHONY: serve test build plugins test-plugins wasm-target venv bench lint
+
+serve: build plugins
+	./target/release/freeway serve --config config/gateway.toml
+
+build:
+	$(CARGO) build --release -p freeway
+
+wasm-target:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+plugins: wasm-target
+	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p freeway-,$(BUNDLED))
+	@mkdir -p plugins/dist
+	@for p in $(BUNDLED); do cp $(WASM_OUT)/freeway_$$(echo $$p | tr - _).wasm plugins/dist/$$p.wasm; done
+
+test-plugins: wasm-target
+	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p freeway-,$(TESTING))
+	@mkdir -p target/test-plugins
+	@for p in $(TESTING); do cp $(WASM_OUT)/freeway_$$(echo $$p | tr - _).wasm target/test-plugins/$$p.wasm; done
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+test: build plugins test-plugins venv
+	$(CARGO) test --release --workspace
+	$(VENV)/bin/python -m pytest tests/e2e -q
+
+bench: build plugins venv
+	$(VENV)/bin/python tests/bench/bench.py
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings

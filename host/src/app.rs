@@ -1,0 +1,61 @@
+//! Starting the gateway: load config, load plugins, check they fit, build the shared state.
+//! Used by `freeway serve` and `freeway check`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::pipeline::{Gateway, Snapshot};
+use crate::plugins::{PluginSet, Runtime};
+use crate::routing::TargetStates;
+use crate::upstream::Upstream;
+
+/// Load and validate everything a gateway needs, logging what is disabled and why.
+pub fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow::Result<Snapshot> {
+    let config = Config::load(config_path)?;
+    let plugins = PluginSet::load_dir(
+        runtime,
+        &config.plugin_dir,
+        config.cache_dir.as_deref(),
+        &|name| config.limits_for(name),
+    )?;
+    for (file, reason) in &plugins.rejected {
+        tracing::error!(file = %file.display(), "plugin refused: {reason}");
+    }
+    config.check_plugins(&plugins)?;
+    for provider in config.providers.values() {
+        match &provider.disabled {
+            Some(why) => tracing::warn!(provider = %provider.name, "provider disabled: {why}"),
+            None => {
+                tracing::info!(provider = %provider.name, adapter = %provider.adapter, models = provider.models.len(), "provider enabled")
+            }
+        }
+    }
+    if config.providers.values().all(|p| p.disabled.is_some()) && !config.providers.is_empty() {
+        tracing::warn!(
+            "no provider is enabled: set the API key variables named in {}",
+            config.source.display()
+        );
+    }
+    Ok(Snapshot { config, plugins })
+}
+
+pub fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
+    let runtime = Arc::new(Runtime::new().context("cannot start the WebAssembly runtime")?);
+    let snapshot = load_snapshot(&runtime, config_path)?;
+    if snapshot.config.providers.is_empty() {
+        bail!(
+            "invalid config: no [providers.*] configured in {}",
+            config_path.display()
+        );
+    }
+    Ok(Arc::new(Gateway {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        upstream: Upstream::new()?,
+        targets: TargetStates::default(),
+        runtime,
+    }))
+}

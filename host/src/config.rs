@@ -1,0 +1,682 @@
+//! Gateway configuration: the TOML file as written (`raw`, unknown keys refused) and the
+//! validated form the rest of the gateway uses. Every error carries the key path that caused it
+//! (`models.smart.targets[1]`) and the reason, so an operator never has to guess.
+//!
+//! Secrets: the file holds only the *names* of environment variables; keys are read from the
+//! environment here and kept in `ApiKey`, whose `Debug` never prints them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::plugins::{InstanceMode, PluginLimits, PluginSet, PluginWorld};
+
+/// A config problem: where (dotted key path) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "invalid config: {}", self.reason)
+        } else {
+            write!(f, "invalid config at `{}`: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+mod raw {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Config {
+        #[serde(default)]
+        pub server: Server,
+        pub plugins: Plugins,
+        #[serde(default)]
+        pub pipeline: Pipeline,
+        #[serde(default)]
+        pub providers: BTreeMap<String, Provider>,
+        #[serde(default)]
+        pub models: BTreeMap<String, Model>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        pub listen: Option<String>,
+        pub max_body_bytes: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Plugins {
+        pub dir: PathBuf,
+        pub cache_dir: Option<PathBuf>,
+        #[serde(default)]
+        pub defaults: Limits,
+        #[serde(default)]
+        pub overrides: BTreeMap<String, Limits>,
+    }
+
+    #[derive(Deserialize, Default, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct Limits {
+        pub instances: Option<InstanceMode>,
+        pub pool_size: Option<u32>,
+        pub timeout_ms: Option<u64>,
+        pub memory_mb: Option<u64>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Pipeline {
+        #[serde(default)]
+        pub filters: Vec<String>,
+        pub default_router: Option<String>,
+        /// Settings handed to each filter plugin, by plugin name.
+        #[serde(default)]
+        pub settings: BTreeMap<String, toml::Table>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Provider {
+        pub adapter: String,
+        pub base_url: String,
+        pub api_key_env: Option<String>,
+        #[serde(default)]
+        pub models: Vec<String>,
+        pub timeout_ms: Option<u64>,
+        pub settings: Option<toml::Table>,
+        pub enabled: Option<bool>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Model {
+        pub targets: Vec<String>,
+        pub router: Option<String>,
+        pub settings: Option<toml::Table>,
+        #[serde(default)]
+        pub filters: Vec<String>,
+    }
+}
+
+/// A provider key read from the environment. Never printed.
+#[derive(Clone)]
+pub struct ApiKey(Arc<str>);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub adapter: String,
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<ApiKey>,
+    /// Why this provider cannot be used, when it cannot (e.g. its key variable is unset).
+    pub disabled: Option<String>,
+    pub models: Vec<String>,
+    /// Per-attempt deadline: the whole answer when not streaming, the first chunk when streaming.
+    pub timeout: Duration,
+    /// Adapter settings as a JSON object.
+    pub settings: Arc<str>,
+}
+
+/// One attempt destination: a provider and one of its upstream models.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl std::fmt::Display for TargetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PublicModel {
+    pub name: String,
+    pub router: String,
+    /// Router settings as a JSON object.
+    pub router_settings: Arc<str>,
+    /// Filters for this model, after the global ones.
+    pub filters: Vec<String>,
+    pub targets: Vec<TargetRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub plugin_dir: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    pub default_limits: PluginLimits,
+    pub limit_overrides: BTreeMap<String, PluginLimits>,
+    pub filters: Vec<String>,
+    /// Filter settings as JSON objects, by filter plugin name.
+    pub filter_settings: BTreeMap<String, Arc<str>>,
+    pub default_router: String,
+    pub providers: BTreeMap<String, Provider>,
+    pub models: BTreeMap<String, PublicModel>,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 120_000;
+
+impl Config {
+    /// Read, expand `${VAR}`s, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| error("", format!("cannot read {}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse config text; `env` resolves variables (so tests need not touch the process env).
+    pub fn parse(
+        text: &str,
+        base_dir: &Path,
+        source: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
+            let reason = e.message().to_string();
+            let line = e
+                .span()
+                .map(|span| text[..span.start].lines().count().max(1));
+            error(
+                "",
+                match line {
+                    Some(line) => format!("TOML syntax error on line {line}: {reason}"),
+                    None => format!("TOML syntax error: {reason}"),
+                },
+            )
+        })?;
+        expand_env(&mut value, &mut String::new(), env)?;
+        let raw: raw::Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let reason = e.into_inner().message().to_string();
+            error(if path == "." { String::new() } else { path }, reason)
+        })?;
+        validate(raw, base_dir, source, env)
+    }
+
+    pub fn filter_settings(&self, filter: &str) -> String {
+        self.filter_settings
+            .get(filter)
+            .map_or_else(|| "{}".to_string(), |s| s.to_string())
+    }
+
+    pub fn limits_for(&self, plugin: &str) -> PluginLimits {
+        self.limit_overrides
+            .get(plugin)
+            .cloned()
+            .unwrap_or_else(|| self.default_limits.clone())
+    }
+
+    /// Check every plugin the config names is loaded and of the right world.
+    pub fn check_plugins(&self, plugins: &PluginSet) -> Result<(), ConfigError> {
+        let expect = |path: String, name: &str, world: PluginWorld| -> Result<(), ConfigError> {
+            match plugins.get(name) {
+                None => Err(error(
+                    path,
+                    format!(
+                        "no {world} plugin named '{name}' is loaded from {} (loaded: {})",
+                        self.plugin_dir.display(),
+                        plugins
+                            .plugins
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+                Some(p) if p.world != world => Err(error(
+                    path,
+                    format!(
+                        "plugin '{name}' is a {} plugin, not a {world} plugin",
+                        p.world
+                    ),
+                )),
+                Some(_) => Ok(()),
+            }
+        };
+        for (i, name) in self.filters.iter().enumerate() {
+            expect(format!("pipeline.filters[{i}]"), name, PluginWorld::Filter)?;
+        }
+        expect(
+            "pipeline.default_router".into(),
+            &self.default_router,
+            PluginWorld::Router,
+        )?;
+        for (name, provider) in &self.providers {
+            expect(
+                format!("providers.{name}.adapter"),
+                &provider.adapter,
+                PluginWorld::Provider,
+            )?;
+        }
+        for (name, model) in &self.models {
+            expect(
+                format!("models.{name}.router"),
+                &model.router,
+                PluginWorld::Router,
+            )?;
+            for (i, filter) in model.filters.iter().enumerate() {
+                expect(
+                    format!("models.{name}.filters[{i}]"),
+                    filter,
+                    PluginWorld::Filter,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replace `${NAME}` / `${NAME:-default}` in every string value.
+fn expand_env(
+    value: &mut toml::Value,
+    path: &mut String,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) if s.contains("${") => {
+            *s = expand_str(s, env).map_err(|reason| error(path.clone(), reason))?;
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                expand_env(item, path, env)?;
+                path.truncate(len);
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                expand_env(item, path, env)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated `${{` in {input:?}"))?;
+        let expr = &after[..end];
+        let (name, default) = match expr.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (expr, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`${{{expr}}}` is not a valid variable reference"));
+        }
+        match (env(name).filter(|v| !v.is_empty()), default) {
+            (Some(value), _) => out.push_str(&value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set (write `${{{name}:-default}}` to give a default)"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn table_to_json(table: Option<toml::Table>) -> Arc<str> {
+    let json = table
+        .map(|t| serde_json::to_string(&t).unwrap_or_else(|_| "{}".into()))
+        .unwrap_or_else(|| "{}".into());
+    Arc::from(json)
+}
+
+fn limits(raw: &raw::Limits, base: &PluginLimits, path: &str) -> Result<PluginLimits, ConfigError> {
+    let mut limits = base.clone();
+    if let Some(mode) = raw.instances {
+        limits.mode = mode;
+    }
+    if let Some(size) = raw.pool_size {
+        if size == 0 || size > 256 {
+            return Err(error(
+                format!("{path}.pool_size"),
+                "must be between 1 and 256",
+            ));
+        }
+        limits.pool_size = size as usize;
+    }
+    if let Some(ms) = raw.timeout_ms {
+        if ms == 0 || ms > 60_000 {
+            return Err(error(
+                format!("{path}.timeout_ms"),
+                "must be between 1 and 60000",
+            ));
+        }
+        limits.timeout = Duration::from_millis(ms);
+    }
+    if let Some(mb) = raw.memory_mb {
+        if mb == 0 || mb > 1024 {
+            return Err(error(
+                format!("{path}.memory_mb"),
+                "must be between 1 and 1024",
+            ));
+        }
+        limits.memory_bytes = (mb as usize) << 20;
+    }
+    Ok(limits)
+}
+
+fn validate(
+    raw: raw::Config,
+    base_dir: &Path,
+    source: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        error(
+            "server.listen",
+            format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
+        )
+    })?;
+    let max_body = raw.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+    if max_body < 1024 {
+        return Err(error("server.max_body_bytes", "must be at least 1024"));
+    }
+
+    let builtin = PluginLimits {
+        mode: InstanceMode::Fresh,
+        pool_size: 4,
+        timeout: Duration::from_millis(100),
+        memory_bytes: 64 << 20,
+    };
+    let default_limits = limits(&raw.plugins.defaults, &builtin, "plugins.defaults")?;
+    let mut limit_overrides = BTreeMap::new();
+    for (name, raw_limits) in &raw.plugins.overrides {
+        let merged = limits(
+            raw_limits,
+            &default_limits,
+            &format!("plugins.overrides.{name}"),
+        )?;
+        limit_overrides.insert(name.clone(), merged);
+    }
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in raw.providers {
+        let path = format!("providers.{name}");
+        if name.is_empty() || name.contains('/') {
+            return Err(error(
+                path,
+                "a provider name must be non-empty and contain no '/'",
+            ));
+        }
+        let base_url = p.base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+            || base_url.parse::<hyper::Uri>().is_err()
+        {
+            return Err(error(
+                format!("{path}.base_url"),
+                format!("{:?} is not an http(s) URL", p.base_url),
+            ));
+        }
+        if p.models.is_empty() {
+            return Err(error(format!("{path}.models"), "list at least one model"));
+        }
+        let timeout_ms = p.timeout_ms.unwrap_or(DEFAULT_PROVIDER_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(error(format!("{path}.timeout_ms"), "must be positive"));
+        }
+        let (api_key, disabled) = match (&p.api_key_env, p.enabled) {
+            (_, Some(false)) => (
+                None,
+                Some("disabled in config (enabled = false)".to_string()),
+            ),
+            (Some(var), _) => match env(var).filter(|v| !v.trim().is_empty()) {
+                Some(key) => (Some(ApiKey(Arc::from(key.trim()))), None),
+                None => (None, Some(format!("environment variable {var} is not set"))),
+            },
+            (None, _) => (None, None),
+        };
+        providers.insert(
+            name.clone(),
+            Provider {
+                name,
+                adapter: p.adapter,
+                base_url,
+                api_key_env: p.api_key_env,
+                api_key,
+                disabled,
+                models: p.models,
+                timeout: Duration::from_millis(timeout_ms),
+                settings: table_to_json(p.settings),
+            },
+        );
+    }
+
+    let default_router = raw
+        .pipeline
+        .default_router
+        .unwrap_or_else(|| "priority-fallback".to_string());
+    let mut models = BTreeMap::new();
+    for (name, m) in raw.models {
+        let path = format!("models.{name}");
+        if m.targets.is_empty() {
+            return Err(error(
+                format!("{path}.targets"),
+                "list at least one provider/model target",
+            ));
+        }
+        let mut targets = Vec::with_capacity(m.targets.len());
+        for (i, target) in m.targets.iter().enumerate() {
+            let tpath = format!("{path}.targets[{i}]");
+            let Some((provider, model)) = target.split_once('/') else {
+                return Err(error(
+                    tpath,
+                    format!("{target:?} is not of the form provider/model"),
+                ));
+            };
+            let Some(p) = providers.get(provider) else {
+                return Err(error(
+                    tpath,
+                    format!(
+                        "unknown provider '{provider}' (configured: {})",
+                        providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            };
+            if !p.models.iter().any(|m| m == model) {
+                return Err(error(
+                    tpath,
+                    format!(
+                        "provider '{provider}' does not list model '{model}' in providers.{provider}.models"
+                    ),
+                ));
+            }
+            targets.push(TargetRef {
+                provider: provider.to_string(),
+                model: model.to_string(),
+            });
+        }
+        models.insert(
+            name.clone(),
+            PublicModel {
+                name,
+                router: m.router.unwrap_or_else(|| default_router.clone()),
+                router_settings: table_to_json(m.settings),
+                filters: m.filters,
+                targets,
+            },
+        );
+    }
+
+    let filter_settings = raw
+        .pipeline
+        .settings
+        .into_iter()
+        .map(|(name, table)| (name, table_to_json(Some(table))))
+        .collect();
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+    Ok(Config {
+        source: source.to_path_buf(),
+        listen,
+        max_body_bytes: max_body as usize,
+        plugin_dir: resolve(raw.plugins.dir),
+        cache_dir: raw.plugins.cache_dir.map(resolve),
+        default_limits,
+        limit_overrides,
+        filters: raw.pipeline.filters,
+        filter_settings,
+        default_router,
+        providers,
+        models,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::parse(
+            text,
+            Path::new("/etc/freeway"),
+            Path::new("/etc/freeway/gateway.toml"),
+            &|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+        )
+    }
+
+    const MINIMAL: &str = r#"
+        [plugins]
+        dir = "plugins"
+        [providers.groq]
+        adapter = "openai-compatible"
+        base_url = "https://api.groq.com/openai/v1/"
+        api_key_env = "GROQ_API_KEY"
+        models = ["llama"]
+        [models.fast]
+        targets = ["groq/llama"]
+    "#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolves_paths() {
+        let config = parse(MINIMAL, &[("GROQ_API_KEY", "sk-test")]).expect("valid");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.plugin_dir, Path::new("/etc/freeway/plugins"));
+        let groq = &config.providers["groq"];
+        assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
+        assert!(groq.disabled.is_none());
+        assert_eq!(groq.api_key.as_ref().map(ApiKey::expose), Some("sk-test"));
+        assert_eq!(config.models["fast"].router, "priority-fallback");
+        assert!(
+            !format!("{config:?}").contains("sk-test"),
+            "Debug must not leak keys"
+        );
+    }
+
+    #[test]
+    fn missing_key_disables_provider_with_reason() {
+        let config = parse(MINIMAL, &[]).expect("still valid");
+        assert_eq!(
+            config.providers["groq"].disabled.as_deref(),
+            Some("environment variable GROQ_API_KEY is not set")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_path() {
+        let text = MINIMAL.replace(
+            "models = [\"llama\"]",
+            "models = [\"llama\"]\nbase_ulr = \"x\"",
+        );
+        let err = parse(&text, &[]).expect_err("unknown key");
+        assert_eq!(err.path, "providers.groq");
+        assert!(err.reason.contains("base_ulr"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_path() {
+        let text = MINIMAL.replace("[plugins]", "[server]\nmax_body_bytes = \"big\"\n[plugins]");
+        let err = parse(&text, &[]).expect_err("wrong type");
+        assert_eq!(err.path, "server.max_body_bytes");
+    }
+
+    #[test]
+    fn target_must_name_a_listed_model() {
+        let text = MINIMAL.replace(
+            "targets = [\"groq/llama\"]",
+            "targets = [\"groq/llama\", \"groq/mixtral\"]",
+        );
+        let err = parse(&text, &[]).expect_err("unlisted model");
+        assert_eq!(err.path, "models.fast.targets[1]");
+    }
+
+    #[test]
+    fn env_references_expand_with_defaults() {
+        let text = MINIMAL.replace(
+            "https://api.groq.com/openai/v1/",
+            "${GROQ_URL:-http://127.0.0.1:9/v1}",
+        );
+        let config = parse(&text, &[]).expect("default used");
+        assert_eq!(config.providers["groq"].base_url, "http://127.0.0.1:9/v1");
+        let config = parse(&text, &[("GROQ_URL", "http://10.0.0.1/v1")]).expect("var used");
+        assert_eq!(config.providers["groq"].base_url, "http://10.0.0.1/v1");
+        let text = MINIMAL.replace("https://api.groq.com/openai/v1/", "${GROQ_URL}");
+        let err = parse(&text, &[]).expect_err("unset without default");
+        assert_eq!(err.path, "providers.groq.base_url");
+        assert!(err.reason.contains("GROQ_URL"));
+    }
+}

@@ -1,0 +1,19 @@
+//! Freeway: an OpenAI-compatible LLM gateway whose provider adapters, routing policies and
+//! filters are WebAssembly components.
+//!
+//! - [`config`]: the TOML file, validated, with key paths in every error.
+//! - [`openai`]: request validation and OpenAI-shaped errors.
+//! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading and instance isolation.
+//! - [`pipeline`]: one request through filters, router and failover to an answer.
+//! - [`routing`]: live target state, attempt errors, route explanations.
+//! - [`upstream`]: the shared HTTP client and credential injection.
+//! - [`server`]: the hyper listener and routes.
+
+pub mod app;
+pub mod config;
+pub mod openai;
+pub mod pipeline;
+pub mod plugins;
+pub mod routing;
+pub mod server;
+pub mod upstream;

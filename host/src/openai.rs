@@ -1,0 +1,301 @@
+//! OpenAI's wire format as the gateway needs it: validating an incoming chat-completions
+//! request (without re-serialising it: the body travels on as the client wrote it, so fields the
+//! gateway does not know reach the provider untouched) and OpenAI-shaped error bodies.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde_json::Value;
+
+/// An error the client receives, in OpenAI's shape `{"error":{"message","type","param","code"}}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: &'static str,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    /// Sent as a `Retry-After` header (whole seconds, rounded up).
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        let kind = match status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 if code == "model_not_found" => "invalid_request_error",
+            404 => "not_found_error",
+            429 => "rate_limit_exceeded",
+            400..=499 => "invalid_request_error",
+            _ => "server_error",
+        };
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            code: Some(code.to_string()),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::BAD_REQUEST, "invalid_value", message);
+        error.param = Some(param.to_string());
+        error
+    }
+
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    pub fn body(&self) -> Bytes {
+        Bytes::from(self.json().to_string())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        })
+    }
+
+    pub fn retry_after_header(&self) -> Option<String> {
+        self.retry_after
+            .map(|d| d.as_millis().div_ceil(1000).max(1).to_string())
+    }
+}
+
+/// What the gateway reads from a chat-completions request. The body itself is kept as bytes.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequestInfo {
+    pub model: String,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub has_tools: bool,
+    pub has_images: bool,
+    pub max_tokens: Option<u32>,
+    /// A rough prompt size: characters / 4, the usual estimate for English text.
+    pub prompt_tokens: u32,
+    pub metadata: Vec<(String, String)>,
+    pub user: Option<String>,
+}
+
+/// Validate a request body and extract what routing needs. Errors name the offending field.
+pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(object) = value else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the request body must be a JSON object",
+        ));
+    };
+    let model = match object.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(Value::String(_)) => {
+            return Err(ApiError::invalid("model", "`model` must not be empty"));
+        }
+        Some(_) => return Err(ApiError::invalid("model", "`model` must be a string")),
+        None => return Err(missing("model")),
+    };
+    let messages = match object.get("messages") {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(Value::Array(_)) => {
+            return Err(ApiError::invalid(
+                "messages",
+                "`messages` must contain at least one message",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "messages",
+                "`messages` must be an array of messages",
+            ));
+        }
+        None => return Err(missing("messages")),
+    };
+    let mut info = ChatRequestInfo {
+        model,
+        ..Default::default()
+    };
+    let mut chars = 0usize;
+    for (i, message) in messages.iter().enumerate() {
+        let Value::Object(message) = message else {
+            return Err(ApiError::invalid(
+                &format!("messages[{i}]"),
+                format!("`messages[{i}]` must be an object"),
+            ));
+        };
+        match message.get("role") {
+            Some(Value::String(role))
+                if matches!(
+                    role.as_str(),
+                    "system" | "developer" | "user" | "assistant" | "tool" | "function"
+                ) => {}
+            Some(Value::String(role)) => {
+                return Err(ApiError::invalid(
+                    &format!("messages[{i}].role"),
+                    format!(
+                        "`messages[{i}].role` {role:?} is not one of system, developer, user, assistant, tool"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    &format!("messages[{i}].role"),
+                    format!("`messages[{i}].role` is required and must be a string"),
+                ));
+            }
+        }
+        match message.get("content") {
+            Some(Value::String(text)) => chars += text.len(),
+            Some(Value::Array(parts)) => {
+                for part in parts {
+                    match part.get("type").and_then(Value::as_str) {
+                        Some("text") => {
+                            chars += part.get("text").and_then(Value::as_str).map_or(0, str::len)
+                        }
+                        Some("image_url") | Some("input_image") => info.has_images = true,
+                        _ => {}
+                    }
+                }
+            }
+            Some(Value::Null) | None => {}
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &format!("messages[{i}].content"),
+                    format!(
+                        "`messages[{i}].content` must be a string or an array of content parts"
+                    ),
+                ));
+            }
+        }
+        if let Some(Value::Array(calls)) = message.get("tool_calls") {
+            chars += calls.iter().map(|c| c.to_string().len()).sum::<usize>();
+        }
+    }
+    info.prompt_tokens = u32::try_from(chars / 4).unwrap_or(u32::MAX);
+    match object.get("stream") {
+        Some(Value::Bool(stream)) => info.stream = *stream,
+        Some(Value::Null) | None => {}
+        Some(_) => return Err(ApiError::invalid("stream", "`stream` must be a boolean")),
+    }
+    if let Some(options) = object.get("stream_options").filter(|v| !v.is_null()) {
+        match options.get("include_usage") {
+            Some(Value::Bool(include)) => info.include_usage = *include,
+            Some(Value::Null) | None => {}
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "stream_options.include_usage",
+                    "`stream_options.include_usage` must be a boolean",
+                ));
+            }
+        }
+    }
+    match object.get("tools") {
+        Some(Value::Array(tools)) => info.has_tools = !tools.is_empty(),
+        Some(Value::Null) | None => {}
+        Some(_) => return Err(ApiError::invalid("tools", "`tools` must be an array")),
+    }
+    for field in ["max_completion_tokens", "max_tokens"] {
+        match object.get(field) {
+            Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n > 0 => {
+                    info.max_tokens.get_or_insert(n);
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("`{field}` must be a positive integer"),
+                    ));
+                }
+            },
+            Some(Value::Null) | None => {}
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("`{field}` must be a positive integer"),
+                ));
+            }
+        }
+    }
+    if let Some(Value::Object(metadata)) = object.get("metadata") {
+        info.metadata = metadata
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect();
+    }
+    info.user = object
+        .get("user")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(info)
+}
+
+fn missing(field: &str) -> ApiError {
+    let mut error = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "missing_required_parameter",
+        format!("you must provide the `{field}` parameter"),
+    );
+    error.param = Some(field.to_string());
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_routing_facts() {
+        let info = inspect_chat_request(
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":20,
+                "tools":[{"type":"function","function":{"name":"f"}}],
+                "messages":[{"role":"user","content":[{"type":"text","text":"abcdefgh"},{"type":"image_url","image_url":{"url":"data:"}}]}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(info.model, "m");
+        assert!(info.stream && info.include_usage && info.has_tools && info.has_images);
+        assert_eq!(info.max_tokens, Some(20));
+        assert_eq!(info.prompt_tokens, 2);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: [(&[u8], &str); 6] = [
+            (br#"{"messages":[{"role":"user","content":"x"}]}"#, "model"),
+            (br#"{"model":"m"}"#, "messages"),
+            (br#"{"model":"m","messages":{}}"#, "messages"),
+            (br#"{"model":1,"messages":[]}"#, "model"),
+            (
+                br#"{"model":"m","messages":[{"content":"x"}]}"#,
+                "messages[0].role",
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+                "stream",
+            ),
+        ];
+        for (body, param) in cases {
+            let error = inspect_chat_request(body).expect_err("invalid");
+            assert_eq!(error.status, StatusCode::BAD_REQUEST);
+            assert_eq!(error.param.as_deref(), Some(param), "{}", error.message);
+        }
+        let error = inspect_chat_request(b"{not json").expect_err("invalid json");
+        assert_eq!(error.code.as_deref(), Some("invalid_json"));
+    }
+}

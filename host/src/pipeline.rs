@@ -1,0 +1,1075 @@
+//! One chat-completions request from validated body to answer: filters (in configured order) →
+//! router (ordered candidates) → for each candidate until one succeeds: the adapter builds the
+//! upstream request, the host sends it under the provider's deadline, the adapter parses the
+//! answer. Streams commit to a target only once its first chunk is decoded, so a target that
+//! fails before that is skipped like any other; after that, a failure ends the stream with an
+//! OpenAI error event.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+use tokio::sync::mpsc;
+use wasmtime::component::ResourceAny;
+
+use crate::config::{Config, Provider, TargetRef};
+use crate::openai::{ApiError, ChatRequestInfo, inspect_chat_request};
+use crate::plugins::bindings::adapter::{self, Target};
+use crate::plugins::bindings::guard::{self, ChunkVerdict, RequestVerdict, ResponseVerdict};
+use crate::plugins::bindings::policy;
+use crate::plugins::registry::WorldBindings;
+use crate::plugins::{Lease, Plugin, PluginFault, PluginSet, Runtime};
+use crate::routing::{AttemptError, InFlight, RouteLog, RouteOutcome, TargetStates, client_error};
+use crate::server::{ChannelBody, ResponseBody, full_body};
+use crate::upstream::Upstream;
+
+/// What a request is served from: one consistent config and plugin set. Swapped whole on
+/// reload; a request keeps the snapshot it started with.
+pub struct Snapshot {
+    pub config: Config,
+    pub plugins: PluginSet,
+}
+
+/// The gateway's shared state.
+pub struct Gateway {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub upstream: Upstream,
+    pub targets: TargetStates,
+    pub runtime: Arc<Runtime>,
+}
+
+/// Per-request facts carried through the pipeline.
+struct RequestContext {
+    id: String,
+    started: Instant,
+    info: ChatRequestInfo,
+    tags: Vec<String>,
+    session: Option<String>,
+}
+
+/// A public model resolved to what serves it.
+struct Route<'a> {
+    router: &'a str,
+    router_settings: &'a str,
+    filters: Vec<&'a str>,
+    targets: Vec<TargetRef>,
+}
+
+fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
+    let global = config.filters.iter().map(String::as_str);
+    if let Some(public) = config.models.get(model) {
+        return Some(Route {
+            router: &public.router,
+            router_settings: &public.router_settings,
+            filters: global
+                .chain(public.filters.iter().map(String::as_str))
+                .collect(),
+            targets: public.targets.clone(),
+        });
+    }
+    // "provider/model" reaches one provider model directly.
+    let (provider, upstream_model) = model.split_once('/')?;
+    let p = config.providers.get(provider)?;
+    p.models.iter().any(|m| m == upstream_model).then(|| Route {
+        router: &config.default_router,
+        router_settings: "{}",
+        filters: global.collect(),
+        targets: vec![TargetRef {
+            provider: provider.to_string(),
+            model: upstream_model.to_string(),
+        }],
+    })
+}
+
+/// The public model names `GET /v1/models` lists: configured names, then every enabled
+/// provider's models as `provider/model`.
+pub fn model_ids(config: &Config) -> Vec<String> {
+    let mut ids: Vec<String> = config.models.keys().cloned().collect();
+    for provider in config.providers.values().filter(|p| p.disabled.is_none()) {
+        ids.extend(
+            provider
+                .models
+                .iter()
+                .map(|m| format!("{}/{m}", provider.name)),
+        );
+    }
+    ids
+}
+
+impl Gateway {
+    pub async fn chat_completions(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        body: Bytes,
+        request_id: String,
+    ) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let info = match inspect_chat_request(&body) {
+            Ok(info) => info,
+            Err(error) => return error_response(&error, &request_id),
+        };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let tags = header("x-freeway-tags")
+            .map(|t| {
+                t.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let session = header("x-freeway-session").map(str::to_string);
+        let mut ctx = RequestContext {
+            id: request_id,
+            started,
+            info,
+            tags,
+            session,
+        };
+        let snapshot = self.snapshot.load_full();
+        let result = self.serve(&snapshot, &mut ctx, body).await;
+        match result {
+            Ok(response) => response,
+            Err((error, route)) => {
+                tracing::info!(
+                    request_id = %ctx.id,
+                    model = %ctx.info.model,
+                    status = error.status.as_u16(),
+                    attempts = route.attempts(),
+                    latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+                    route = %route.header_value(),
+                    "request failed: {}",
+                    error.message
+                );
+                let mut response = error_response(&error, &ctx.id);
+                if route.attempts() > 0 {
+                    set_header(
+                        response.headers_mut(),
+                        "x-freeway-route",
+                        &route.header_value(),
+                    );
+                }
+                response
+            }
+        }
+    }
+
+    async fn serve(
+        self: &Arc<Self>,
+        snapshot: &Arc<Snapshot>,
+        ctx: &mut RequestContext,
+        body: Bytes,
+    ) -> Result<Response<ResponseBody>, (ApiError, RouteLog)> {
+        let config = &snapshot.config;
+        let no_route = |e: ApiError| (e, RouteLog::default());
+        let route = resolve(config, &ctx.info.model).ok_or_else(|| {
+            no_route(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                format!(
+                    "the model '{}' does not exist on this gateway; GET /v1/models lists the available ones",
+                    ctx.info.model
+                ),
+            ))
+        })?;
+
+        // Body is valid JSON, hence valid UTF-8.
+        let mut body = String::from_utf8(body.to_vec()).map_err(|_| {
+            no_route(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the request body is not UTF-8",
+            ))
+        })?;
+        let filters = self
+            .run_request_filters(snapshot, &route, ctx, &mut body)
+            .map_err(no_route)?;
+
+        let mut log = RouteLog::default();
+        let order = self.order_targets(snapshot, &route, ctx, &mut log);
+        for target in order {
+            let Some(provider) = config.providers.get(&target.provider) else {
+                continue;
+            };
+            let state = self.targets.get(&target);
+            if let Some(left) = state.view(Instant::now()).cooldown {
+                log.push(&target, RouteOutcome::Cooling(left));
+                continue;
+            }
+            let Some(adapter) = snapshot.plugins.get(&provider.adapter) else {
+                log.push(
+                    &target,
+                    RouteOutcome::Skipped(format!("adapter '{}' not loaded", provider.adapter)),
+                );
+                continue;
+            };
+            let attempt_started = Instant::now();
+            let in_flight = InFlight::start(state.clone());
+            let outcome = if ctx.info.stream {
+                self.attempt_stream(adapter, provider, &target, &body)
+                    .await
+                    .map(Success::Stream)
+            } else {
+                self.attempt_json(adapter, provider, &target, &body)
+                    .await
+                    .map(Success::Json)
+            };
+            match outcome {
+                Ok(success) => {
+                    let took = attempt_started.elapsed();
+                    log.push(&target, RouteOutcome::Ok(took));
+                    return Ok(match success {
+                        Success::Json(completion) => {
+                            drop(in_flight);
+                            state.record_success(took, None);
+                            self.json_answer(ctx, &target, completion, &filters, &log)?
+                        }
+                        Success::Stream(open) => self.stream_answer(
+                            ctx,
+                            target,
+                            open,
+                            filters,
+                            log,
+                            in_flight,
+                            attempt_started,
+                        ),
+                    });
+                }
+                Err(error) => {
+                    state.record_failure(&error, Instant::now());
+                    tracing::debug!(request_id = %ctx.id, target = %target, "attempt failed: {}", error.message);
+                    let retryable = error.retryable;
+                    log.push(&target, RouteOutcome::Failed(error.clone()));
+                    if !retryable {
+                        return Err((client_error(&error), log));
+                    }
+                }
+            }
+        }
+        let error = log.exhausted(&ctx.info.model);
+        Err((error, log))
+    }
+
+    /// Run request filters in order. A filter that faults fails the request closed: an
+    /// unfiltered prompt must never reach a provider.
+    fn run_request_filters(
+        &self,
+        snapshot: &Snapshot,
+        route: &Route<'_>,
+        ctx: &mut RequestContext,
+        body: &mut String,
+    ) -> Result<Vec<ActiveFilter>, ApiError> {
+        let mut active = Vec::with_capacity(route.filters.len());
+        for name in &route.filters {
+            let plugin = snapshot.plugins.get(name).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "plugin_error",
+                    format!("filter plugin '{name}' is not loaded"),
+                )
+            })?;
+            let settings = snapshot.config.filter_settings(name);
+            let info = guard_info(ctx);
+            let mut lease = plugin.lease().map_err(fault_error)?;
+            let outcome = lease
+                .call("on-request", |store, b| {
+                    guard_of(b)?.call_on_request(store, &info, body, &settings)
+                })
+                .map_err(fault_error)?
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "plugin_error",
+                        format!("filter '{name}' failed: {}", e.message),
+                    )
+                })?;
+            match outcome.verdict {
+                RequestVerdict::Allow => {}
+                RequestVerdict::Rewrite(new_body) => {
+                    let new_info = inspect_chat_request(new_body.as_bytes()).map_err(|e| {
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "plugin_error",
+                            format!(
+                                "filter '{name}' rewrote the request into an invalid one: {}",
+                                e.message
+                            ),
+                        )
+                    })?;
+                    ctx.info = ChatRequestInfo {
+                        model: std::mem::take(&mut ctx.info.model),
+                        ..new_info
+                    };
+                    *body = new_body;
+                }
+                RequestVerdict::Block(reason) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "blocked_by_filter",
+                        format!("the request was blocked by filter '{name}': {reason}"),
+                    ));
+                }
+                RequestVerdict::Label(tags) => ctx.tags.extend(tags),
+            }
+            active.push(ActiveFilter {
+                plugin: plugin.clone(),
+                state: outcome.state,
+                settings,
+            });
+        }
+        Ok(active)
+    }
+
+    /// Enabled targets in the order the model's router chooses. A router that faults is
+    /// logged and the configured order is used: routers only reorder, they guard nothing.
+    fn order_targets(
+        &self,
+        snapshot: &Snapshot,
+        route: &Route<'_>,
+        ctx: &RequestContext,
+        log: &mut RouteLog,
+    ) -> Vec<TargetRef> {
+        let config = &snapshot.config;
+        let now = Instant::now();
+        let mut enabled = Vec::with_capacity(route.targets.len());
+        for target in &route.targets {
+            match config.providers.get(&target.provider) {
+                Some(provider) => match &provider.disabled {
+                    Some(why) => log.push(
+                        target,
+                        RouteOutcome::Skipped(format!("provider disabled: {why}")),
+                    ),
+                    None => enabled.push(target.clone()),
+                },
+                None => log.push(
+                    target,
+                    RouteOutcome::Skipped("provider not configured".into()),
+                ),
+            }
+        }
+        if enabled.is_empty() {
+            return enabled;
+        }
+        let Some(router) = snapshot.plugins.get(route.router) else {
+            tracing::warn!(
+                router = route.router,
+                "router plugin not loaded; using configured order"
+            );
+            return enabled;
+        };
+        let candidates: Vec<policy::Candidate> = enabled
+            .iter()
+            .enumerate()
+            .map(|(i, target)| {
+                let view = self.targets.get(target).view(now);
+                policy::Candidate {
+                    id: i as u32,
+                    provider: target.provider.clone(),
+                    model: target.model.clone(),
+                    healthy: true,
+                    cooldown_ms: view.cooldown.map_or(0, |d| d.as_millis() as u64),
+                    remaining_requests: None,
+                    remaining_tokens: None,
+                    quota_used: None,
+                    in_flight: view.in_flight,
+                    latency_ms: view.latency_ms,
+                    ttft_ms: view.ttft_ms,
+                    error_rate: view.error_rate,
+                    input_price: 0.0,
+                    output_price: 0.0,
+                    context_window: None,
+                    weight: 1,
+                    tags: Vec::new(),
+                }
+            })
+            .collect();
+        let request = policy::RequestInfo {
+            model: ctx.info.model.clone(),
+            prompt_tokens: ctx.info.prompt_tokens,
+            max_tokens: ctx.info.max_tokens,
+            stream: ctx.info.stream,
+            has_tools: ctx.info.has_tools,
+            has_images: ctx.info.has_images,
+            tags: ctx.tags.clone(),
+            metadata: ctx.info.metadata.clone(),
+            session: ctx.session.clone(),
+        };
+        let ordered = router.lease().and_then(|mut lease| {
+            lease.call("route", |store, b| match b {
+                WorldBindings::Router(r) => r.freeway_plugin_policy().call_route(
+                    store,
+                    &request,
+                    &candidates,
+                    route.router_settings,
+                ),
+                _ => Err(wasmtime::Error::msg("not a router")),
+            })
+        });
+        match ordered {
+            Ok(Ok(ids)) => {
+                let mut seen = vec![false; enabled.len()];
+                let mut order = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(slot) = seen.get_mut(id as usize)
+                        && !*slot
+                    {
+                        *slot = true;
+                        order.push(enabled[id as usize].clone());
+                    }
+                }
+                for (i, target) in enabled.iter().enumerate() {
+                    if !seen[i] {
+                        match self.targets.get(target).view(now).cooldown {
+                            Some(left) => log.push(target, RouteOutcome::Cooling(left)),
+                            None => log.push(
+                                target,
+                                RouteOutcome::Skipped(format!(
+                                    "not chosen by router '{}'",
+                                    route.router
+                                )),
+                            ),
+                        }
+                    }
+                }
+                order
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(request_id = %ctx.id, router = route.router, "router returned an error, using configured order: {}", error.message);
+                enabled
+            }
+            Err(fault) => {
+                tracing::warn!(request_id = %ctx.id, router = route.router, "router failed, using configured order: {fault}");
+                enabled
+            }
+        }
+    }
+
+    async fn attempt_json(
+        &self,
+        adapter: &Arc<Plugin>,
+        provider: &Provider,
+        target: &TargetRef,
+        body: &str,
+    ) -> Result<adapter::Completion, AttemptError> {
+        let upstream_target = adapter_target(provider, target, false);
+        let mut lease = adapter.lease()?;
+        let request = lease
+            .call("build-request", |store, b| {
+                adapter_of(b)?.call_build_request(store, &upstream_target, body)
+            })?
+            .map_err(AttemptError::from_plugin_error)?;
+        let exchange = async {
+            let response = self
+                .upstream
+                .send(request, provider.api_key.as_ref())
+                .await?;
+            let (parts, incoming) = response.into_parts();
+            let bytes = incoming
+                .collect()
+                .await
+                .map_err(|e| {
+                    AttemptError::upstream(
+                        crate::plugins::bindings::types::ErrorKind::Unavailable,
+                        format!("the upstream connection broke while sending the answer: {e}"),
+                    )
+                })?
+                .to_bytes();
+            Ok::<_, AttemptError>((parts, bytes))
+        };
+        let (parts, bytes) = tokio::time::timeout(provider.timeout, exchange)
+            .await
+            .map_err(|_| AttemptError::timeout(provider.timeout))??;
+        let status = parts.status.as_u16();
+        let headers = header_pairs(&parts.headers);
+        let parsed = lease.call("parse-response", |store, b| {
+            adapter_of(b)?.call_parse_response(store, &upstream_target, status, &headers, &bytes)
+        })?;
+        match parsed {
+            Ok(completion) => Ok(completion),
+            Err(error) => {
+                let limits = lease.call("read-rate-limits", |store, b| {
+                    adapter_of(b)?.call_read_rate_limits(store, status, &headers, &bytes)
+                })?;
+                let mut error = AttemptError::from_plugin_error(error);
+                if error.retry_after.is_none() {
+                    error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn attempt_stream(
+        &self,
+        adapter: &Arc<Plugin>,
+        provider: &Provider,
+        target: &TargetRef,
+        body: &str,
+    ) -> Result<OpenStream, AttemptError> {
+        let upstream_target = adapter_target(provider, target, true);
+        let mut lease = adapter.lease()?;
+        let request = lease
+            .call("build-request", |store, b| {
+                adapter_of(b)?.call_build_request(store, &upstream_target, body)
+            })?
+            .map_err(AttemptError::from_plugin_error)?;
+        let deadline = tokio::time::Instant::now() + provider.timeout;
+        let response = tokio::time::timeout_at(
+            deadline,
+            self.upstream.send(request, provider.api_key.as_ref()),
+        )
+        .await
+        .map_err(|_| AttemptError::timeout(provider.timeout))??;
+        let (parts, incoming) = response.into_parts();
+        let status = parts.status.as_u16();
+        if !parts.status.is_success() {
+            let headers = header_pairs(&parts.headers);
+            let bytes = tokio::time::timeout_at(deadline, incoming.collect())
+                .await
+                .map_err(|_| AttemptError::timeout(provider.timeout))?
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let parsed = lease.call("parse-response", |store, b| {
+                adapter_of(b)?.call_parse_response(
+                    store,
+                    &upstream_target,
+                    status,
+                    &headers,
+                    &bytes,
+                )
+            })?;
+            let limits = lease.call("read-rate-limits", |store, b| {
+                adapter_of(b)?.call_read_rate_limits(store, status, &headers, &bytes)
+            })?;
+            let mut error = match parsed {
+                Err(error) => AttemptError::from_plugin_error(error),
+                Ok(_) => AttemptError::upstream(
+                    crate::plugins::bindings::types::ErrorKind::InvalidResponse,
+                    format!("the upstream answered HTTP {status} to a stream request"),
+                ),
+            };
+            if error.retry_after.is_none() {
+                error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
+            }
+            return Err(error);
+        }
+        let decoder = lease.call("stream-decoder", |store, b| {
+            adapter_of(b)?
+                .stream_decoder()
+                .call_constructor(store, &upstream_target)
+        })?;
+        let mut open = OpenStream {
+            lease,
+            decoder,
+            body: incoming,
+            pending: Vec::new(),
+            idle_timeout: provider.timeout,
+            finished: false,
+        };
+        // Peek: read until the decoder yields a chunk, so a target that fails before its first
+        // chunk can still be skipped.
+        loop {
+            let next = tokio::time::timeout_at(deadline, open.next_chunks()).await;
+            match next {
+                Err(_) => {
+                    open.close();
+                    return Err(AttemptError::timeout(provider.timeout));
+                }
+                Ok(Err(error)) => {
+                    open.close();
+                    return Err(error);
+                }
+                Ok(Ok(chunks)) => {
+                    if !chunks.is_empty() {
+                        open.pending = chunks;
+                        return Ok(open);
+                    }
+                    if open.finished {
+                        open.close();
+                        return Err(AttemptError::upstream(
+                            crate::plugins::bindings::types::ErrorKind::InvalidResponse,
+                            "the upstream stream ended without any chunk",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn json_answer(
+        &self,
+        ctx: &RequestContext,
+        target: &TargetRef,
+        completion: adapter::Completion,
+        filters: &[ActiveFilter],
+        log: &RouteLog,
+    ) -> Result<Response<ResponseBody>, (ApiError, RouteLog)> {
+        let mut body = completion.body;
+        let info = guard_info(ctx);
+        for filter in filters {
+            let verdict = filter
+                .plugin
+                .lease()
+                .and_then(|mut lease| {
+                    lease.call("on-response", |store, b| {
+                        guard_of(b)?.call_on_response(
+                            store,
+                            &info,
+                            filter.state.as_deref(),
+                            &body,
+                            &filter.settings,
+                        )
+                    })
+                })
+                .map_err(|f| (fault_error(f), log.clone()))?
+                .map_err(|e| (filter_error(&filter.plugin.name, &e.message), log.clone()))?;
+            match verdict {
+                ResponseVerdict::Allow => {}
+                ResponseVerdict::Rewrite(new_body) => body = new_body,
+                ResponseVerdict::Block(reason) => {
+                    return Err((
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "blocked_by_filter",
+                            format!(
+                                "the answer was blocked by filter '{}': {reason}",
+                                filter.plugin.name
+                            ),
+                        ),
+                        log.clone(),
+                    ));
+                }
+            }
+        }
+        let usage = completion.usage;
+        tracing::info!(
+            request_id = %ctx.id,
+            model = %ctx.info.model,
+            provider = %target.provider,
+            upstream_model = %target.model,
+            status = 200,
+            stream = false,
+            attempts = log.attempts(),
+            latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            route = %log.header_value(),
+            "request served"
+        );
+        let mut response = Response::new(full_body(Bytes::from(body)));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        route_headers(headers, &ctx.id, target, log);
+        Ok(response)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stream_answer(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        target: TargetRef,
+        open: OpenStream,
+        filters: Vec<ActiveFilter>,
+        log: RouteLog,
+        in_flight: InFlight,
+        attempt_started: Instant,
+    ) -> Response<ResponseBody> {
+        let (tx, rx) = mpsc::channel::<Bytes>(32);
+        let mut response = Response::new(ResponseBody::new(ChannelBody::new(rx)));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+        route_headers(headers, &ctx.id, &target, &log);
+        let pump = StreamPump {
+            request_id: ctx.id.clone(),
+            model: ctx.info.model.clone(),
+            include_usage: ctx.info.include_usage,
+            started: ctx.started,
+            attempt_started,
+            target,
+            log,
+            filters: filters
+                .into_iter()
+                .map(|f| StreamFilter::open(f, &guard_info(ctx)))
+                .collect(),
+            gateway: self.clone(),
+        };
+        tokio::spawn(pump.run(open, tx, in_flight));
+        response
+    }
+}
+
+enum Success {
+    Json(adapter::Completion),
+    Stream(OpenStream),
+}
+
+/// A filter that ran on the request, with the state it asked to see again on the answer.
+struct ActiveFilter {
+    plugin: Arc<Plugin>,
+    state: Option<String>,
+    settings: String,
+}
+
+/// A committed upstream stream: the adapter instance with its decoder and the body.
+struct OpenStream {
+    lease: Lease,
+    decoder: ResourceAny,
+    body: Incoming,
+    pending: Vec<adapter::Chunk>,
+    idle_timeout: Duration,
+    finished: bool,
+}
+
+impl OpenStream {
+    /// Chunks decoded from the next body frame (possibly none), or the decoder's final
+    /// chunks once the body has ended.
+    async fn next_chunks(&mut self) -> Result<Vec<adapter::Chunk>, AttemptError> {
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        let decoder = self.decoder;
+        match self.body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    return Ok(Vec::new());
+                };
+                self.lease
+                    .call("stream-decoder.push", |store, b| {
+                        adapter_of(b)?
+                            .stream_decoder()
+                            .call_push(store, decoder, &data)
+                    })?
+                    .map_err(AttemptError::from_plugin_error)
+            }
+            Some(Err(e)) => Err(AttemptError::upstream(
+                crate::plugins::bindings::types::ErrorKind::Unavailable,
+                format!("the upstream stream broke: {e}"),
+            )),
+            None => {
+                self.finished = true;
+                self.lease
+                    .call("stream-decoder.finish", |store, b| {
+                        adapter_of(b)?.stream_decoder().call_finish(store, decoder)
+                    })?
+                    .map_err(AttemptError::from_plugin_error)
+            }
+        }
+    }
+
+    /// Release the decoder resource so a pooled instance goes back clean.
+    fn close(&mut self) {
+        let decoder = self.decoder;
+        let _ = self.lease.call("stream-decoder.drop", |store, _| {
+            decoder.resource_drop(store)
+        });
+    }
+}
+
+/// A stream filter opened for one answer.
+struct StreamFilter {
+    name: String,
+    lease: Result<Lease, PluginFault>,
+    resource: Option<ResourceAny>,
+}
+
+impl StreamFilter {
+    fn open(filter: ActiveFilter, info: &guard::RequestInfo) -> StreamFilter {
+        let name = filter.plugin.name.clone();
+        let mut lease = filter.plugin.lease();
+        let resource = match &mut lease {
+            Ok(lease) => lease
+                .call("stream-filter", |store, b| {
+                    guard_of(b)?.stream_filter().call_constructor(
+                        store,
+                        info,
+                        filter.state.as_deref(),
+                        &filter.settings,
+                    )
+                })
+                .ok(),
+            Err(_) => None,
+        };
+        StreamFilter {
+            name,
+            lease,
+            resource,
+        }
+    }
+
+    /// Pass chunks through this filter. A fault ends the stream (fail closed).
+    fn apply(&mut self, chunks: Vec<String>) -> Result<Vec<String>, String> {
+        let (Ok(lease), Some(resource)) = (&mut self.lease, self.resource) else {
+            return Err(format!(
+                "filter '{}' could not start its stream hook",
+                self.name
+            ));
+        };
+        let mut out = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let verdict = lease
+                .call("stream-filter.on-chunk", |store, b| {
+                    guard_of(b)?
+                        .stream_filter()
+                        .call_on_chunk(store, resource, &chunk)
+                })
+                .map_err(|f| f.to_string())?
+                .map_err(|e| format!("filter '{}' failed: {}", self.name, e.message))?;
+            match verdict {
+                ChunkVerdict::Pass => out.push(chunk),
+                ChunkVerdict::Replace(replacement) => out.extend(replacement),
+            }
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<String>, String> {
+        let (Ok(lease), Some(resource)) = (&mut self.lease, self.resource.take()) else {
+            return Err(format!(
+                "filter '{}' could not start its stream hook",
+                self.name
+            ));
+        };
+        let out = lease
+            .call("stream-filter.finish", |store, b| {
+                guard_of(b)?.stream_filter().call_finish(store, resource)
+            })
+            .map_err(|f| f.to_string())?
+            .map_err(|e| format!("filter '{}' failed: {}", self.name, e.message));
+        let _ = lease.call("stream-filter.drop", |store, _| {
+            resource.resource_drop(store)
+        });
+        out
+    }
+}
+
+/// Moves a committed stream from upstream to client: decode → filters → SSE frames.
+struct StreamPump {
+    request_id: String,
+    model: String,
+    include_usage: bool,
+    started: Instant,
+    attempt_started: Instant,
+    target: TargetRef,
+    log: RouteLog,
+    filters: Vec<StreamFilter>,
+    gateway: Arc<Gateway>,
+}
+
+impl StreamPump {
+    async fn run(mut self, mut open: OpenStream, tx: mpsc::Sender<Bytes>, in_flight: InFlight) {
+        let ttft = self.attempt_started.elapsed();
+        let mut usage = None;
+        let mut chunks = std::mem::take(&mut open.pending);
+        let mut outcome: Result<(), String> = Ok(());
+        loop {
+            if let Err(error) = self.send(&tx, chunks, &mut usage).await {
+                outcome = Err(error);
+                break;
+            }
+            if open.finished {
+                break;
+            }
+            chunks = match tokio::time::timeout(open.idle_timeout, open.next_chunks()).await {
+                Ok(Ok(chunks)) => chunks,
+                Ok(Err(error)) => {
+                    outcome = Err(error.message);
+                    break;
+                }
+                Err(_) => {
+                    outcome = Err(format!(
+                        "the upstream sent nothing for {} ms",
+                        open.idle_timeout.as_millis()
+                    ));
+                    break;
+                }
+            };
+        }
+        open.close();
+        if outcome.is_ok() {
+            // Filters may hold text back until the end.
+            let mut tail = Vec::new();
+            for i in 0..self.filters.len() {
+                match self.filters[i].finish() {
+                    Ok(out) => {
+                        tail.extend(out);
+                    }
+                    Err(error) => {
+                        outcome = Err(error);
+                        break;
+                    }
+                }
+            }
+            if outcome.is_ok() {
+                for chunk in tail {
+                    if tx.send(sse_frame(&chunk)).await.is_err() {
+                        outcome = Err("the client went away".into());
+                        break;
+                    }
+                }
+            }
+        }
+        let state = self.gateway.targets.get(&self.target);
+        match &outcome {
+            Ok(()) => {
+                let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+                state.record_success(self.attempt_started.elapsed(), Some(ttft));
+            }
+            Err(message) => {
+                let error = ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "stream_interrupted",
+                    format!("the stream from {} was interrupted: {message}", self.target),
+                );
+                let _ = tx
+                    .send(Bytes::from(format!("data: {}\n\n", error.json())))
+                    .await;
+            }
+        }
+        drop(in_flight);
+        tracing::info!(
+            request_id = %self.request_id,
+            model = %self.model,
+            provider = %self.target.provider,
+            upstream_model = %self.target.model,
+            status = 200,
+            stream = true,
+            attempts = self.log.attempts(),
+            ttft_ms = ttft.as_secs_f64() * 1000.0,
+            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            prompt_tokens = usage.map(|u: crate::plugins::bindings::types::Usage| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            route = %self.log.header_value(),
+            error = outcome.as_ref().err().map(String::as_str),
+            "stream served"
+        );
+    }
+
+    async fn send(
+        &mut self,
+        tx: &mpsc::Sender<Bytes>,
+        chunks: Vec<adapter::Chunk>,
+        usage: &mut Option<crate::plugins::bindings::types::Usage>,
+    ) -> Result<(), String> {
+        for chunk in chunks {
+            if let Some(u) = chunk.usage {
+                *usage = Some(u);
+                if !self.include_usage {
+                    continue;
+                }
+            }
+            let mut texts = vec![chunk.data];
+            for filter in &mut self.filters {
+                texts = filter.apply(texts)?;
+            }
+            for text in texts {
+                tx.send(sse_frame(&text))
+                    .await
+                    .map_err(|_| "the client went away".to_string())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sse_frame(data: &str) -> Bytes {
+    let mut frame = Vec::with_capacity(data.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(data.as_bytes());
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+fn adapter_target(provider: &Provider, target: &TargetRef, stream: bool) -> Target {
+    Target {
+        provider: provider.name.clone(),
+        base_url: provider.base_url.clone(),
+        model: target.model.clone(),
+        stream,
+        settings: provider.settings.to_string(),
+    }
+}
+
+fn adapter_of(
+    bindings: &WorldBindings,
+) -> wasmtime::Result<&crate::plugins::bindings::adapter::Guest> {
+    match bindings {
+        WorldBindings::Provider(p) => Ok(p.freeway_plugin_adapter()),
+        _ => Err(wasmtime::Error::msg(
+            "this plugin is not a provider adapter",
+        )),
+    }
+}
+
+fn guard_of(bindings: &WorldBindings) -> wasmtime::Result<&guard::Guest> {
+    match bindings {
+        WorldBindings::Filter(f) => Ok(f.freeway_plugin_guard()),
+        _ => Err(wasmtime::Error::msg("this plugin is not a filter")),
+    }
+}
+
+fn guard_info(ctx: &RequestContext) -> guard::RequestInfo {
+    guard::RequestInfo {
+        model: ctx.info.model.clone(),
+        tags: ctx.tags.clone(),
+        metadata: ctx.info.metadata.clone(),
+    }
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn fault_error(fault: PluginFault) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "plugin_error",
+        fault.to_string(),
+    )
+}
+
+fn filter_error(name: &str, message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "plugin_error",
+        format!("filter '{name}' failed: {message}"),
+    )
+}
+
+fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+fn route_headers(headers: &mut HeaderMap, request_id: &str, target: &TargetRef, log: &RouteLog) {
+    set_header(headers, "x-request-id", request_id);
+    set_header(headers, "x-freeway-provider", &target.provider);
+    set_header(headers, "x-freeway-model", &target.model);
+    set_header(headers, "x-freeway-attempts", &log.attempts().to_string());
+    set_header(headers, "x-freeway-route", &log.header_value());
+}
+
+pub fn error_response(error: &ApiError, request_id: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(full_body(error.body()));
+    *response.status_mut() = error.status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    set_header(headers, "x-request-id", request_id);
+    if let Some(after) = error.retry_after_header() {
+        set_header(headers, "retry-after", &after);
+    }
+    response
+}

@@ -1,0 +1,289 @@
+//! Loading a plugin folder: compile (or reuse a cached precompiled artifact), identify each
+//! component by the world it exports and the metadata it reports, and build its `InstancePre`.
+//!
+//! Compilation never happens on the request path: a folder is loaded once at start (and on
+//! reload), and the precompiled artifact is cached under `cache_dir` keyed by the component's
+//! SHA-256 and the engine's compatibility hash, so a restart skips Cranelift entirely.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+use wasmtime::Store;
+use wasmtime::component::Component;
+
+use super::bindings::{filter, provider, router, types};
+use super::{Plugin, PluginLimits, PluginState, PluginStats, Runtime};
+
+/// Which of the three worlds a component implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginWorld {
+    Provider,
+    Router,
+    Filter,
+}
+
+impl PluginWorld {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginWorld::Provider => "provider",
+            PluginWorld::Router => "router",
+            PluginWorld::Filter => "filter",
+        }
+    }
+
+    fn interface(self) -> &'static str {
+        match self {
+            PluginWorld::Provider => "freeway:plugin/adapter@",
+            PluginWorld::Router => "freeway:plugin/policy@",
+            PluginWorld::Filter => "freeway:plugin/guard@",
+        }
+    }
+
+    fn kind(self) -> types::PluginKind {
+        match self {
+            PluginWorld::Provider => types::PluginKind::Provider,
+            PluginWorld::Router => types::PluginKind::Router,
+            PluginWorld::Filter => types::PluginKind::Filter,
+        }
+    }
+}
+
+impl std::fmt::Display for PluginWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(super) enum WorldPre {
+    Provider(provider::ProviderPre<PluginState>),
+    Router(router::RouterPre<PluginState>),
+    Filter(filter::FilterPre<PluginState>),
+}
+
+/// The typed exports of one live instance.
+pub enum WorldBindings {
+    Provider(provider::Provider),
+    Router(router::Router),
+    Filter(filter::Filter),
+}
+
+impl WorldPre {
+    pub(super) fn instantiate(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<WorldBindings> {
+        Ok(match self {
+            WorldPre::Provider(pre) => WorldBindings::Provider(pre.instantiate(store)?),
+            WorldPre::Router(pre) => WorldBindings::Router(pre.instantiate(store)?),
+            WorldPre::Filter(pre) => WorldBindings::Filter(pre.instantiate(store)?),
+        })
+    }
+}
+
+impl WorldBindings {
+    fn metadata(&self, store: &mut Store<PluginState>) -> wasmtime::Result<types::PluginMetadata> {
+        match self {
+            WorldBindings::Provider(b) => b.call_metadata(store),
+            WorldBindings::Router(b) => b.call_metadata(store),
+            WorldBindings::Filter(b) => b.call_metadata(store),
+        }
+    }
+}
+
+/// The plugins loaded from one folder, by metadata name.
+#[derive(Default)]
+pub struct PluginSet {
+    pub plugins: BTreeMap<String, Arc<Plugin>>,
+    /// Files that could not be loaded, with the reason (the gateway logs them and goes on).
+    pub rejected: Vec<(PathBuf, String)>,
+}
+
+impl PluginSet {
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(name)
+    }
+
+    /// Load every `*.wasm` in `dir`. A file that fails is recorded in `rejected`, not fatal:
+    /// whether the gateway can run without it is the config's question.
+    pub fn load_dir(
+        runtime: &Arc<Runtime>,
+        dir: &Path,
+        cache_dir: Option<&Path>,
+        limits_for: &dyn Fn(&str) -> PluginLimits,
+    ) -> anyhow::Result<PluginSet> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read plugin folder {}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
+            .collect();
+        files.sort();
+        let mut set = PluginSet::default();
+        for path in files {
+            match load_file(runtime, &path, cache_dir, limits_for) {
+                Ok(plugin) => {
+                    if let Some(existing) = set.plugins.get(&plugin.name) {
+                        set.rejected.push((
+                            path.clone(),
+                            format!(
+                                "plugin name '{}' is already provided by {}",
+                                plugin.name,
+                                existing.source.display()
+                            ),
+                        ));
+                        continue;
+                    }
+                    set.plugins.insert(plugin.name.clone(), Arc::new(plugin));
+                }
+                Err(error) => set.rejected.push((path, format!("{error:#}"))),
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// Compile (or load from cache), identify and smoke-test one component file.
+pub fn load_file(
+    runtime: &Arc<Runtime>,
+    path: &Path,
+    cache_dir: Option<&Path>,
+    limits_for: &dyn Fn(&str) -> PluginLimits,
+) -> anyhow::Result<Plugin> {
+    let started = Instant::now();
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let engine = runtime.engine();
+    let (component, cached) = compile_cached(engine, &bytes, &sha256, cache_dir)?;
+
+    let world = identify_world(engine, &component)?;
+    let pre = runtime
+        .linker()
+        .instantiate_pre(&component)
+        .map_err(anyhow::Error::from)
+        .context("its imports cannot be satisfied (plugins may import only WASI 0.2)")?;
+    let pre = match world {
+        PluginWorld::Provider => WorldPre::Provider(provider::ProviderPre::new(pre)?),
+        PluginWorld::Router => WorldPre::Router(router::RouterPre::new(pre)?),
+        PluginWorld::Filter => WorldPre::Filter(filter::FilterPre::new(pre)?),
+    };
+
+    // Smoke test: instantiate once and ask who it is, under default-ish limits.
+    let probe_limits = limits_for("");
+    let mut store = runtime.new_store(&probe_limits);
+    store.set_epoch_deadline(1000);
+    let metadata = pre
+        .instantiate(&mut store)
+        .and_then(|bindings| bindings.metadata(&mut store))
+        .map_err(anyhow::Error::from)
+        .context("its smoke test (instantiate + metadata) failed")?;
+    if metadata.kind != world.kind() {
+        bail!(
+            "it exports the {world} world but its metadata says kind {:?}",
+            metadata.kind
+        );
+    }
+    if metadata.name.is_empty() {
+        bail!("its metadata has an empty name");
+    }
+    let limits = limits_for(&metadata.name);
+    tracing::info!(
+        plugin = %metadata.name,
+        version = %metadata.version,
+        world = %world,
+        file = %path.display(),
+        cached,
+        load_ms = started.elapsed().as_secs_f64() * 1000.0,
+        instances = ?limits.mode,
+        "plugin loaded"
+    );
+    Ok(Plugin {
+        name: metadata.name,
+        version: metadata.version,
+        description: metadata.description,
+        world,
+        source: path.to_path_buf(),
+        sha256,
+        loaded_at: std::time::SystemTime::now(),
+        limits,
+        stats: PluginStats::default(),
+        runtime: runtime.clone(),
+        pre,
+        idle: Mutex::new(Vec::new()),
+    })
+}
+
+fn identify_world(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result<PluginWorld> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let worlds: Vec<PluginWorld> = [
+        PluginWorld::Provider,
+        PluginWorld::Router,
+        PluginWorld::Filter,
+    ]
+    .into_iter()
+    .filter(|world| exports.iter().any(|e| e.starts_with(world.interface())))
+    .collect();
+    match worlds.as_slice() {
+        [world] => Ok(*world),
+        [] => bail!(
+            "it is not a Freeway plugin: it exports none of freeway:plugin/adapter, policy or guard (exports: {})",
+            exports.join(", ")
+        ),
+        _ => bail!("it exports more than one Freeway world; one component is one plugin"),
+    }
+}
+
+/// Precompiled artifacts are only valid for the engine that made them: key by both.
+fn compile_cached(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+    sha256: &str,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<(Component, bool)> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let artifact =
+        cache_dir.map(|dir| dir.join(format!("{sha256}-{:016x}.cwasm", hasher.finish())));
+    if let Some(artifact) = &artifact
+        && artifact.is_file()
+    {
+        // SAFETY: the artifact was written by `precompile_component` of an engine with the
+        // same compatibility hash, into a cache folder the operator controls; wasmtime still
+        // checks its header and refuses a mismatched one, and we recompile if it does.
+        match unsafe { Component::deserialize_file(engine, artifact) } {
+            Ok(component) => return Ok((component, true)),
+            Err(error) => {
+                tracing::warn!(artifact = %artifact.display(), "ignoring unusable cached artifact: {error:#}")
+            }
+        }
+    }
+    let compiled = engine
+        .precompile_component(bytes)
+        .map_err(anyhow::Error::from)
+        .context("it is not a valid WebAssembly component")?;
+    if let Some(artifact) = &artifact {
+        // Write to a temporary name and rename, so a concurrent start never reads half a file.
+        let result = artifact
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .and_then(|_| {
+                let tmp = artifact.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, &compiled)?;
+                std::fs::rename(&tmp, artifact)
+            });
+        if let Err(error) = result {
+            tracing::warn!(artifact = %artifact.display(), "cannot write plugin cache: {error}");
+        }
+    }
+    // SAFETY: `compiled` was produced just now by this engine's `precompile_component`.
+    let component = unsafe { Component::deserialize(engine, &compiled)? };
+    Ok((component, false))
+}

@@ -1,0 +1,221 @@
+//! The public HTTP listener: hyper accept loop, routes, request-size limit, and the response
+//! body types (whole bodies and channel-fed SSE streams). Every answer that is not a success is
+//! an OpenAI-shaped error; nothing here panics on input.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::openai::ApiError;
+use crate::pipeline::{Gateway, error_response, model_ids};
+
+pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+pub fn full_body(bytes: Bytes) -> ResponseBody {
+    ResponseBody::new(Full::new(bytes))
+}
+
+/// A response body fed by a channel: each message is one SSE frame, sent as it arrives.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl ChannelBody {
+    pub fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+        Self { rx }
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|frame| frame.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn request_id() -> String {
+    // Unique per process and start: a random prefix fixed at first use, then a counter.
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(rand::random::<u32>);
+    format!(
+        "fw-{prefix:08x}{:010x}",
+        REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Accept connections until `shutdown` resolves, then let in-flight requests finish (up to
+/// a grace period).
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("accept failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gateway = gateway.clone();
+                let service = service_fn(move |request| {
+                    let gateway = gateway.clone();
+                    async move { Ok::<_, Infallible>(route(gateway, request).await) }
+                });
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!("connection ended with an error: {error}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("in-flight requests still running after 10 s; exiting"),
+    }
+    Ok(())
+}
+
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+async fn route(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<ResponseBody> {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(request_id);
+    let path = request.uri().path().trim_end_matches('/');
+    match (request.method(), path) {
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
+            let max = gateway.snapshot.load().config.max_body_bytes;
+            let (parts, body) = request.into_parts();
+            if let Some(length) = parts
+                .headers
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                && length > max
+            {
+                return error_response(&too_large(max), &id);
+            }
+            let bytes = match Limited::new(body, max).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) => {
+                    if error
+                        .downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        return error_response(&too_large(max), &id);
+                    }
+                    let error = ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        format!("the request body could not be read: {error}"),
+                    );
+                    return error_response(&error, &id);
+                }
+            };
+            gateway.chat_completions(&parts.headers, bytes, id).await
+        }
+        (&Method::GET, "/v1/models" | "/models") => {
+            let snapshot = gateway.snapshot.load();
+            let data: Vec<serde_json::Value> = model_ids(&snapshot.config)
+                .into_iter()
+                .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "freeway"}))
+                .collect();
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"object": "list", "data": data}),
+            )
+        }
+        (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (
+            _,
+            "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models" | "/healthz",
+        ) => {
+            let error = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed on {path}", request.method()),
+            );
+            error_response(&error, &id)
+        }
+        _ => {
+            let error = ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_url",
+                format!(
+                    "unknown request URL: {} {}",
+                    request.method(),
+                    request.uri().path()
+                ),
+            );
+            error_response(&error, &id)
+        }
+    }
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        format!("the request body is larger than this gateway's limit of {max} bytes"),
+    )
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut response = Response::new(full_body(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

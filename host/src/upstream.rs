@@ -1,0 +1,186 @@
+//! The one HTTP client every upstream call goes through: keep-alive pooling, HTTPS via rustls
+//! (webpki roots, HTTP/1.1 and HTTP/2 by ALPN), credential injection, and turning transport
+//! failures into typed attempt errors.
+//!
+//! Credentials: an adapter's `http-request` says only *how* to authenticate; the key is added
+//! here, after the plugin returned, so no plugin ever holds it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::ApiKey;
+use crate::plugins::bindings::adapter::{Auth, HttpRequest};
+use crate::plugins::bindings::types::ErrorKind;
+use crate::routing::{AttemptError, Source};
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<Connector, Full<Bytes>>,
+}
+
+impl Upstream {
+    pub fn new() -> anyhow::Result<Self> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Ok(Self { client })
+    }
+
+    /// Send an adapter-built request with the provider's key injected. Returns the response
+    /// head and streaming body; the caller applies its own deadline.
+    pub async fn send(
+        &self,
+        request: HttpRequest,
+        key: Option<&ApiKey>,
+    ) -> Result<hyper::Response<Incoming>, AttemptError> {
+        let http_request = build(request, key)?;
+        self.client
+            .request(http_request)
+            .await
+            .map_err(|e| transport_error(&e))
+    }
+}
+
+fn build(
+    request: HttpRequest,
+    key: Option<&ApiKey>,
+) -> Result<hyper::Request<Full<Bytes>>, AttemptError> {
+    let bad = |message: String| AttemptError {
+        source: Source::Plugin,
+        kind: ErrorKind::Internal,
+        retryable: true,
+        message,
+        status: None,
+        retry_after: None,
+        code: None,
+        param: None,
+    };
+    let mut url = request.url;
+    if let Auth::Query(param) = &request.auth {
+        let key = key.map(ApiKey::expose).unwrap_or_default();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        url = format!("{url}{sep}{}={}", encode_query(param), encode_query(key));
+    }
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|_| bad("the adapter built an invalid upstream URL".into()))?;
+    let method = hyper::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+        bad(format!(
+            "the adapter built an invalid method {:?}",
+            request.method
+        ))
+    })?;
+    let mut builder = hyper::Request::builder().method(method).uri(uri);
+    let headers = builder.headers_mut().expect("fresh builder has headers");
+    for (name, value) in &request.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("the adapter built an invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            bad(format!(
+                "the adapter built an invalid value for header {name}"
+            ))
+        })?;
+        headers.append(name, value);
+    }
+    if let Some(key) = key {
+        let injected = match &request.auth {
+            Auth::Bearer => Some((
+                hyper::header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", key.expose())),
+            )),
+            Auth::Header(name) => Some((
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    bad(format!(
+                        "the adapter asked for an invalid auth header {name:?}"
+                    ))
+                })?,
+                HeaderValue::from_str(key.expose()),
+            )),
+            Auth::None | Auth::Query(_) => None,
+        };
+        if let Some((name, value)) = injected {
+            let mut value = value.map_err(|_| AttemptError {
+                source: Source::Gateway,
+                kind: ErrorKind::Auth,
+                retryable: true,
+                message: "the provider's API key contains characters not allowed in a header"
+                    .into(),
+                status: None,
+                retry_after: None,
+                code: None,
+                param: None,
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
+    builder
+        .body(Full::new(Bytes::from(request.body)))
+        .map_err(|e| bad(format!("the adapter built an invalid request: {e}")))
+}
+
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn transport_error(error: &hyper_util::client::legacy::Error) -> AttemptError {
+    use std::error::Error as _;
+    let mut detail = String::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    let message = if error.is_connect() {
+        format!("cannot connect to the upstream: {detail}")
+    } else {
+        format!("the upstream connection failed: {detail}")
+    };
+    AttemptError {
+        source: Source::Upstream,
+        kind: ErrorKind::Unavailable,
+        retryable: true,
+        message,
+        status: None,
+        retry_after: None,
+        code: None,
+        param: None,
+    }
+}
