@@ -643,8 +643,8 @@ mod tests {
             "models = [\"llama\"]\nbase_ulr = \"x\"",
         );
         let err = parse(&text, &[]).expect_err("unknown key");
-        assert_eq!(err.path, "providers.groq");
-        assert!(err.reason.contains("base_ulr"), "{err}");
+        assert_eq!(err.path, "providers.groq.base_ulr");
+        assert!(err.reason.contains("unknown field"), "{err}");
     }
 
     #[test]

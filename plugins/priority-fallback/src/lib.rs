@@ -1,0 +1,177 @@
+//! The default routing policy: try targets in the order the operator configured them, skipping
+//! those that cannot answer now.
+//!
+//! A candidate is ready when it is healthy and not cooling down. With
+//! `{"include_cooling": true}` the healthy-but-cooling candidates are appended after the ready
+//! ones, soonest cooldown end first, so a request still has somewhere to go when every target
+//! is briefly rate-limited. Unhealthy candidates are never returned: the circuit breaker holds
+//! them out on purpose.
+
+use serde::Deserialize;
+
+use freeway_plugin_sdk::http::error;
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
+use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
+use freeway_plugin_sdk::types::{Error, ErrorKind, PluginKind};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    include_cooling: bool,
+}
+
+impl Settings {
+    fn parse(json: &str) -> Result<Self, Error> {
+        let json = json.trim();
+        if json.is_empty() || json == "{}" {
+            return Ok(Self::default());
+        }
+        // serde would also fill a struct from a JSON array.
+        if !json.starts_with('{') {
+            return Err(error(
+                ErrorKind::Internal,
+                false,
+                "invalid priority-fallback settings: expected a JSON object",
+            ));
+        }
+        serde_json::from_str(json).map_err(|problem| {
+            error(
+                ErrorKind::Internal,
+                false,
+                format!("invalid priority-fallback settings: {problem}"),
+            )
+        })
+    }
+}
+
+/// Candidate ids in the order to try them.
+fn order(candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
+    let mut ids: Vec<u32> = candidates
+        .iter()
+        .filter(|candidate| candidate.healthy && candidate.cooldown_ms == 0)
+        .map(|candidate| candidate.id)
+        .collect();
+    if settings.include_cooling {
+        let mut cooling: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|candidate| candidate.healthy && candidate.cooldown_ms > 0)
+            .collect();
+        // Stable: equal cooldowns keep the configured order.
+        cooling.sort_by_key(|candidate| candidate.cooldown_ms);
+        ids.extend(cooling.into_iter().map(|candidate| candidate.id));
+    }
+    ids
+}
+
+struct PriorityFallback;
+
+impl router_world::Guest for PriorityFallback {
+    fn metadata() -> PluginMetadata {
+        PluginMetadata {
+            name: "priority-fallback".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            kind: PluginKind::Router,
+            description: "Tries targets in configured order, skipping unhealthy and cooling ones"
+                .to_owned(),
+        }
+    }
+}
+
+impl policy::Guest for PriorityFallback {
+    fn route(
+        _request: RequestInfo,
+        candidates: Vec<Candidate>,
+        settings: String,
+    ) -> Result<Vec<u32>, Error> {
+        Ok(order(&candidates, &Settings::parse(&settings)?))
+    }
+}
+
+freeway_plugin_sdk::export_router!(PriorityFallback with_types_in freeway_plugin_sdk::router);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(id: u32, healthy: bool, cooldown_ms: u64) -> Candidate {
+        Candidate {
+            id,
+            provider: format!("provider-{id}"),
+            model: "model".to_owned(),
+            healthy,
+            cooldown_ms,
+            remaining_requests: None,
+            remaining_tokens: None,
+            quota_used: None,
+            in_flight: 0,
+            latency_ms: None,
+            ttft_ms: None,
+            error_rate: 0.0,
+            input_price: 0.0,
+            output_price: 0.0,
+            context_window: None,
+            weight: 1,
+            tags: Vec::new(),
+        }
+    }
+
+    fn route(candidates: &[Candidate], settings: &str) -> Result<Vec<u32>, Error> {
+        Ok(order(candidates, &Settings::parse(settings)?))
+    }
+
+    fn fleet() -> Vec<Candidate> {
+        vec![
+            candidate(0, true, 5_000),
+            candidate(1, false, 0),
+            candidate(2, true, 0),
+            candidate(3, true, 1_000),
+            candidate(4, true, 0),
+            candidate(5, false, 200),
+            candidate(6, true, 1_000),
+        ]
+    }
+
+    #[test]
+    fn ready_candidates_in_configured_order() {
+        assert_eq!(route(&fleet(), "{}").expect("valid"), [2, 4]);
+        assert_eq!(
+            route(&fleet(), r#"{"include_cooling": false}"#).expect("valid"),
+            [2, 4]
+        );
+    }
+
+    #[test]
+    fn cooling_candidates_follow_soonest_first_when_asked() {
+        assert_eq!(
+            route(&fleet(), r#"{"include_cooling": true}"#).expect("valid"),
+            [2, 4, 3, 6, 0]
+        );
+    }
+
+    #[test]
+    fn nothing_ready_means_nothing_to_try() {
+        let all_down = [candidate(0, false, 0), candidate(1, true, 10)];
+        assert!(route(&all_down, "").expect("valid").is_empty());
+        assert!(route(&[], "{}").expect("valid").is_empty());
+    }
+
+    #[test]
+    fn ids_are_returned_as_given() {
+        let candidates = [candidate(7, true, 0), candidate(3, true, 0)];
+        assert_eq!(route(&candidates, "{}").expect("valid"), [7, 3]);
+    }
+
+    #[test]
+    fn bad_settings_are_typed_errors() {
+        for settings in [
+            r#"{"include_coling": true}"#,
+            r#"{"include_cooling": "yes"}"#,
+            "[]",
+        ] {
+            let error = route(&fleet(), settings).expect_err("invalid");
+            assert_eq!(error.kind, ErrorKind::Internal);
+            assert!(error.message.contains("priority-fallback settings"));
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Guest side of the `freeway:plugin` WIT package, for plugins written in Rust.
+//!
+//! This crate is the one place guest bindings are generated. A plugin depends on it, implements
+//! the generated `Guest` traits of its world and names its type with the world's export macro:
+//!
+//! ```ignore
+//! struct MyAdapter;
+//! impl freeway_plugin_sdk::provider::Guest for MyAdapter { /* metadata */ }
+//! impl freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Guest for MyAdapter { /* ... */ }
+//! freeway_plugin_sdk::export_provider!(MyAdapter with_types_in freeway_plugin_sdk::provider);
+//! ```
+//!
+//! It also holds the helpers several plugins need (SSE framing, rate-limit header parsing,
+//! error construction), so every adapter reads upstream answers the same way.
+
+pub mod http;
+pub mod sse;
+
+/// The shared `types` interface (errors, rate limits, usage, metadata), one Rust type for all
+/// three worlds so helpers work for every kind of plugin.
+pub use provider::freeway::plugin::types;
+
+// The export macros at the crate root, where the example above names them.
+pub use filter::export_filter;
+pub use provider::export_provider;
+pub use router::export_router;
+
+/// Bindings for the `provider` world (provider adapters).
+pub mod provider {
+    wit_bindgen::generate!({
+        world: "provider",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_provider",
+        default_bindings_module: "freeway_plugin_sdk::provider",
+    });
+}
+
+/// Bindings for the `router` world (routing policies).
+pub mod router {
+    wit_bindgen::generate!({
+        world: "router",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_router",
+        default_bindings_module: "freeway_plugin_sdk::router",
+        with: { "freeway:plugin/types@0.1.0": crate::types },
+    });
+}
+
+/// Bindings for the `filter` world (request/response guards).
+pub mod filter {
+    wit_bindgen::generate!({
+        world: "filter",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_filter",
+        default_bindings_module: "freeway_plugin_sdk::filter",
+        with: { "freeway:plugin/types@0.1.0": crate::types },
+    });
+}
