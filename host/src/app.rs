@@ -14,14 +14,15 @@ use crate::routing::TargetStates;
 use crate::upstream::Upstream;
 
 /// Load and validate everything a gateway needs, logging what is disabled and why.
-pub fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow::Result<Snapshot> {
+pub async fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow::Result<Snapshot> {
     let config = Config::load(config_path)?;
     let plugins = PluginSet::load_dir(
         runtime,
         &config.plugin_dir,
         config.cache_dir.as_deref(),
         &|name| config.limits_for(name),
-    )?;
+    )
+    .await?;
     for (file, reason) in &plugins.rejected {
         tracing::error!(file = %file.display(), "plugin refused: {reason}");
     }
@@ -43,9 +44,9 @@ pub fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow::Resu
     Ok(Snapshot { config, plugins })
 }
 
-pub fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
+pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     let runtime = Arc::new(Runtime::new().context("cannot start the WebAssembly runtime")?);
-    let snapshot = load_snapshot(&runtime, config_path)?;
+    let snapshot = load_snapshot(&runtime, config_path).await?;
     if snapshot.config.providers.is_empty() {
         bail!(
             "invalid config: no [providers.*] configured in {}",

@@ -105,6 +105,7 @@ mod raw {
         #[serde(default)]
         pub models: Vec<String>,
         pub timeout_ms: Option<u64>,
+        pub stream_idle_timeout_ms: Option<u64>,
         pub settings: Option<toml::Table>,
         pub enabled: Option<bool>,
     }
@@ -148,6 +149,8 @@ pub struct Provider {
     pub models: Vec<String>,
     /// Per-attempt deadline: the whole answer when not streaming, the first chunk when streaming.
     pub timeout: Duration,
+    /// Once a stream is committed: the longest gap between two upstream chunks.
+    pub stream_idle_timeout: Duration,
     /// Adapter settings as a JSON object.
     pub settings: Arc<str>,
 }
@@ -196,6 +199,7 @@ pub struct Config {
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 120_000;
+const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
 
 impl Config {
     /// Read, expand `${VAR}`s, parse and validate a config file.
@@ -476,6 +480,15 @@ fn validate(
         if timeout_ms == 0 {
             return Err(error(format!("{path}.timeout_ms"), "must be positive"));
         }
+        let idle_ms = p
+            .stream_idle_timeout_ms
+            .unwrap_or(DEFAULT_STREAM_IDLE_TIMEOUT_MS);
+        if idle_ms == 0 {
+            return Err(error(
+                format!("{path}.stream_idle_timeout_ms"),
+                "must be positive",
+            ));
+        }
         let (api_key, disabled) = match (&p.api_key_env, p.enabled) {
             (_, Some(false)) => (
                 None,
@@ -498,6 +511,7 @@ fn validate(
                 disabled,
                 models: p.models,
                 timeout: Duration::from_millis(timeout_ms),
+                stream_idle_timeout: Duration::from_millis(idle_ms),
                 settings: table_to_json(p.settings),
             },
         );

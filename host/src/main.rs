@@ -82,7 +82,17 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    let gateway = match app::build_gateway(&args.config) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("freeway: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let gateway = match runtime.block_on(app::build_gateway(&args.config)) {
         Ok(gateway) => gateway,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -94,16 +104,6 @@ fn main() -> ExitCode {
         println!("config and plugins OK: {}", args.config.display());
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("freeway: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
-    };
     let result = runtime.block_on(async move {
         let addr = args.listen.unwrap_or(gateway.snapshot.load().config.listen);
         let listener = server::bind(addr).await?;

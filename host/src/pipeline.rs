@@ -19,10 +19,10 @@ use wasmtime::component::ResourceAny;
 
 use crate::config::{Config, Provider, TargetRef};
 use crate::openai::{ApiError, ChatRequestInfo, inspect_chat_request};
+use crate::plugin_call;
 use crate::plugins::bindings::adapter::{self, Target};
 use crate::plugins::bindings::guard::{self, ChunkVerdict, RequestVerdict, ResponseVerdict};
 use crate::plugins::bindings::policy;
-use crate::plugins::registry::WorldBindings;
 use crate::plugins::{Lease, Plugin, PluginFault, PluginSet, Runtime};
 use crate::routing::{AttemptError, InFlight, RouteLog, RouteOutcome, TargetStates, client_error};
 use crate::server::{ChannelBody, ResponseBody, full_body};
@@ -187,10 +187,11 @@ impl Gateway {
         })?;
         let filters = self
             .run_request_filters(snapshot, &route, ctx, &mut body)
+            .await
             .map_err(no_route)?;
 
         let mut log = RouteLog::default();
-        let order = self.order_targets(snapshot, &route, ctx, &mut log);
+        let order = self.order_targets(snapshot, &route, ctx, &mut log).await;
         for target in order {
             let Some(provider) = config.providers.get(&target.provider) else {
                 continue;
@@ -212,7 +213,7 @@ impl Gateway {
             let outcome = if ctx.info.stream {
                 self.attempt_stream(adapter, provider, &target, &body)
                     .await
-                    .map(Success::Stream)
+                    .map(|open| Success::Stream(Box::new(open)))
             } else {
                 self.attempt_json(adapter, provider, &target, &body)
                     .await
@@ -226,7 +227,8 @@ impl Gateway {
                         Success::Json(completion) => {
                             drop(in_flight);
                             state.record_success(took, None);
-                            self.json_answer(ctx, &target, completion, &filters, &log)?
+                            self.json_answer(ctx, &target, completion, &filters, &log)
+                                .await?
                         }
                         Success::Stream(open) => self.stream_answer(
                             ctx,
@@ -256,7 +258,7 @@ impl Gateway {
 
     /// Run request filters in order. A filter that faults fails the request closed: an
     /// unfiltered prompt must never reach a provider.
-    fn run_request_filters(
+    async fn run_request_filters(
         &self,
         snapshot: &Snapshot,
         route: &Route<'_>,
@@ -274,19 +276,19 @@ impl Gateway {
             })?;
             let settings = snapshot.config.filter_settings(name);
             let info = guard_info(ctx);
-            let mut lease = plugin.lease().map_err(fault_error)?;
-            let outcome = lease
-                .call("on-request", |store, b| {
-                    guard_of(b)?.call_on_request(store, &info, body, &settings)
-                })
-                .map_err(fault_error)?
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "plugin_error",
-                        format!("filter '{name}' failed: {}", e.message),
-                    )
-                })?;
+            let mut lease = plugin.lease().await.map_err(fault_error)?;
+            let outcome = plugin_call!(lease, "on-request", |store, b| b
+                .guard()?
+                .call_on_request(store, &info, body, &settings)
+                .await)
+            .map_err(fault_error)?
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "plugin_error",
+                    format!("filter '{name}' failed: {}", e.message),
+                )
+            })?;
             match outcome.verdict {
                 RequestVerdict::Allow => {}
                 RequestVerdict::Rewrite(new_body) => {
@@ -326,7 +328,7 @@ impl Gateway {
 
     /// Enabled targets in the order the model's router chooses. A router that faults is
     /// logged and the configured order is used: routers only reorder, they guard nothing.
-    fn order_targets(
+    async fn order_targets(
         &self,
         snapshot: &Snapshot,
         route: &Route<'_>,
@@ -398,17 +400,13 @@ impl Gateway {
             metadata: ctx.info.metadata.clone(),
             session: ctx.session.clone(),
         };
-        let ordered = router.lease().and_then(|mut lease| {
-            lease.call("route", |store, b| match b {
-                WorldBindings::Router(r) => r.freeway_plugin_policy().call_route(
-                    store,
-                    &request,
-                    &candidates,
-                    route.router_settings,
-                ),
-                _ => Err(wasmtime::Error::msg("not a router")),
-            })
-        });
+        let ordered = match router.lease().await {
+            Ok(mut lease) => plugin_call!(lease, "route", |store, b| b
+                .policy()?
+                .call_route(store, &request, &candidates, route.router_settings)
+                .await),
+            Err(fault) => Err(fault),
+        };
         match ordered {
             Ok(Ok(ids)) => {
                 let mut seen = vec![false; enabled.len()];
@@ -456,12 +454,12 @@ impl Gateway {
         body: &str,
     ) -> Result<adapter::Completion, AttemptError> {
         let upstream_target = adapter_target(provider, target, false);
-        let mut lease = adapter.lease()?;
-        let request = lease
-            .call("build-request", |store, b| {
-                adapter_of(b)?.call_build_request(store, &upstream_target, body)
-            })?
-            .map_err(AttemptError::from_plugin_error)?;
+        let mut lease = adapter.lease().await?;
+        let request = plugin_call!(lease, "build-request", |store, b| b
+            .adapter()?
+            .call_build_request(store, &upstream_target, body)
+            .await)?
+        .map_err(AttemptError::from_plugin_error)?;
         let exchange = async {
             let response = self
                 .upstream
@@ -485,15 +483,17 @@ impl Gateway {
             .map_err(|_| AttemptError::timeout(provider.timeout))??;
         let status = parts.status.as_u16();
         let headers = header_pairs(&parts.headers);
-        let parsed = lease.call("parse-response", |store, b| {
-            adapter_of(b)?.call_parse_response(store, &upstream_target, status, &headers, &bytes)
-        })?;
+        let parsed = plugin_call!(lease, "parse-response", |store, b| b
+            .adapter()?
+            .call_parse_response(store, &upstream_target, status, &headers, &bytes)
+            .await)?;
         match parsed {
             Ok(completion) => Ok(completion),
             Err(error) => {
-                let limits = lease.call("read-rate-limits", |store, b| {
-                    adapter_of(b)?.call_read_rate_limits(store, status, &headers, &bytes)
-                })?;
+                let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                    .adapter()?
+                    .call_read_rate_limits(store, status, &headers, &bytes)
+                    .await)?;
                 let mut error = AttemptError::from_plugin_error(error);
                 if error.retry_after.is_none() {
                     error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
@@ -511,12 +511,12 @@ impl Gateway {
         body: &str,
     ) -> Result<OpenStream, AttemptError> {
         let upstream_target = adapter_target(provider, target, true);
-        let mut lease = adapter.lease()?;
-        let request = lease
-            .call("build-request", |store, b| {
-                adapter_of(b)?.call_build_request(store, &upstream_target, body)
-            })?
-            .map_err(AttemptError::from_plugin_error)?;
+        let mut lease = adapter.lease().await?;
+        let request = plugin_call!(lease, "build-request", |store, b| b
+            .adapter()?
+            .call_build_request(store, &upstream_target, body)
+            .await)?
+        .map_err(AttemptError::from_plugin_error)?;
         let deadline = tokio::time::Instant::now() + provider.timeout;
         let response = tokio::time::timeout_at(
             deadline,
@@ -533,18 +533,14 @@ impl Gateway {
                 .map_err(|_| AttemptError::timeout(provider.timeout))?
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
-            let parsed = lease.call("parse-response", |store, b| {
-                adapter_of(b)?.call_parse_response(
-                    store,
-                    &upstream_target,
-                    status,
-                    &headers,
-                    &bytes,
-                )
-            })?;
-            let limits = lease.call("read-rate-limits", |store, b| {
-                adapter_of(b)?.call_read_rate_limits(store, status, &headers, &bytes)
-            })?;
+            let parsed = plugin_call!(lease, "parse-response", |store, b| b
+                .adapter()?
+                .call_parse_response(store, &upstream_target, status, &headers, &bytes,)
+                .await)?;
+            let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                .adapter()?
+                .call_read_rate_limits(store, status, &headers, &bytes)
+                .await)?;
             let mut error = match parsed {
                 Err(error) => AttemptError::from_plugin_error(error),
                 Ok(_) => AttemptError::upstream(
@@ -557,17 +553,17 @@ impl Gateway {
             }
             return Err(error);
         }
-        let decoder = lease.call("stream-decoder", |store, b| {
-            adapter_of(b)?
-                .stream_decoder()
-                .call_constructor(store, &upstream_target)
-        })?;
+        let decoder = plugin_call!(lease, "stream-decoder", |store, b| b
+            .adapter()?
+            .stream_decoder()
+            .call_constructor(store, &upstream_target)
+            .await)?;
         let mut open = OpenStream {
             lease,
             decoder,
             body: incoming,
             pending: Vec::new(),
-            idle_timeout: provider.timeout,
+            idle_timeout: provider.stream_idle_timeout,
             finished: false,
         };
         // Peek: read until the decoder yields a chunk, so a target that fails before its first
@@ -576,11 +572,11 @@ impl Gateway {
             let next = tokio::time::timeout_at(deadline, open.next_chunks()).await;
             match next {
                 Err(_) => {
-                    open.close();
+                    open.close().await;
                     return Err(AttemptError::timeout(provider.timeout));
                 }
                 Ok(Err(error)) => {
-                    open.close();
+                    open.close().await;
                     return Err(error);
                 }
                 Ok(Ok(chunks)) => {
@@ -589,7 +585,7 @@ impl Gateway {
                         return Ok(open);
                     }
                     if open.finished {
-                        open.close();
+                        open.close().await;
                         return Err(AttemptError::upstream(
                             crate::plugins::bindings::types::ErrorKind::InvalidResponse,
                             "the upstream stream ended without any chunk",
@@ -600,7 +596,7 @@ impl Gateway {
         }
     }
 
-    fn json_answer(
+    async fn json_answer(
         &self,
         ctx: &RequestContext,
         target: &TargetRef,
@@ -611,22 +607,21 @@ impl Gateway {
         let mut body = completion.body;
         let info = guard_info(ctx);
         for filter in filters {
-            let verdict = filter
-                .plugin
-                .lease()
-                .and_then(|mut lease| {
-                    lease.call("on-response", |store, b| {
-                        guard_of(b)?.call_on_response(
-                            store,
-                            &info,
-                            filter.state.as_deref(),
-                            &body,
-                            &filter.settings,
-                        )
-                    })
-                })
-                .map_err(|f| (fault_error(f), log.clone()))?
-                .map_err(|e| (filter_error(&filter.plugin.name, &e.message), log.clone()))?;
+            let verdict = match filter.plugin.lease().await {
+                Ok(mut lease) => plugin_call!(lease, "on-response", |store, b| b
+                    .guard()?
+                    .call_on_response(
+                        store,
+                        &info,
+                        filter.state.as_deref(),
+                        &body,
+                        &filter.settings
+                    )
+                    .await),
+                Err(fault) => Err(fault),
+            }
+            .map_err(|f| (fault_error(f), log.clone()))?
+            .map_err(|e| (filter_error(&filter.plugin.name, &e.message), log.clone()))?;
             match verdict {
                 ResponseVerdict::Allow => {}
                 ResponseVerdict::Rewrite(new_body) => body = new_body,
@@ -672,7 +667,7 @@ impl Gateway {
         self: &Arc<Self>,
         ctx: &RequestContext,
         target: TargetRef,
-        open: OpenStream,
+        open: Box<OpenStream>,
         filters: Vec<ActiveFilter>,
         log: RouteLog,
         in_flight: InFlight,
@@ -692,20 +687,18 @@ impl Gateway {
             attempt_started,
             target,
             log,
-            filters: filters
-                .into_iter()
-                .map(|f| StreamFilter::open(f, &guard_info(ctx)))
-                .collect(),
+            filters: Vec::new(),
             gateway: self.clone(),
         };
-        tokio::spawn(pump.run(open, tx, in_flight));
+        let info = guard_info(ctx);
+        tokio::spawn(pump.run(open, filters, info, tx, in_flight));
         response
     }
 }
 
 enum Success {
     Json(adapter::Completion),
-    Stream(OpenStream),
+    Stream(Box<OpenStream>),
 }
 
 /// A filter that ran on the request, with the state it asked to see again on the answer.
@@ -738,13 +731,12 @@ impl OpenStream {
                 let Ok(data) = frame.into_data() else {
                     return Ok(Vec::new());
                 };
-                self.lease
-                    .call("stream-decoder.push", |store, b| {
-                        adapter_of(b)?
-                            .stream_decoder()
-                            .call_push(store, decoder, &data)
-                    })?
-                    .map_err(AttemptError::from_plugin_error)
+                plugin_call!(self.lease, "stream-decoder.push", |store, b| b
+                    .adapter()?
+                    .stream_decoder()
+                    .call_push(store, decoder, &data)
+                    .await)?
+                .map_err(AttemptError::from_plugin_error)
             }
             Some(Err(e)) => Err(AttemptError::upstream(
                 crate::plugins::bindings::types::ErrorKind::Unavailable,
@@ -752,21 +744,22 @@ impl OpenStream {
             )),
             None => {
                 self.finished = true;
-                self.lease
-                    .call("stream-decoder.finish", |store, b| {
-                        adapter_of(b)?.stream_decoder().call_finish(store, decoder)
-                    })?
-                    .map_err(AttemptError::from_plugin_error)
+                plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
+                    .adapter()?
+                    .stream_decoder()
+                    .call_finish(store, decoder)
+                    .await)?
+                .map_err(AttemptError::from_plugin_error)
             }
         }
     }
 
     /// Release the decoder resource so a pooled instance goes back clean.
-    fn close(&mut self) {
+    async fn close(&mut self) {
         let decoder = self.decoder;
-        let _ = self.lease.call("stream-decoder.drop", |store, _| {
-            decoder.resource_drop(store)
-        });
+        let _ = plugin_call!(self.lease, "stream-decoder.drop", |store, _exports| decoder
+            .resource_drop_async(store)
+            .await);
     }
 }
 
@@ -778,20 +771,16 @@ struct StreamFilter {
 }
 
 impl StreamFilter {
-    fn open(filter: ActiveFilter, info: &guard::RequestInfo) -> StreamFilter {
+    async fn open(filter: ActiveFilter, info: &guard::RequestInfo) -> StreamFilter {
         let name = filter.plugin.name.clone();
-        let mut lease = filter.plugin.lease();
+        let mut lease = filter.plugin.lease().await;
         let resource = match &mut lease {
-            Ok(lease) => lease
-                .call("stream-filter", |store, b| {
-                    guard_of(b)?.stream_filter().call_constructor(
-                        store,
-                        info,
-                        filter.state.as_deref(),
-                        &filter.settings,
-                    )
-                })
-                .ok(),
+            Ok(lease) => plugin_call!(*lease, "stream-filter", |store, b| b
+                .guard()?
+                .stream_filter()
+                .call_constructor(store, info, filter.state.as_deref(), &filter.settings,)
+                .await)
+            .ok(),
             Err(_) => None,
         };
         StreamFilter {
@@ -802,7 +791,7 @@ impl StreamFilter {
     }
 
     /// Pass chunks through this filter. A fault ends the stream (fail closed).
-    fn apply(&mut self, chunks: Vec<String>) -> Result<Vec<String>, String> {
+    async fn apply(&mut self, chunks: Vec<String>) -> Result<Vec<String>, String> {
         let (Ok(lease), Some(resource)) = (&mut self.lease, self.resource) else {
             return Err(format!(
                 "filter '{}' could not start its stream hook",
@@ -811,14 +800,13 @@ impl StreamFilter {
         };
         let mut out = Vec::with_capacity(chunks.len());
         for chunk in chunks {
-            let verdict = lease
-                .call("stream-filter.on-chunk", |store, b| {
-                    guard_of(b)?
-                        .stream_filter()
-                        .call_on_chunk(store, resource, &chunk)
-                })
-                .map_err(|f| f.to_string())?
-                .map_err(|e| format!("filter '{}' failed: {}", self.name, e.message))?;
+            let verdict = plugin_call!(*lease, "stream-filter.on-chunk", |store, b| b
+                .guard()?
+                .stream_filter()
+                .call_on_chunk(store, resource, &chunk)
+                .await)
+            .map_err(|f| f.to_string())?
+            .map_err(|e| format!("filter '{}' failed: {}", self.name, e.message))?;
             match verdict {
                 ChunkVerdict::Pass => out.push(chunk),
                 ChunkVerdict::Replace(replacement) => out.extend(replacement),
@@ -827,22 +815,23 @@ impl StreamFilter {
         Ok(out)
     }
 
-    fn finish(&mut self) -> Result<Vec<String>, String> {
+    async fn finish(&mut self) -> Result<Vec<String>, String> {
         let (Ok(lease), Some(resource)) = (&mut self.lease, self.resource.take()) else {
             return Err(format!(
                 "filter '{}' could not start its stream hook",
                 self.name
             ));
         };
-        let out = lease
-            .call("stream-filter.finish", |store, b| {
-                guard_of(b)?.stream_filter().call_finish(store, resource)
-            })
-            .map_err(|f| f.to_string())?
-            .map_err(|e| format!("filter '{}' failed: {}", self.name, e.message));
-        let _ = lease.call("stream-filter.drop", |store, _| {
-            resource.resource_drop(store)
-        });
+        let out = plugin_call!(*lease, "stream-filter.finish", |store, b| b
+            .guard()?
+            .stream_filter()
+            .call_finish(store, resource)
+            .await)
+        .map_err(|f| f.to_string())?
+        .map_err(|e| format!("filter '{}' failed: {}", self.name, e.message));
+        let _ = plugin_call!(*lease, "stream-filter.drop", |store, _exports| resource
+            .resource_drop_async(store)
+            .await);
         out
     }
 }
@@ -861,7 +850,17 @@ struct StreamPump {
 }
 
 impl StreamPump {
-    async fn run(mut self, mut open: OpenStream, tx: mpsc::Sender<Bytes>, in_flight: InFlight) {
+    async fn run(
+        mut self,
+        mut open: Box<OpenStream>,
+        filters: Vec<ActiveFilter>,
+        info: guard::RequestInfo,
+        tx: mpsc::Sender<Bytes>,
+        in_flight: InFlight,
+    ) {
+        for filter in filters {
+            self.filters.push(StreamFilter::open(filter, &info).await);
+        }
         let ttft = self.attempt_started.elapsed();
         let mut usage = None;
         let mut chunks = std::mem::take(&mut open.pending);
@@ -889,12 +888,12 @@ impl StreamPump {
                 }
             };
         }
-        open.close();
+        open.close().await;
         if outcome.is_ok() {
             // Filters may hold text back until the end.
             let mut tail = Vec::new();
             for i in 0..self.filters.len() {
-                match self.filters[i].finish() {
+                match self.filters[i].finish().await {
                     Ok(out) => {
                         tail.extend(out);
                     }
@@ -964,7 +963,7 @@ impl StreamPump {
             }
             let mut texts = vec![chunk.data];
             for filter in &mut self.filters {
-                texts = filter.apply(texts)?;
+                texts = filter.apply(texts).await?;
             }
             for text in texts {
                 tx.send(sse_frame(&text))
@@ -991,24 +990,6 @@ fn adapter_target(provider: &Provider, target: &TargetRef, stream: bool) -> Targ
         model: target.model.clone(),
         stream,
         settings: provider.settings.to_string(),
-    }
-}
-
-fn adapter_of(
-    bindings: &WorldBindings,
-) -> wasmtime::Result<&crate::plugins::bindings::adapter::Guest> {
-    match bindings {
-        WorldBindings::Provider(p) => Ok(p.freeway_plugin_adapter()),
-        _ => Err(wasmtime::Error::msg(
-            "this plugin is not a provider adapter",
-        )),
-    }
-}
-
-fn guard_of(bindings: &WorldBindings) -> wasmtime::Result<&guard::Guest> {
-    match bindings {
-        WorldBindings::Filter(f) => Ok(f.freeway_plugin_guard()),
-        _ => Err(wasmtime::Error::msg("this plugin is not a filter")),
     }
 }
 

@@ -369,7 +369,7 @@ impl RouteLog {
         let (status, code) = if failures.iter().all(|e| e.kind == ErrorKind::Timeout) {
             (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
         } else if failures.iter().all(|e| e.kind == ErrorKind::Unavailable) {
-            (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable")
+            (StatusCode::SERVICE_UNAVAILABLE, "no_available_target")
         } else {
             (StatusCode::BAD_GATEWAY, "upstream_error")
         };

@@ -1,11 +1,16 @@
 //! The host's one bindgen site: Rust types and call stubs for the three worlds of
 //! `wit/freeway.wit`. The `types` interface is generated once (in `provider`) and shared by the
 //! other two worlds, so an error or usage record is the same Rust type whichever plugin made it.
+//!
+//! Exports are called asynchronously (on a wasmtime fiber): WASI's blocking calls, such as the
+//! panic message a Rust guest writes to stderr before it traps, then await instead of blocking
+//! a tokio worker with a nested runtime.
 
 pub mod provider {
     wasmtime::component::bindgen!({
         world: "provider",
         path: "../wit",
+        exports: { default: async },
     });
 }
 
@@ -13,6 +18,7 @@ pub mod router {
     wasmtime::component::bindgen!({
         world: "router",
         path: "../wit",
+        exports: { default: async },
         with: { "freeway:plugin/types": crate::plugins::bindings::types },
     });
 }
@@ -21,6 +27,7 @@ pub mod filter {
     wasmtime::component::bindgen!({
         world: "filter",
         path: "../wit",
+        exports: { default: async },
         with: { "freeway:plugin/types": crate::plugins::bindings::types },
     });
 }

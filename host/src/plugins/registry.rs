@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::Component;
 
-use super::bindings::{filter, provider, router, types};
+use super::bindings::{adapter, filter, guard, policy, provider, router, types};
 use super::{Plugin, PluginLimits, PluginState, PluginStats, Runtime};
 
 /// Which of the three worlds a component implements.
@@ -73,24 +73,51 @@ pub enum WorldBindings {
 }
 
 impl WorldPre {
-    pub(super) fn instantiate(
+    pub(super) async fn instantiate(
         &self,
         store: &mut Store<PluginState>,
     ) -> wasmtime::Result<WorldBindings> {
         Ok(match self {
-            WorldPre::Provider(pre) => WorldBindings::Provider(pre.instantiate(store)?),
-            WorldPre::Router(pre) => WorldBindings::Router(pre.instantiate(store)?),
-            WorldPre::Filter(pre) => WorldBindings::Filter(pre.instantiate(store)?),
+            WorldPre::Provider(pre) => WorldBindings::Provider(pre.instantiate_async(store).await?),
+            WorldPre::Router(pre) => WorldBindings::Router(pre.instantiate_async(store).await?),
+            WorldPre::Filter(pre) => WorldBindings::Filter(pre.instantiate_async(store).await?),
         })
     }
 }
 
 impl WorldBindings {
-    fn metadata(&self, store: &mut Store<PluginState>) -> wasmtime::Result<types::PluginMetadata> {
+    async fn metadata(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<types::PluginMetadata> {
         match self {
-            WorldBindings::Provider(b) => b.call_metadata(store),
-            WorldBindings::Router(b) => b.call_metadata(store),
-            WorldBindings::Filter(b) => b.call_metadata(store),
+            WorldBindings::Provider(b) => b.call_metadata(store).await,
+            WorldBindings::Router(b) => b.call_metadata(store).await,
+            WorldBindings::Filter(b) => b.call_metadata(store).await,
+        }
+    }
+
+    /// The adapter exports, or an error if this instance is another kind of plugin.
+    pub fn adapter(&self) -> wasmtime::Result<&adapter::Guest> {
+        match self {
+            WorldBindings::Provider(p) => Ok(p.freeway_plugin_adapter()),
+            _ => Err(wasmtime::Error::msg(
+                "this plugin is not a provider adapter",
+            )),
+        }
+    }
+
+    pub fn policy(&self) -> wasmtime::Result<&policy::Guest> {
+        match self {
+            WorldBindings::Router(r) => Ok(r.freeway_plugin_policy()),
+            _ => Err(wasmtime::Error::msg("this plugin is not a router")),
+        }
+    }
+
+    pub fn guard(&self) -> wasmtime::Result<&guard::Guest> {
+        match self {
+            WorldBindings::Filter(f) => Ok(f.freeway_plugin_guard()),
+            _ => Err(wasmtime::Error::msg("this plugin is not a filter")),
         }
     }
 }
@@ -110,7 +137,7 @@ impl PluginSet {
 
     /// Load every `*.wasm` in `dir`. A file that fails is recorded in `rejected`, not fatal:
     /// whether the gateway can run without it is the config's question.
-    pub fn load_dir(
+    pub async fn load_dir(
         runtime: &Arc<Runtime>,
         dir: &Path,
         cache_dir: Option<&Path>,
@@ -124,7 +151,7 @@ impl PluginSet {
         files.sort();
         let mut set = PluginSet::default();
         for path in files {
-            match load_file(runtime, &path, cache_dir, limits_for) {
+            match load_file(runtime, &path, cache_dir, limits_for).await {
                 Ok(plugin) => {
                     if let Some(existing) = set.plugins.get(&plugin.name) {
                         set.rejected.push((
@@ -147,7 +174,7 @@ impl PluginSet {
 }
 
 /// Compile (or load from cache), identify and smoke-test one component file.
-pub fn load_file(
+pub async fn load_file(
     runtime: &Arc<Runtime>,
     path: &Path,
     cache_dir: Option<&Path>,
@@ -175,11 +202,13 @@ pub fn load_file(
     let probe_limits = limits_for("");
     let mut store = runtime.new_store(&probe_limits);
     store.set_epoch_deadline(1000);
-    let metadata = pre
-        .instantiate(&mut store)
-        .and_then(|bindings| bindings.metadata(&mut store))
-        .map_err(anyhow::Error::from)
-        .context("its smoke test (instantiate + metadata) failed")?;
+    let metadata = async {
+        let bindings = pre.instantiate(&mut store).await?;
+        bindings.metadata(&mut store).await
+    }
+    .await
+    .map_err(anyhow::Error::from)
+    .context("its smoke test (instantiate + metadata) failed")?;
     if metadata.kind != world.kind() {
         bail!(
             "it exports the {world} world but its metadata says kind {:?}",

@@ -1,0 +1,394 @@
+"""Harness that runs the real `freeway` binary against local mock upstreams.
+
+Everything binds 127.0.0.1 port 0: the gateway prints the port it got
+(`freeway listening on http://127.0.0.1:PORT`) and the mocks report theirs. A gateway's stderr is
+collected by a reader thread, so tests can wait for a log line and failures show what the gateway
+said.
+
+Paths come from the environment so CI and developers can point elsewhere:
+  FREEWAY_BIN               the gateway binary (default target/release/freeway)
+  FREEWAY_PLUGINS_DIR       bundled plugins (default plugins/dist)
+  FREEWAY_TEST_PLUGINS_DIR  testing plugins (default target/test-plugins)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import httpx
+import openai
+import pytest
+
+from mock_openai import MockOpenAI
+
+REPO = Path(__file__).resolve().parents[2]
+FREEWAY_BIN = Path(os.environ.get("FREEWAY_BIN", REPO / "target/release/freeway"))
+PLUGINS_DIR = Path(os.environ.get("FREEWAY_PLUGINS_DIR", REPO / "plugins/dist"))
+TEST_PLUGINS_DIR = Path(os.environ.get("FREEWAY_TEST_PLUGINS_DIR", REPO / "target/test-plugins"))
+
+BUNDLED = ("openai-compatible", "priority-fallback")
+TESTING = ("hostile", "hostile-router", "test-guard")
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+LISTEN_RE = re.compile(r"^freeway listening on (http://127\.0\.0\.1:(\d+))$")
+# Generous: the first start of a session compiles every plugin (later starts hit the cache).
+START_TIMEOUT = float(os.environ.get("FREEWAY_START_TIMEOUT", "90"))
+
+# Environment variables a test's gateway must not inherit from the developer's shell.
+_SCRUBBED_PREFIXES = ("MOCK_", "FREEWAY_TEST_", "OPENAI_", "GROQ_", "CEREBRAS_", "MISTRAL_",
+                      "DEEPSEEK_", "OPENROUTER_", "OLLAMA_")
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML writing (the stdlib reads TOML but does not write it)
+# ---------------------------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else json.dumps(k)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+# Tables written inline (`settings = {...}`) rather than as [sections]: they are values.
+_INLINE_KEYS = {"settings"}
+
+
+def to_toml(doc: dict[str, Any]) -> str:
+    lines: list[str] = []
+
+    def table(prefix: list[str], d: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in d.items()
+                   if not isinstance(v, dict) or k in _INLINE_KEYS}
+        tables = {k: v for k, v in d.items() if isinstance(v, dict) and k not in _INLINE_KEYS}
+        if prefix and (scalars or not tables):
+            lines.append("[" + ".".join(_key(p) for p in prefix) + "]")
+        for k, v in scalars.items():
+            lines.append(f"{_key(k)} = {_value(v)}")
+        if prefix and (scalars or not tables):
+            lines.append("")
+        for k, v in tables.items():
+            table(prefix + [k], v)
+
+    table([], doc)
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The gateway process
+# ---------------------------------------------------------------------------------------------
+
+
+# Every gateway started and not yet stopped; conftest shows their stderr when a test fails.
+LIVE: list["Gateway"] = []
+
+
+class Gateway:
+    """A running `freeway serve`."""
+
+    def __init__(self, proc: subprocess.Popen, config_path: Path) -> None:
+        LIVE.append(self)
+        self.proc = proc
+        self.config_path = config_path
+        self.url = ""
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._cond = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._pump, args=(proc.stdout, self._stdout), daemon=True),
+            threading.Thread(target=self._pump, args=(proc.stderr, self._stderr), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _pump(self, stream: Any, sink: list[str]) -> None:
+        for line in iter(stream.readline, ""):
+            # Log lines are matched as text: colour codes (if the gateway emits any) are dropped.
+            with self._cond:
+                sink.append(ANSI_RE.sub("", line.rstrip("\n")))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- output -------------------------------------------------------------------------------
+
+    @property
+    def stdout_lines(self) -> list[str]:
+        with self._cond:
+            return list(self._stdout)
+
+    @property
+    def stderr(self) -> str:
+        with self._cond:
+            return "\n".join(self._stderr)
+
+    def stderr_since(self, mark: int) -> str:
+        with self._cond:
+            return "\n".join(self._stderr[mark:])
+
+    def log_mark(self) -> int:
+        """A position in stderr; `wait_for_log(..., since=mark)` only looks after it."""
+        with self._cond:
+            return len(self._stderr)
+
+    def wait_for_log(self, pattern: Union[str, re.Pattern], *, since: int = 0,
+                     timeout: float = 5.0) -> str:
+        """Wait until a stderr line (after `since`) matches; return it."""
+        rx = re.compile(re.escape(pattern)) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self._stderr[since:]:
+                    if rx.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no stderr line matching {rx.pattern!r} within {timeout}s; stderr:\n"
+                        + "\n".join(self._stderr[-80:]))
+                self._cond.wait(left)
+
+    def wait_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._stdout:
+                if self.proc.poll() is not None and not self._threads[0].is_alive():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.2))
+            first = self._stdout[0] if self._stdout else None
+        if first is None:
+            code = self.proc.poll()
+            self.stop()
+            state = f"exited with {code}" if code is not None else f"silent after {timeout}s"
+            pytest.fail(f"gateway did not start ({state}); stderr:\n{self.stderr}", pytrace=False)
+        m = LISTEN_RE.match(first)
+        if not m:
+            self.stop()
+            pytest.fail(f"unexpected first stdout line {first!r} (want 'freeway listening on "
+                        f"http://127.0.0.1:PORT'); stderr:\n{self.stderr}", pytrace=False)
+        self.url = m.group(1)
+
+    # -- clients ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL clients are given."""
+        return self.url + "/v1"
+
+    def client(self, **kw: Any) -> openai.OpenAI:
+        kw.setdefault("timeout", 30.0)
+        return openai.OpenAI(base_url=self.base_url, api_key="anything", max_retries=0, **kw)
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 10.0) -> Optional[int]:
+        if self in LIVE:
+            LIVE.remove(self)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for t in self._threads:
+            t.join(2)
+        return self.proc.returncode
+
+
+def gateway_env(env: Optional[dict[str, str]]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    base.update(env or {})
+    return base
+
+
+def check_artifacts(plugins: tuple[str, ...] | list[str]) -> None:
+    missing = [] if FREEWAY_BIN.is_file() else [str(FREEWAY_BIN)]
+    for p in plugins:
+        src = (PLUGINS_DIR if p in BUNDLED else TEST_PLUGINS_DIR) / f"{p}.wasm"
+        if not src.is_file():
+            missing.append(str(src))
+    if missing:
+        pytest.fail("missing build artifacts (run `make build plugins test-plugins`): "
+                    + ", ".join(missing), pytrace=False)
+
+
+class GatewayFactory:
+    """Writes a config and a plugin folder under `root`, starts gateways, stops them all."""
+
+    def __init__(self, root: Path, cache_dir: Path) -> None:
+        self.root = root
+        self.cache_dir = cache_dir
+        self.running: list[Gateway] = []
+        self._n = 0
+
+    def write(self, config: Union[dict[str, Any], str], *,
+              plugins: tuple[str, ...] | list[str] = BUNDLED) -> Path:
+        """Prepare a folder with `plugins` copied in and `config` written; return the config path.
+
+        A dict config gets `[plugins] dir/cache_dir` and `[server]` filled in when absent."""
+        self._n += 1
+        d = self.root / f"gw{self._n}"
+        plugin_dir = d / "plugins"
+        plugin_dir.mkdir(parents=True)
+        check_artifacts(plugins)
+        for p in plugins:
+            src = (PLUGINS_DIR if p in BUNDLED else TEST_PLUGINS_DIR) / f"{p}.wasm"
+            shutil.copy(src, plugin_dir / f"{p}.wasm")
+        if isinstance(config, dict):
+            config = json.loads(json.dumps(config))  # private deep copy
+            server = config.setdefault("server", {})
+            server.setdefault("listen", "127.0.0.1:0")
+            server.setdefault("max_body_bytes", 65536)
+            pl = config.setdefault("plugins", {})
+            pl.setdefault("dir", str(plugin_dir))
+            pl.setdefault("cache_dir", str(self.cache_dir))
+            text = to_toml(config)
+        else:
+            text = config.replace("@PLUGINS_DIR@", str(plugin_dir)).replace(
+                "@CACHE_DIR@", str(self.cache_dir))
+        path = d / "gateway.toml"
+        path.write_text(text)
+        return path
+
+    def spawn(self, config_path: Path, env: Optional[dict[str, str]] = None,
+              cwd: Optional[Path] = None) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(FREEWAY_BIN), "serve", "--config", str(config_path),
+             "--listen", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, encoding="utf-8", errors="replace", env=gateway_env(env),
+            cwd=str(cwd or config_path.parent))
+
+    def start(self, config: Union[dict[str, Any], str], *, env: Optional[dict[str, str]] = None,
+              plugins: tuple[str, ...] | list[str] = BUNDLED, cwd: Optional[Path] = None) -> Gateway:
+        path = self.write(config, plugins=plugins)
+        gw = Gateway(self.spawn(path, env, cwd), path)
+        self.running.append(gw)
+        gw.wait_listening(START_TIMEOUT)
+        return gw
+
+    def stop_all(self) -> None:
+        for gw in self.running:
+            gw.stop()
+        self.running.clear()
+
+
+class Mocks:
+    """Named mock upstreams, each expecting its own key."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, MockOpenAI] = {}
+
+    def add(self, name: str, api_key: Optional[str] = None) -> MockOpenAI:
+        m = MockOpenAI(name, api_key=api_key or f"sk-{name}-secret").start()
+        self.by_name[name] = m
+        return m
+
+    def __getitem__(self, name: str) -> MockOpenAI:
+        return self.by_name[name]
+
+    def reset(self) -> None:
+        for m in self.by_name.values():
+            m.reset()
+
+    def stop(self) -> None:
+        for m in self.by_name.values():
+            m.stop()
+
+
+def key_env(name: str) -> str:
+    """The env variable holding mock `name`'s key, e.g. mock-a -> MOCK_A_KEY."""
+    return name.upper().replace("-", "_") + "_KEY"
+
+
+def provider(mock: MockOpenAI, models: list[str], **extra: Any) -> dict[str, Any]:
+    """A `[providers.X]` table for an openai-compatible provider served by `mock`."""
+    p: dict[str, Any] = {"adapter": "openai-compatible", "base_url": mock.base_url,
+                         "api_key_env": key_env(mock.name), "models": models}
+    p.update(extra)
+    return p
+
+
+def keys_for(*mocks: MockOpenAI) -> dict[str, str]:
+    return {key_env(m.name): m.api_key or "" for m in mocks}
+
+
+def base_config(**sections: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "plugins": {"defaults": {"instances": "fresh", "pool_size": 4, "timeout_ms": 100,
+                                 "memory_mb": 64}},
+        "pipeline": {"filters": [], "default_router": "priority-fallback"},
+    }
+    cfg.update(sections)
+    return cfg
+
+
+def error_body(resp: httpx.Response) -> dict[str, Any]:
+    """Assert `resp` carries OpenAI's error shape; return the inner `error` object."""
+    assert resp.headers.get("content-type", "").startswith("application/json"), (
+        f"error answers are JSON; got content-type {resp.headers.get('content-type')!r}: "
+        f"{resp.text[:300]!r}")
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert {"message", "type", "param", "code"} <= set(err), err
+    assert isinstance(err["message"], str) and err["message"], err
+    return err
+
+
+def chat_body(model: str = "smart", content: str = "Say hello", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": content}]}
+    body.update(extra)
+    return body
+
+
+def sse_events(raw: str) -> list[str]:
+    """The `data:` payloads of an SSE body, asserting OpenAI framing (`data: X\\n\\n`)."""
+    assert raw.endswith("\n\n"), f"SSE body must end with a blank line: {raw[-80:]!r}"
+    events = []
+    for block in raw.split("\n\n")[:-1]:
+        assert block.startswith("data: "), f"unexpected SSE block {block!r}"
+        events.append(block[len("data: "):])
+    return events
+
+
+def poll(cond: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02,
+         what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
