@@ -9,7 +9,7 @@ VENV        := .venv
 WASM_TARGET := wasm32-wasip2
 WASM_OUT    := target/$(WASM_TARGET)/wasm
 # Bundled plugins: crate name -> plugins/dist/<name>.wasm
-BUNDLED     := openai-compatible priority-fallback
+BUNDLED     := openai-compatible anthropic gemini priority-fallback
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard
 

@@ -157,6 +157,96 @@ pub fn retry_after_from_headers(headers: &[(String, String)]) -> Option<u64> {
         .or_else(|| header(headers, "retry-after").and_then(retry_after_ms))
 }
 
+/// Milliseconds from now until an RFC 3339 timestamp (`2024-07-01T12:00:05Z`,
+/// `2024-07-01T12:00:05.123+02:00`), as Anthropic sends in its rate-limit reset headers.
+/// A moment in the past means "now" (0).
+pub fn rfc3339_ms_from_now(value: &str) -> Option<u64> {
+    rfc3339_ms_from(value, SystemTime::now())
+}
+
+/// [`rfc3339_ms_from_now`] against a given clock, so it can be tested deterministically.
+pub fn rfc3339_ms_from(value: &str, now: SystemTime) -> Option<u64> {
+    let at = parse_rfc3339(value.trim())?;
+    Some(at.duration_since(now).map_or(0, duration_to_ms_ceil))
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `t` and a space are accepted for `T`,
+/// `z` for `Z` (RFC 3339 §5.6 allows both). Years before 1970 are refused.
+fn parse_rfc3339(value: &str) -> Option<SystemTime> {
+    let bytes = value.as_bytes();
+    if bytes.len() < 20 || !bytes.is_ascii() {
+        return None;
+    }
+    let field =
+        |range: std::ops::Range<usize>| parse_fixed_digits(&value[range.clone()], range.len());
+    let separators_ok = bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && matches!(bytes[10], b'T' | b't' | b' ')
+        && bytes[13] == b':'
+        && bytes[16] == b':';
+    if !separators_ok {
+        return None;
+    }
+    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
+    if year < 1970
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &value[19..];
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        // Nanosecond precision is all a `SystemTime` can use; further digits are dropped.
+        let kept = &fraction[..digits.min(9)];
+        nanos = kept.parse::<u32>().ok()? * 10u32.pow(9 - kept.len() as u32);
+        rest = &fraction[digits..];
+    }
+    let offset_seconds: i64 = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let offset = &rest[1..];
+            if offset.len() != 5 || offset.as_bytes()[2] != b':' {
+                return None;
+            }
+            let hours = i64::from(parse_fixed_digits(&offset[..2], 2)?);
+            let minutes = i64::from(parse_fixed_digits(&offset[3..], 2)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            sign * (hours * 3600 + minutes * 60)
+        }
+    };
+    let local =
+        days_since_epoch(year, month, day) * 86_400 + u64::from(hour * 3600 + minute * 60 + second);
+    let utc = i64::try_from(local).ok()?.checked_sub(offset_seconds)?;
+    let seconds = u64::try_from(utc).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
+}
+
+/// Cuts an upstream's error message to `max_chars` characters (plus an ellipsis), so a runaway
+/// one (an HTML page, a stack trace) does not flood the client's error body.
+pub fn truncate_message(mut message: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(max_chars) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
 /// One rate-limit window as read from the `x-ratelimit-*-<what>[-suffix]` family.
 #[derive(Default)]
 struct Window {
@@ -413,6 +503,49 @@ mod tests {
         assert_eq!(limits.limit_requests, None);
         assert_eq!(limits.remaining_tokens, None);
         assert_eq!(limits.reset_tokens_ms, None);
+    }
+
+    #[test]
+    fn rfc3339_timestamps_count_from_now() {
+        // 2024-07-01T12:00:00Z is 1719835200 seconds after the epoch.
+        let now = UNIX_EPOCH + Duration::from_secs(1_719_835_200);
+        assert_eq!(rfc3339_ms_from("2024-07-01T12:00:05Z", now), Some(5_000));
+        assert_eq!(rfc3339_ms_from("2024-07-01T12:00:00.25Z", now), Some(250));
+        assert_eq!(
+            rfc3339_ms_from("2024-07-01t12:00:01.000000001z", now),
+            Some(1_001)
+        );
+        assert_eq!(
+            rfc3339_ms_from("2024-07-01T14:00:03+02:00", now),
+            Some(3_000)
+        );
+        assert_eq!(
+            rfc3339_ms_from("2024-07-01T11:30:03-00:30", now),
+            Some(3_000)
+        );
+        assert_eq!(rfc3339_ms_from(" 2024-07-01 12:01:00Z ", now), Some(60_000));
+        assert_eq!(rfc3339_ms_from("2024-07-01T11:59:00Z", now), Some(0));
+        for bad in [
+            "",
+            "2024-07-01",
+            "2024-07-01T12:00:00",
+            "2024-13-01T12:00:00Z",
+            "2024-07-01T24:00:00Z",
+            "2024-07-01T12:00:00.Z",
+            "2024-07-01T12:00:00+0200",
+            "1969-12-31T23:59:59Z",
+            "Mon, 01 Jul 2024 12:00:00 GMT",
+        ] {
+            assert_eq!(rfc3339_ms_from(bad, now), None, "{bad}");
+        }
+        assert!(rfc3339_ms_from_now("9999-12-31T23:59:59Z").is_some_and(|ms| ms > 0));
+    }
+
+    #[test]
+    fn messages_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate_message("short".into(), 10), "short");
+        assert_eq!(truncate_message("héllo wörld".into(), 5), "héllo…");
+        assert_eq!(truncate_message("abc".into(), 3), "abc");
     }
 
     #[test]

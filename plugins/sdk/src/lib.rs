@@ -11,9 +11,11 @@
 //! ```
 //!
 //! It also holds the helpers several plugins need (SSE framing, rate-limit header parsing,
-//! error construction), so every adapter reads upstream answers the same way.
+//! error construction, `data:` URLs and media types), so every adapter reads upstream answers
+//! the same way.
 
 pub mod http;
+pub mod media;
 pub mod sse;
 
 /// The shared `types` interface (errors, rate limits, usage, metadata), one Rust type for all

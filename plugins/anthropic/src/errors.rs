@@ -1,0 +1,292 @@
+//! Anthropic's error bodies (`{"type":"error","error":{"type","message"}}`), from a failed
+//! HTTP answer or an `error` event mid-stream, as typed errors.
+//!
+//! The error `type` decides the kind where it is known, because it is more precise than the
+//! status (an `overloaded_error` is 529, which is not a standard status; a prompt that is too
+//! long is an `invalid_request_error` 400 that must not be retried). The type is also passed on
+//! as the OpenAI error `code`.
+
+use serde_json::Value;
+
+use freeway_plugin_sdk::http::{error, error_for_status, truncate_message};
+use freeway_plugin_sdk::types::{Error, ErrorKind};
+
+/// Upstream messages are shown to clients; a runaway one (an HTML page) is cut.
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// What an error body said.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct UpstreamError {
+    /// Anthropic's `error.type` (`rate_limit_error`, `overloaded_error`, ...).
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+}
+
+/// Reads `{"type":"error","error":{"type","message"}}`, tolerating proxies that answer with
+/// plain text (kept as the message unless it is an HTML page).
+pub(crate) fn read_error_body(body: &[u8]) -> UpstreamError {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return UpstreamError::default();
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => read_error_value(&value),
+        Err(_) => {
+            let text = text.trim();
+            let message = (!text.is_empty() && !text.starts_with('<')).then(|| text.to_owned());
+            UpstreamError {
+                error_type: None,
+                message,
+            }
+        }
+    }
+}
+
+pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
+    let inner = value
+        .get("error")
+        .filter(|inner| inner.is_object())
+        .unwrap_or(value);
+    let text = |key: &str| {
+        inner
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|text| !text.trim().is_empty())
+            .map(str::to_owned)
+    };
+    UpstreamError {
+        error_type: text("type").filter(|kind| kind != "error"),
+        message: text("message"),
+    }
+}
+
+/// The typed error for an upstream failure. `status` is the HTTP status; `None` for an error
+/// event inside a stream that had already been accepted with 200.
+pub(crate) fn classify(status: Option<u16>, upstream: UpstreamError) -> Error {
+    let error_type = upstream.error_type.as_deref();
+    let message = match (status, error_type, upstream.message) {
+        // The gateway's key must never reach a client, even partly echoed.
+        (Some(401), _, _) | (_, Some("authentication_error"), _) => {
+            "Anthropic refused the gateway's credentials for this provider".to_owned()
+        }
+        (_, _, Some(message)) => truncate_message(message, MAX_MESSAGE_CHARS),
+        (Some(status), _, None) => format!("Anthropic returned HTTP {status}"),
+        (None, _, None) => "Anthropic reported an error".to_owned(),
+    };
+    let lower = message.to_ascii_lowercase();
+    let by_type = match error_type {
+        Some("invalid_request_error") if mentions_context_length(&lower) => {
+            Some((ErrorKind::ContextLength, false))
+        }
+        // Anthropic reports spent prepaid credits as a 400 invalid_request_error.
+        Some("invalid_request_error") if lower.contains("credit balance") => {
+            Some((ErrorKind::QuotaExhausted, true))
+        }
+        Some("invalid_request_error" | "request_too_large") => Some((ErrorKind::BadRequest, false)),
+        Some("authentication_error") => Some((ErrorKind::Auth, true)),
+        Some("permission_error") => Some((ErrorKind::Permission, true)),
+        Some("not_found_error") => Some((ErrorKind::NotFound, true)),
+        Some("billing_error") => Some((ErrorKind::QuotaExhausted, true)),
+        Some("rate_limit_error") => Some((ErrorKind::RateLimited, true)),
+        Some("api_error" | "overloaded_error") => Some((ErrorKind::Unavailable, true)),
+        Some("timeout_error") => Some((ErrorKind::Timeout, true)),
+        _ => None,
+    };
+    let mut failure = match status {
+        Some(status) => error_for_status(status, message),
+        None => error(ErrorKind::Unavailable, true, message),
+    };
+    if let Some((kind, retryable)) = by_type {
+        failure.kind = kind;
+        failure.retryable = retryable;
+    } else if failure.kind == ErrorKind::BadRequest && mentions_context_length(&lower) {
+        failure.kind = ErrorKind::ContextLength;
+    }
+    failure.code = if failure.kind == ErrorKind::ContextLength {
+        Some("context_length_exceeded".to_owned())
+    } else {
+        upstream.error_type
+    };
+    failure
+}
+
+/// "prompt is too long: 215000 tokens > 200000 maximum", "input length and `max_tokens`
+/// exceed context limit: ...".
+fn mentions_context_length(message: &str) -> bool {
+    [
+        "prompt is too long",
+        "context limit",
+        "context window",
+        "context length",
+    ]
+    .iter()
+    .any(|phrase| message.contains(phrase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify_body(status: Option<u16>, body: &str) -> Error {
+        classify(status, read_error_body(body.as_bytes()))
+    }
+
+    fn body(error_type: &str, message: &str) -> String {
+        serde_json::json!({"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"})
+            .to_string()
+    }
+
+    #[test]
+    fn every_documented_error_type() {
+        let cases = [
+            (
+                400,
+                "invalid_request_error",
+                "messages: roles must alternate",
+                ErrorKind::BadRequest,
+                false,
+            ),
+            (
+                401,
+                "authentication_error",
+                "invalid x-api-key",
+                ErrorKind::Auth,
+                true,
+            ),
+            (
+                403,
+                "permission_error",
+                "Your API key does not have permission to use the specified resource.",
+                ErrorKind::Permission,
+                true,
+            ),
+            (
+                404,
+                "not_found_error",
+                "model: claude-9",
+                ErrorKind::NotFound,
+                true,
+            ),
+            (
+                413,
+                "request_too_large",
+                "Request exceeds the maximum allowed number of bytes.",
+                ErrorKind::BadRequest,
+                false,
+            ),
+            (
+                429,
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+                ErrorKind::RateLimited,
+                true,
+            ),
+            (
+                500,
+                "api_error",
+                "Internal server error",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                529,
+                "overloaded_error",
+                "Overloaded",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                402,
+                "billing_error",
+                "Payment required",
+                ErrorKind::QuotaExhausted,
+                true,
+            ),
+            (
+                504,
+                "timeout_error",
+                "Request timed out",
+                ErrorKind::Timeout,
+                true,
+            ),
+        ];
+        for (status, error_type, message, kind, retryable) in cases {
+            let failure = classify_body(Some(status), &body(error_type, message));
+            assert_eq!(failure.kind, kind, "{error_type}");
+            assert_eq!(failure.retryable, retryable, "{error_type}");
+            assert_eq!(failure.status, Some(status));
+            assert_eq!(failure.code.as_deref(), Some(error_type));
+            if status != 401 {
+                assert_eq!(failure.message, message);
+            }
+        }
+    }
+
+    #[test]
+    fn prompt_too_long_is_context_length() {
+        let failure = classify_body(
+            Some(400),
+            &body(
+                "invalid_request_error",
+                "prompt is too long: 215384 tokens > 200000 maximum",
+            ),
+        );
+        assert_eq!(failure.kind, ErrorKind::ContextLength);
+        assert!(!failure.retryable);
+        assert_eq!(failure.code.as_deref(), Some("context_length_exceeded"));
+        let failure = classify_body(
+            Some(400),
+            &body(
+                "invalid_request_error",
+                "input length and `max_tokens` exceed context limit: 198000 + 8192 > 200000",
+            ),
+        );
+        assert_eq!(failure.kind, ErrorKind::ContextLength);
+    }
+
+    #[test]
+    fn spent_credits_are_quota() {
+        let failure = classify_body(
+            Some(400),
+            &body(
+                "invalid_request_error",
+                "Your credit balance is too low to access the Anthropic API.",
+            ),
+        );
+        assert_eq!(failure.kind, ErrorKind::QuotaExhausted);
+        assert!(failure.retryable);
+    }
+
+    #[test]
+    fn credentials_are_never_echoed() {
+        let failure = classify_body(
+            Some(401),
+            &body("authentication_error", "invalid x-api-key sk-ant-api03-abc"),
+        );
+        assert!(!failure.message.contains("sk-ant"));
+        assert_eq!(failure.kind, ErrorKind::Auth);
+    }
+
+    #[test]
+    fn unknown_types_and_plain_bodies_fall_back_to_the_status() {
+        let failure = classify_body(Some(503), "upstream connect error");
+        assert_eq!(failure.kind, ErrorKind::Unavailable);
+        assert_eq!(failure.message, "upstream connect error");
+        assert_eq!(failure.code, None);
+        let failure = classify_body(Some(502), "<html>bad gateway</html>");
+        assert_eq!(failure.message, "Anthropic returned HTTP 502");
+        let failure = classify_body(Some(418), &body("teapot_error", "short and stout"));
+        assert_eq!(failure.kind, ErrorKind::BadRequest);
+        assert_eq!(failure.code.as_deref(), Some("teapot_error"));
+        let failure = classify_body(None, "{}");
+        assert_eq!(failure.kind, ErrorKind::Unavailable);
+        assert!(failure.retryable);
+        assert_eq!(failure.message, "Anthropic reported an error");
+        assert_eq!(read_error_body(&[0xff]), UpstreamError::default());
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let failure = classify_body(Some(500), &body("api_error", &"x".repeat(5000)));
+        assert_eq!(failure.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+}

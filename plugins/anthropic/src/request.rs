@@ -1,0 +1,1057 @@
+//! `build-request`: the client's OpenAI chat-completions request as an Anthropic Messages
+//! request.
+//!
+//! What moves where:
+//! - `system` and `developer` messages are lifted to the top-level `system` field, which is the
+//!   only place Messages accepts them;
+//! - `assistant` `tool_calls` become `tool_use` blocks and `tool` messages become `user` turns of
+//!   `tool_result` blocks; consecutive turns of one role are merged, since Messages requires
+//!   `user` and `assistant` to alternate;
+//! - images become `image` blocks (base64 from `data:` URLs, or `url` sources), PDFs sent as
+//!   `file` parts become `document` blocks;
+//! - `max_tokens` is always set (Messages requires it), `stop` becomes `stop_sequences`, `user`
+//!   becomes `metadata.user_id`, tools and `tool_choice` are re-shaped; `cache_control`
+//!   markers on content parts (Anthropic's prompt caching) are kept.
+//!
+//! What Anthropic cannot do (audio, several choices, JSON-schema-constrained output) is an
+//! `unsupported` error, which lets the host try another target. Error messages name the
+//! offending field by path (`messages[2].content[0]`), never its contents.
+
+use serde_json::{Map, Value, json};
+
+use freeway_plugin_sdk::http::error;
+use freeway_plugin_sdk::media::parse_data_url;
+use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Auth, HttpRequest, Target};
+use freeway_plugin_sdk::types::{Error, ErrorKind};
+
+use crate::settings::Settings;
+
+pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpRequest, Error> {
+    let settings = Settings::parse(&target.provider, &target.settings)?;
+    let request = parse_object(request)?;
+    let body = translate(&request, &target.model, target.stream, &settings)?;
+    let body = serde_json::to_vec(&Value::Object(body)).map_err(|write_error| {
+        error(
+            ErrorKind::Internal,
+            false,
+            format!("could not write the Messages request: {write_error}"),
+        )
+    })?;
+    let accept = if target.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("accept".to_owned(), accept.to_owned()),
+        ("anthropic-version".to_owned(), settings.version),
+    ];
+    if let Some(beta) = settings.beta {
+        headers.push(("anthropic-beta".to_owned(), beta));
+    }
+    Ok(HttpRequest {
+        method: "POST".to_owned(),
+        url: format!("{}/messages", target.base_url.trim_end_matches('/')),
+        headers,
+        body,
+        auth: Auth::Header("x-api-key".to_owned()),
+    })
+}
+
+fn parse_object(request: &str) -> Result<Map<String, Value>, Error> {
+    match serde_json::from_str::<Value>(request) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(bad_request(
+            "the request body is JSON but not an object",
+            None,
+        )),
+        Err(parse_error) => Err(bad_request(
+            format!(
+                "the request body is not valid JSON (line {}, column {})",
+                parse_error.line(),
+                parse_error.column()
+            ),
+            None,
+        )),
+    }
+}
+
+pub(crate) fn bad_request(message: impl Into<String>, param: Option<String>) -> Error {
+    let mut failure = error(ErrorKind::BadRequest, false, message);
+    failure.param = param;
+    failure
+}
+
+/// Something valid in OpenAI's API that Anthropic's cannot do: another target may.
+pub(crate) fn unsupported(message: impl Into<String>, param: Option<String>) -> Error {
+    let mut failure = error(ErrorKind::Unsupported, true, message);
+    failure.param = param;
+    failure
+}
+
+/// The Messages request body for an OpenAI request.
+pub(crate) fn translate(
+    request: &Map<String, Value>,
+    model: &str,
+    stream: bool,
+    settings: &Settings,
+) -> Result<Map<String, Value>, Error> {
+    refuse_unsupported(request)?;
+    let messages = match request.get("messages") {
+        Some(Value::Array(messages)) => messages,
+        _ => {
+            return Err(bad_request(
+                "`messages` must be an array",
+                Some("messages".into()),
+            ));
+        }
+    };
+    let conversation = translate_messages(messages)?;
+    let mut body = Map::new();
+    body.insert("model".into(), Value::String(model.to_owned()));
+    if let Some(system) = conversation.system {
+        body.insert("system".into(), system);
+    }
+    body.insert("messages".into(), Value::Array(conversation.turns));
+    body.insert(
+        "max_tokens".into(),
+        Value::from(max_tokens(request, settings)?),
+    );
+    if let Some(temperature) = number(request, "temperature")? {
+        // OpenAI's range is 0–2, Anthropic's 0–1: a value above 1 would be refused with a 400
+        // that another target would not give, so it is capped (both mean "most random").
+        body.insert("temperature".into(), Value::from(temperature.min(1.0)));
+    }
+    if let Some(top_p) = number(request, "top_p")? {
+        body.insert("top_p".into(), Value::from(top_p));
+    }
+    if let Some(top_k) = request.get("top_k").filter(|value| value.is_u64()) {
+        // Not OpenAI's, but clients targeting Claude through OpenAI SDKs send it as an extra.
+        body.insert("top_k".into(), top_k.clone());
+    }
+    if let Some(stop) = stop_sequences(request)? {
+        body.insert("stop_sequences".into(), stop);
+    }
+    if stream {
+        body.insert("stream".into(), Value::Bool(true));
+    }
+    match request.get("user") {
+        Some(Value::String(user)) if !user.is_empty() => {
+            body.insert("metadata".into(), json!({ "user_id": user }));
+        }
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => return Err(bad_request("`user` must be a string", Some("user".into()))),
+    }
+    if let Some(thinking) = request.get("thinking").filter(|value| value.is_object()) {
+        // Anthropic's extended thinking, passed by clients as an extra body field.
+        body.insert("thinking".into(), thinking.clone());
+    }
+    if let Some(tools) = tools(request)? {
+        body.insert("tools".into(), tools);
+        if let Some(choice) = tool_choice(request)? {
+            body.insert("tool_choice".into(), choice);
+        }
+    }
+    Ok(body)
+}
+
+/// OpenAI features with no Messages equivalent.
+fn refuse_unsupported(request: &Map<String, Value>) -> Result<(), Error> {
+    if request
+        .get("n")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 1)
+    {
+        return Err(unsupported(
+            "Anthropic's Messages API returns one choice per request (`n` > 1)",
+            Some("n".into()),
+        ));
+    }
+    let wants_audio = request.get("audio").is_some_and(|audio| !audio.is_null())
+        || request
+            .get("modalities")
+            .and_then(Value::as_array)
+            .is_some_and(|modalities| modalities.iter().any(|m| m == "audio"));
+    if wants_audio {
+        return Err(unsupported(
+            "Anthropic's Messages API cannot produce audio",
+            Some("modalities".into()),
+        ));
+    }
+    let format = request
+        .get("response_format")
+        .and_then(|format| format.get("type"))
+        .and_then(Value::as_str);
+    if format == Some("json_schema") {
+        // `json_object` is left to the prompt (OpenAI requires it to ask for JSON anyway); a
+        // schema is a promise this API cannot keep.
+        return Err(unsupported(
+            "Anthropic's Messages API cannot constrain output to a JSON schema",
+            Some("response_format".into()),
+        ));
+    }
+    Ok(())
+}
+
+fn max_tokens(request: &Map<String, Value>, settings: &Settings) -> Result<u64, Error> {
+    for key in ["max_completion_tokens", "max_tokens"] {
+        match request.get(key) {
+            None | Some(Value::Null) => {}
+            Some(value) => match value.as_u64() {
+                Some(tokens) if tokens > 0 => return Ok(tokens),
+                _ => {
+                    return Err(bad_request(
+                        format!("`{key}` must be a positive integer"),
+                        Some(key.into()),
+                    ));
+                }
+            },
+        }
+    }
+    Ok(settings.default_max_tokens)
+}
+
+fn number(request: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
+    match request.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => match value.as_f64() {
+            Some(number) if number >= 0.0 => Ok(Some(number)),
+            _ => Err(bad_request(
+                format!("`{key}` must be a non-negative number"),
+                Some(key.into()),
+            )),
+        },
+    }
+}
+
+fn stop_sequences(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
+    let invalid = || {
+        bad_request(
+            "`stop` must be a string or an array of strings",
+            Some("stop".into()),
+        )
+    };
+    match request.get("stop") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(stop)) if stop.is_empty() => Ok(None),
+        Some(Value::String(stop)) => Ok(Some(json!([stop]))),
+        Some(Value::Array(stops)) => {
+            if !stops.iter().all(Value::is_string) {
+                return Err(invalid());
+            }
+            let stops: Vec<Value> = stops
+                .iter()
+                .filter(|stop| stop.as_str().is_some_and(|stop| !stop.is_empty()))
+                .cloned()
+                .collect();
+            Ok((!stops.is_empty()).then_some(Value::Array(stops)))
+        }
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// `tools` in Messages form; `None` when the request has none.
+fn tools(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
+    let tools = match request.get("tools") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(tools)) if tools.is_empty() => return Ok(None),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => {
+            return Err(bad_request(
+                "`tools` must be an array",
+                Some("tools".into()),
+            ));
+        }
+    };
+    let mut translated = Vec::with_capacity(tools.len());
+    for (index, tool) in tools.iter().enumerate() {
+        let param = || Some(format!("tools[{index}]"));
+        let kind = tool
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("function");
+        if kind != "function" {
+            return Err(unsupported(
+                "Anthropic's Messages API only takes `function` tools here",
+                param(),
+            ));
+        }
+        let function = tool
+            .get("function")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad_request("a tool needs a `function` object", param()))?;
+        let name = function
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| bad_request("a tool function needs a `name`", param()))?;
+        let mut out = Map::new();
+        out.insert("name".into(), Value::String(name.to_owned()));
+        if let Some(description) = function.get("description").filter(|d| d.is_string()) {
+            out.insert("description".into(), description.clone());
+        }
+        let schema = match function.get("parameters") {
+            Some(schema @ Value::Object(_)) => schema.clone(),
+            // OpenAI allows omitting parameters (a function without arguments); Anthropic
+            // requires an object schema.
+            None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+            Some(_) => {
+                return Err(bad_request(
+                    "a tool's `parameters` must be a JSON Schema object",
+                    param(),
+                ));
+            }
+        };
+        out.insert("input_schema".into(), schema);
+        translated.push(Value::Object(out));
+    }
+    Ok(Some(Value::Array(translated)))
+}
+
+/// `tool_choice` (with `parallel_tool_calls: false` folded in); only called when there are tools.
+fn tool_choice(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
+    let invalid = || {
+        bad_request(
+            "`tool_choice` must be \"auto\", \"none\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}",
+            Some("tool_choice".into()),
+        )
+    };
+    let mut choice = match request.get("tool_choice") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(mode)) => Some(match mode.as_str() {
+            "auto" => json!({"type": "auto"}),
+            "none" => json!({"type": "none"}),
+            "required" => json!({"type": "any"}),
+            _ => return Err(invalid()),
+        }),
+        Some(Value::Object(named)) => {
+            let name = named
+                .get("function")
+                .and_then(|function| function.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(invalid)?;
+            Some(json!({"type": "tool", "name": name}))
+        }
+        Some(_) => return Err(invalid()),
+    };
+    if request.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+        let choice = choice.get_or_insert_with(|| json!({"type": "auto"}));
+        // `none` takes no options: with no calls there is nothing to run in parallel.
+        if choice["type"] != "none" {
+            choice["disable_parallel_tool_use"] = Value::Bool(true);
+        }
+    }
+    Ok(choice)
+}
+
+/// The conversation in Messages form.
+pub(crate) struct Conversation {
+    /// The top-level `system` value: a string for one plain text, else text blocks.
+    pub system: Option<Value>,
+    /// Alternating `{"role","content":[blocks]}` turns.
+    pub turns: Vec<Value>,
+}
+
+struct Turn {
+    role: &'static str,
+    blocks: Vec<Value>,
+}
+
+pub(crate) fn translate_messages(messages: &[Value]) -> Result<Conversation, Error> {
+    let mut system_blocks: Vec<Value> = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let at = |field: &str| Some(format!("messages[{index}]{field}"));
+        let role = message
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_request("every message needs a string `role`", at(".role")))?;
+        let content = message.get("content").unwrap_or(&Value::Null);
+        match role {
+            "system" | "developer" => {
+                system_blocks.extend(text_only(content, index)?);
+            }
+            "user" => {
+                let blocks = content_blocks(content, index)?;
+                push_turn(&mut turns, "user", blocks);
+            }
+            "assistant" => {
+                let mut blocks = content_blocks(content, index)?;
+                blocks.extend(tool_use_blocks(message, index)?);
+                push_turn(&mut turns, "assistant", blocks);
+            }
+            "tool" => {
+                let id = message
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| {
+                        bad_request("a tool message needs a `tool_call_id`", at(".tool_call_id"))
+                    })?;
+                let mut result = Map::new();
+                result.insert("type".into(), "tool_result".into());
+                result.insert("tool_use_id".into(), Value::String(tool_use_id(id)));
+                let blocks = content_blocks(content, index)?;
+                if !blocks.is_empty() {
+                    result.insert("content".into(), Value::Array(blocks));
+                }
+                push_turn(&mut turns, "user", vec![Value::Object(result)]);
+            }
+            "function" => {
+                return Err(unsupported(
+                    "the legacy `function` role has no Messages equivalent; use `tool`",
+                    at(".role"),
+                ));
+            }
+            _ => {
+                return Err(bad_request(
+                    "a message's `role` must be system, developer, user, assistant or tool",
+                    at(".role"),
+                ));
+            }
+        }
+    }
+    // Messages refuses a final assistant turn (a prefill) ending in whitespace.
+    if let Some(last) = turns.last_mut().filter(|turn| turn.role == "assistant") {
+        if let Some(Value::Object(block)) = last.blocks.last_mut()
+            && let Some(Value::String(text)) = block.get_mut("text")
+        {
+            text.truncate(text.trim_end().len());
+            if text.is_empty() {
+                last.blocks.pop();
+            }
+        }
+        if last.blocks.is_empty() {
+            turns.pop();
+        }
+    }
+    // One plain text is sent as a string, the form most examples use; several texts, or one
+    // marked for prompt caching, as text blocks.
+    let system = match system_blocks.as_slice() {
+        [] => None,
+        [only] if only.get("cache_control").is_none() => only.get("text").cloned(),
+        _ => Some(Value::Array(system_blocks)),
+    };
+    let turns = turns
+        .into_iter()
+        .map(|turn| json!({"role": turn.role, "content": turn.blocks}))
+        .collect();
+    Ok(Conversation { system, turns })
+}
+
+/// Appends blocks as a turn of `role`, merged into the previous turn when it has the same role.
+fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        return;
+    }
+    match turns.last_mut() {
+        Some(last) if last.role == role => last.blocks.extend(blocks),
+        _ => turns.push(Turn { role, blocks }),
+    }
+}
+
+/// The text blocks of a system message (a string or text parts).
+fn text_only(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
+    let blocks = content_blocks(content, index)?;
+    if blocks.iter().any(|block| block["type"] != "text") {
+        return Err(unsupported(
+            "Anthropic's system prompt holds text only",
+            Some(format!("messages[{index}].content")),
+        ));
+    }
+    Ok(blocks)
+}
+
+/// Messages content blocks for an OpenAI `content` (a string, content parts or null). Empty
+/// texts are dropped: Messages refuses empty text blocks.
+fn content_blocks(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
+    let parts = match content {
+        Value::Null => return Ok(Vec::new()),
+        Value::String(text) if text.is_empty() => return Ok(Vec::new()),
+        Value::String(text) => return Ok(vec![json!({"type": "text", "text": text})]),
+        Value::Array(parts) => parts,
+        _ => {
+            return Err(bad_request(
+                "a message's `content` must be a string or an array of content parts",
+                Some(format!("messages[{index}].content")),
+            ));
+        }
+    };
+    let mut blocks = Vec::with_capacity(parts.len());
+    for (part_index, part) in parts.iter().enumerate() {
+        let param = || Some(format!("messages[{index}].content[{part_index}]"));
+        let kind = part.get("type").and_then(Value::as_str);
+        let before = blocks.len();
+        match kind {
+            Some("text") | Some("refusal") => {
+                let key = if kind == Some("text") {
+                    "text"
+                } else {
+                    "refusal"
+                };
+                let text = part
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad_request("a text part needs a string `text`", param()))?;
+                if !text.is_empty() {
+                    blocks.push(json!({"type": "text", "text": text}));
+                }
+            }
+            Some("image_url") => {
+                let url = match part.get("image_url") {
+                    Some(Value::String(url)) => Some(url.as_str()),
+                    Some(image) => image.get("url").and_then(Value::as_str),
+                    None => None,
+                }
+                .ok_or_else(|| bad_request("an image part needs `image_url.url`", param()))?;
+                blocks.push(image_block(url, param)?);
+            }
+            Some("file") => blocks.push(document_block(part, param)?),
+            Some("input_audio") => {
+                return Err(unsupported(
+                    "Anthropic's Messages API does not accept audio input",
+                    param(),
+                ));
+            }
+            _ => {
+                return Err(unsupported(
+                    "this content part type has no Messages equivalent",
+                    param(),
+                ));
+            }
+        }
+        // Anthropic's prompt-caching marker, which clients that know Claude put on OpenAI
+        // content parts, stays on the block made from the part.
+        if let (Some(cache_control), Some(Value::Object(block))) = (
+            part.get("cache_control").filter(|value| value.is_object()),
+            blocks.get_mut(before),
+        ) {
+            block.insert("cache_control".into(), cache_control.clone());
+        }
+    }
+    Ok(blocks)
+}
+
+fn image_block(url: &str, param: impl Fn() -> Option<String>) -> Result<Value, Error> {
+    if let Some(data_url) = parse_data_url(url) {
+        let media_type = data_url
+            .mime_type
+            .filter(|_| data_url.base64)
+            .ok_or_else(|| {
+                bad_request(
+                    "an image `data:` URL must name its media type and be base64",
+                    param(),
+                )
+            })?;
+        return Ok(json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type.to_ascii_lowercase(), "data": data_url.data},
+        }));
+    }
+    let scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http" | "https") => {
+            Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
+        }
+        _ => Err(bad_request(
+            "an image URL must be http(s) or a `data:` URL",
+            param(),
+        )),
+    }
+}
+
+/// A PDF sent as an OpenAI `file` part (`file.file_data` as a `data:` URL) becomes a
+/// `document` block; uploaded file ids live in OpenAI's storage, which Anthropic cannot read.
+fn document_block(part: &Value, param: impl Fn() -> Option<String>) -> Result<Value, Error> {
+    let data = part
+        .get("file")
+        .and_then(|file| file.get("file_data"))
+        .and_then(Value::as_str)
+        .and_then(parse_data_url)
+        .filter(|data_url| data_url.base64);
+    match data {
+        Some(data_url)
+            if data_url
+                .mime_type
+                .is_some_and(|mime| mime.eq_ignore_ascii_case("application/pdf")) =>
+        {
+            Ok(json!({
+                "type": "document",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": data_url.data},
+            }))
+        }
+        _ => Err(unsupported(
+            "Anthropic's Messages API takes files here only as base64 PDF `data:` URLs",
+            param(),
+        )),
+    }
+}
+
+/// `tool_use` blocks for an assistant message's `tool_calls`.
+fn tool_use_blocks(message: &Value, index: usize) -> Result<Vec<Value>, Error> {
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => {
+            return Err(bad_request(
+                "`tool_calls` must be an array",
+                Some(format!("messages[{index}].tool_calls")),
+            ));
+        }
+    };
+    let mut blocks = Vec::with_capacity(calls.len());
+    for (call_index, call) in calls.iter().enumerate() {
+        let at = |field: &str| Some(format!("messages[{index}].tool_calls[{call_index}]{field}"));
+        let id = call
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| bad_request("a tool call needs an `id`", at(".id")))?;
+        let function = call
+            .get("function")
+            .ok_or_else(|| bad_request("a tool call needs a `function`", at(".function")))?;
+        let name = function
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                bad_request("a tool call needs `function.name`", at(".function.name"))
+            })?;
+        let arguments = function
+            .get("arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let input = if arguments.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            match serde_json::from_str::<Value>(arguments) {
+                Ok(input @ Value::Object(_)) => input,
+                Ok(_) => {
+                    return Err(bad_request(
+                        "a tool call's `function.arguments` must encode a JSON object",
+                        at(".function.arguments"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(bad_request(
+                        "a tool call's `function.arguments` is not valid JSON",
+                        at(".function.arguments"),
+                    ));
+                }
+            }
+        };
+        blocks
+            .push(json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": input}));
+    }
+    Ok(blocks)
+}
+
+/// Messages accepts tool ids matching `^[a-zA-Z0-9_-]+$`; ids minted by other providers
+/// (`functions.get_weather:0`) are mapped character by character, the same way for the
+/// `tool_use` and its `tool_result`, so the pair still matches.
+fn tool_use_id(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freeway_plugin_sdk::http::header;
+
+    fn target(stream: bool, settings: &str) -> Target {
+        Target {
+            provider: "anthropic".into(),
+            base_url: "https://api.anthropic.com/v1".into(),
+            model: "claude-sonnet-4-5".into(),
+            stream,
+            settings: settings.into(),
+        }
+    }
+
+    fn body_of(request: &Value) -> Value {
+        let built = build_request(&target(false, "{}"), &request.to_string()).expect("valid");
+        serde_json::from_slice(&built.body).expect("the body is JSON")
+    }
+
+    fn fail(request: Value) -> Error {
+        build_request(&target(false, "{}"), &request.to_string()).expect_err("refused")
+    }
+
+    #[test]
+    fn url_headers_and_auth() {
+        let built = build_request(
+            &target(true, r#"{"version":"2099-01-01","beta":"b1"}"#),
+            r#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(built.method, "POST");
+        assert_eq!(built.url, "https://api.anthropic.com/v1/messages");
+        assert!(matches!(&built.auth, Auth::Header(name) if name == "x-api-key"));
+        assert_eq!(
+            header(&built.headers, "anthropic-version"),
+            Some("2099-01-01")
+        );
+        assert_eq!(header(&built.headers, "anthropic-beta"), Some("b1"));
+        assert_eq!(
+            header(&built.headers, "content-type"),
+            Some("application/json")
+        );
+        assert_eq!(header(&built.headers, "accept"), Some("text/event-stream"));
+        let body: Value = serde_json::from_slice(&built.body).expect("json");
+        assert_eq!(body["stream"], true);
+
+        let built =
+            build_request(&target(false, "{}"), r#"{"messages":[],"stream":true}"#).expect("valid");
+        assert_eq!(
+            header(&built.headers, "anthropic-version"),
+            Some("2023-06-01")
+        );
+        assert_eq!(header(&built.headers, "anthropic-beta"), None);
+        let body: Value = serde_json::from_slice(&built.body).expect("json");
+        assert!(body.get("stream").is_none(), "the target decides streaming");
+    }
+
+    #[test]
+    fn plain_chat_with_system_and_sampling() {
+        let body = body_of(&json!({
+            "model": "smart",
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Hello"}
+            ],
+            "temperature": 0.7, "top_p": 0.9, "stop": "END", "user": "user-42",
+            "max_tokens": 300, "presence_penalty": 0.5
+        }));
+        assert_eq!(
+            body,
+            json!({
+                "model": "claude-sonnet-4-5",
+                "system": "You are terse.",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}],
+                "max_tokens": 300,
+                "temperature": 0.7,
+                "top_p": 0.9,
+                "stop_sequences": ["END"],
+                "metadata": {"user_id": "user-42"}
+            })
+        );
+    }
+
+    #[test]
+    fn max_tokens_precedence() {
+        let messages = json!([{"role": "user", "content": "hi"}]);
+        let with = |extra: Value, settings: &str| {
+            let mut request = json!({"messages": messages});
+            request
+                .as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
+            let built =
+                build_request(&target(false, settings), &request.to_string()).expect("valid");
+            serde_json::from_slice::<Value>(&built.body).expect("json")["max_tokens"].clone()
+        };
+        assert_eq!(
+            with(json!({"max_completion_tokens": 10, "max_tokens": 20}), "{}"),
+            10
+        );
+        assert_eq!(with(json!({"max_tokens": 20}), "{}"), 20);
+        assert_eq!(with(json!({"max_tokens": null}), "{}"), 4096);
+        assert_eq!(with(json!({}), r#"{"default_max_tokens":512}"#), 512);
+        let error = fail(json!({"messages": messages, "max_tokens": -1}));
+        assert_eq!(error.kind, ErrorKind::BadRequest);
+        assert_eq!(error.param.as_deref(), Some("max_tokens"));
+    }
+
+    #[test]
+    fn temperature_is_capped_and_stop_arrays_pass() {
+        let body = body_of(&json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 1.8, "stop": ["\n\nHuman:", "", "###"]
+        }));
+        assert_eq!(body["temperature"], 1.0);
+        assert_eq!(body["stop_sequences"], json!(["\n\nHuman:", "###"]));
+        assert_eq!(
+            fail(json!({"messages": [], "stop": [1]})).param.as_deref(),
+            Some("stop")
+        );
+    }
+
+    #[test]
+    fn several_system_and_developer_messages_become_text_blocks() {
+        let body = body_of(&json!({"messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Rule one."}]},
+            {"role": "developer", "content": "Rule two."},
+            {"role": "user", "content": "Go"}
+        ]}));
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": "Rule one."}, {"type": "text", "text": "Rule two."}])
+        );
+        let error = fail(json!({"messages": [
+            {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}
+        ]}));
+        assert_eq!(error.kind, ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn cache_control_markers_stay_on_their_blocks() {
+        let body = body_of(&json!({"messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Long manual…", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Question", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+                {"type": "text", "text": "", "cache_control": {"type": "ephemeral"}}
+            ]}
+        ]}));
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": "Long manual…", "cache_control": {"type": "ephemeral"}}])
+        );
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"type": "text", "text": "Question", "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
+        );
+    }
+
+    #[test]
+    fn images_from_data_urls_and_links() {
+        let body = body_of(&json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is in these?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}},
+            {"type": "image_url", "image_url": {"url": "https://upload.wikimedia.org/cat.jpg"}}
+        ]}]}));
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "What is in these?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "image", "source": {"type": "url", "url": "https://upload.wikimedia.org/cat.jpg"}}
+            ])
+        );
+        for url in [
+            "ftp://x/a.png",
+            "data:image/png,rawtext",
+            "data:;base64,AAAA",
+        ] {
+            let error = fail(json!({"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": url}}
+            ]}]}));
+            assert_eq!(error.kind, ErrorKind::BadRequest, "{url}");
+            assert_eq!(error.param.as_deref(), Some("messages[0].content[0]"));
+        }
+    }
+
+    #[test]
+    fn pdf_files_become_documents_and_audio_is_unsupported() {
+        let body = body_of(&json!({"messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}}
+        ]}]}));
+        assert_eq!(
+            body["messages"][0]["content"][0],
+            json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}})
+        );
+        let audio = fail(json!({"messages": [{"role": "user", "content": [
+            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+        ]}]}));
+        assert_eq!(audio.kind, ErrorKind::Unsupported);
+        assert!(audio.retryable);
+        assert_eq!(audio.param.as_deref(), Some("messages[0].content[0]"));
+        let file_id = fail(json!({"messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"file_id": "file-abc"}}
+        ]}]}));
+        assert_eq!(file_id.kind, ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn tool_round_trip() {
+        let body = body_of(&json!({
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "functions.get_weather:1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "18°C"},
+                {"role": "tool", "tool_call_id": "functions.get_weather:1", "content": [{"type": "text", "text": "21°C"}]},
+                {"role": "user", "content": "Thanks"}
+            ],
+            "tools": [
+                {"type": "function", "function": {"name": "get_weather", "description": "Current weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+                {"type": "function", "function": {"name": "now"}}
+            ],
+            "tool_choice": "required",
+            "parallel_tool_calls": false
+        }));
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"}]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "functions_get_weather_1", "name": "get_weather", "input": {}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "18°C"}]},
+                    {"type": "tool_result", "tool_use_id": "functions_get_weather_1", "content": [{"type": "text", "text": "21°C"}]},
+                    {"type": "text", "text": "Thanks"}
+                ]}
+            ])
+        );
+        assert_eq!(
+            body["tools"],
+            json!([
+                {"name": "get_weather", "description": "Current weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+                {"name": "now", "input_schema": {"type": "object", "properties": {}}}
+            ])
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+    }
+
+    #[test]
+    fn tool_choice_forms() {
+        let choice = |choice: Value, parallel: Value| {
+            let body = body_of(&json!({
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                "tool_choice": choice, "parallel_tool_calls": parallel
+            }));
+            body.get("tool_choice").cloned()
+        };
+        assert_eq!(
+            choice(json!("auto"), Value::Null),
+            Some(json!({"type": "auto"}))
+        );
+        assert_eq!(
+            choice(json!("none"), json!(false)),
+            Some(json!({"type": "none"}))
+        );
+        assert_eq!(
+            choice(
+                json!({"type": "function", "function": {"name": "f"}}),
+                json!(true)
+            ),
+            Some(json!({"type": "tool", "name": "f"}))
+        );
+        assert_eq!(
+            choice(Value::Null, json!(false)),
+            Some(json!({"type": "auto", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(choice(Value::Null, Value::Null), None);
+        let body = body_of(&json!({"messages": [], "tool_choice": "required"}));
+        assert!(
+            body.get("tool_choice").is_none(),
+            "no tools, nothing to choose"
+        );
+        let error = fail(
+            json!({"messages": [], "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "sometimes"}),
+        );
+        assert_eq!(error.param.as_deref(), Some("tool_choice"));
+        let error = fail(json!({"messages": [], "tools": [{"type": "web_search"}]}));
+        assert_eq!(error.kind, ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn invalid_tool_arguments_are_a_bad_request_without_echo() {
+        for arguments in ["{\"city\": secret", "[1,2]"] {
+            let error = fail(json!({"messages": [
+                {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": arguments}}]}
+            ]}));
+            assert_eq!(error.kind, ErrorKind::BadRequest);
+            assert!(!error.retryable);
+            assert_eq!(
+                error.param.as_deref(),
+                Some("messages[0].tool_calls[0].function.arguments")
+            );
+            assert!(!error.message.contains("secret"));
+        }
+        let error = fail(json!({"messages": [{"role": "tool", "content": "x"}]}));
+        assert_eq!(error.param.as_deref(), Some("messages[0].tool_call_id"));
+    }
+
+    #[test]
+    fn same_role_turns_merge_and_prefill_is_trimmed() {
+        let body = body_of(&json!({"messages": [
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": [{"type": "text", "text": "two"}, {"type": "text", "text": ""}]},
+            {"role": "assistant", "content": "three"},
+            {"role": "assistant", "content": "{\"answer\": "}
+        ]}));
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "three"}, {"type": "text", "text": "{\"answer\":"}]}
+            ])
+        );
+        let body = body_of(&json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "  "}
+        ]}));
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn unsupported_features_are_retryable_elsewhere() {
+        for (request, param) in [
+            (json!({"messages": [], "n": 2}), "n"),
+            (
+                json!({"messages": [], "modalities": ["text", "audio"]}),
+                "modalities",
+            ),
+            (
+                json!({"messages": [], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}),
+                "response_format",
+            ),
+            (
+                json!({"messages": [{"role": "function", "name": "f", "content": "1"}]}),
+                "messages[0].role",
+            ),
+        ] {
+            let error = fail(request);
+            assert_eq!(error.kind, ErrorKind::Unsupported, "{param}");
+            assert!(error.retryable);
+            assert_eq!(error.param.as_deref(), Some(param));
+        }
+        let body =
+            body_of(&json!({"messages": [], "response_format": {"type": "json_object"}, "n": 1}));
+        assert!(body.get("response_format").is_none());
+    }
+
+    #[test]
+    fn malformed_requests_are_bad_requests_without_echo() {
+        for (text, problem) in [
+            ("[\"my secret prompt\"]", "not an object"),
+            ("{\"messages\": [my secret", "not valid JSON"),
+            ("{}", "`messages` must be an array"),
+            ("{\"messages\":[{\"content\":\"secret\"}]}", "`role`"),
+            (
+                "{\"messages\":[{\"role\":\"wizard\",\"content\":\"secret\"}]}",
+                "`role` must be",
+            ),
+            (
+                "{\"messages\":[{\"role\":\"user\",\"content\":42}]}",
+                "`content` must be",
+            ),
+            ("{\"messages\":[],\"user\":7}", "`user`"),
+            ("{\"messages\":[],\"temperature\":\"hot\"}", "`temperature`"),
+        ] {
+            let error = build_request(&target(false, "{}"), text).expect_err("refused");
+            assert_eq!(error.kind, ErrorKind::BadRequest, "{text}");
+            assert!(!error.retryable);
+            assert!(error.message.contains(problem), "{}", error.message);
+            assert!(!error.message.contains("secret"));
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! The stream decoder: Anthropic's Messages event stream becomes `chat.completion.chunk`s.
+//!
+//! Messages streams typed events (`message_start`, `content_block_start`,
+//! `content_block_delta`, `content_block_stop`, `message_delta`, `message_stop`, `ping`,
+//! `error`). They map to chunks like this:
+//! - `message_start` gives the id, model and prompt usage; the first chunk (carrying `role`)
+//!   waits for the first content, so an `error` event before it still lets the host fail over;
+//! - a `text_delta` is a `content` delta; a `tool_use` block start is the first delta of a tool
+//!   call (id, name, empty arguments) and each `input_json_delta` a fragment of its arguments.
+//!   Tool calls are numbered in the order their blocks start, not by Anthropic's block index,
+//!   which also counts text and thinking blocks;
+//! - `message_delta` carries the `finish_reason` and output usage; `message_stop` ends the
+//!   stream with a usage-only chunk (`choices: []`), which the host needs for accounting.
+//!
+//! Thinking deltas, pings and event types added later are skipped. An `error` event or a body
+//! that ends before any stop reason is a typed error rather than a silently short answer.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use freeway_plugin_sdk::http::error;
+use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Chunk;
+use freeway_plugin_sdk::sse::{SseDecoder, SseEvent};
+use freeway_plugin_sdk::types::{Error, ErrorKind};
+
+use crate::errors::{classify, read_error_value};
+use crate::openai;
+use crate::response::{MessageUsage, finish_reason, invalid_response};
+
+pub(crate) struct EventDecoder {
+    sse: SseDecoder,
+    id: String,
+    model: String,
+    created: u64,
+    sent_role: bool,
+    /// Anthropic block index → OpenAI tool-call index, for the tool-use blocks seen so far.
+    tool_blocks: Vec<(u64, u32)>,
+    usage: MessageUsage,
+    finish_reason: Option<&'static str>,
+    stopped: bool,
+    /// An error met after chunks of the same push: those chunks go out first, the error at the
+    /// next call.
+    pending_error: Option<Error>,
+}
+
+impl EventDecoder {
+    pub fn new(model: &str, created: u64) -> Self {
+        Self {
+            sse: SseDecoder::new(),
+            id: format!("msg_{created}"),
+            model: model.to_owned(),
+            created,
+            sent_role: false,
+            tool_blocks: Vec::new(),
+            usage: MessageUsage::default(),
+            finish_reason: None,
+            stopped: false,
+            pending_error: None,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
+        if let Some(failure) = self.pending_error.take() {
+            return Err(failure);
+        }
+        let events = self.sse.push(bytes);
+        self.translate(events)
+    }
+
+    pub fn finish(&mut self) -> Result<Vec<Chunk>, Error> {
+        if let Some(failure) = self.pending_error.take() {
+            return Err(failure);
+        }
+        let trailing = self.sse.finish().into_iter().collect();
+        let mut chunks = self.translate(trailing)?;
+        if let Some(failure) = self.pending_error.take() {
+            return Err(failure);
+        }
+        if !self.stopped {
+            if self.finish_reason.is_none() {
+                return Err(error(
+                    ErrorKind::Unavailable,
+                    true,
+                    "Anthropic's stream ended early",
+                ));
+            }
+            // The answer was complete; only `message_stop` was lost.
+            chunks.push(self.usage_chunk());
+            self.stopped = true;
+        }
+        Ok(chunks)
+    }
+
+    fn translate(&mut self, events: Vec<SseEvent>) -> Result<Vec<Chunk>, Error> {
+        let mut chunks = Vec::with_capacity(events.len() + 1);
+        for event in events {
+            if self.stopped {
+                break;
+            }
+            if let Err(failure) = self.translate_event(&event, &mut chunks) {
+                if chunks.is_empty() {
+                    return Err(failure);
+                }
+                self.pending_error = Some(failure);
+                break;
+            }
+        }
+        Ok(chunks)
+    }
+
+    fn translate_event(&mut self, event: &SseEvent, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
+        let payload = event.data.trim();
+        if payload.is_empty() {
+            return Ok(());
+        }
+        let value: Value = serde_json::from_str(payload).map_err(|parse_error| {
+            invalid_response(format!(
+                "Anthropic sent a stream event that is not valid JSON (line {}, column {})",
+                parse_error.line(),
+                parse_error.column()
+            ))
+        })?;
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .or(event.event.as_deref())
+            .unwrap_or("");
+        match kind {
+            "message_start" => {
+                let start: MessageStart = parse(value)?;
+                if let Some(id) = start.message.id {
+                    self.id = id;
+                }
+                if let Some(model) = start.message.model {
+                    self.model = model;
+                }
+                self.usage.update(start.message.usage);
+                // No chunk yet: the host commits to this target at the first chunk, and
+                // Anthropic often reports overload as an `error` event right after
+                // `message_start`. Until content arrives, failing over is still possible.
+            }
+            "content_block_start" => {
+                let start: BlockStart = parse(value)?;
+                match start.content_block {
+                    StartBlock::Text { text: start } if !start.is_empty() => {
+                        chunks.push(self.chunk(text(start), None));
+                    }
+                    StartBlock::ToolUse { id, name } => {
+                        let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
+                        self.tool_blocks.push((start.index, tool_index));
+                        let call = openai::ToolCall {
+                            index: Some(tool_index),
+                            id: Some(id),
+                            kind: Some("function"),
+                            function: openai::FunctionCall {
+                                name: Some(name),
+                                arguments: String::new(),
+                            },
+                        };
+                        chunks.push(self.chunk(tool_call(call), None));
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let delta: BlockDelta = parse(value)?;
+                match delta.delta {
+                    ContentDelta::TextDelta { text: piece } if !piece.is_empty() => {
+                        chunks.push(self.chunk(text(piece), None));
+                    }
+                    ContentDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
+                        let tool_index = self
+                            .tool_blocks
+                            .iter()
+                            .find(|(block, _)| *block == delta.index)
+                            .map(|(_, tool)| *tool)
+                            .ok_or_else(|| {
+                                invalid_response(
+                                    "Anthropic sent tool input for a block that is not a tool call",
+                                )
+                            })?;
+                        let call = openai::ToolCall {
+                            index: Some(tool_index),
+                            id: None,
+                            kind: None,
+                            function: openai::FunctionCall {
+                                name: None,
+                                arguments: partial_json,
+                            },
+                        };
+                        chunks.push(self.chunk(tool_call(call), None));
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                let delta: MessageDelta = parse(value)?;
+                if let Some(usage) = delta.usage {
+                    self.usage.update(usage);
+                }
+                if let Some(reason) = delta.delta.stop_reason {
+                    let reason = finish_reason(&reason);
+                    self.finish_reason = Some(reason);
+                    chunks.push(self.chunk(openai::Delta::default(), Some(reason)));
+                }
+            }
+            "message_stop" => {
+                if self.finish_reason.is_none() {
+                    // No message_delta arrived: close the choice so clients see an end.
+                    let reason = if self.tool_blocks.is_empty() {
+                        "stop"
+                    } else {
+                        "tool_calls"
+                    };
+                    self.finish_reason = Some(reason);
+                    chunks.push(self.chunk(openai::Delta::default(), Some(reason)));
+                }
+                chunks.push(self.usage_chunk());
+                self.stopped = true;
+            }
+            "error" => return Err(classify(None, read_error_value(&value))),
+            // ping, content_block_stop, and event types added after this adapter.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A chunk with one choice; the first chunk of the stream also carries the role.
+    fn chunk(&mut self, mut delta: openai::Delta, finish_reason: Option<&'static str>) -> Chunk {
+        if !self.sent_role {
+            self.sent_role = true;
+            delta.role = Some("assistant");
+        }
+        let data = openai::Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![openai::ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
+            usage: None,
+        };
+        Chunk {
+            data: openai::to_json(&data),
+            usage: None,
+        }
+    }
+
+    fn usage_chunk(&self) -> Chunk {
+        let data = openai::Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: Vec::new(),
+            usage: Some(self.usage.to_openai()),
+        };
+        Chunk {
+            data: openai::to_json(&data),
+            usage: Some(self.usage.to_usage()),
+        }
+    }
+}
+
+/// A delta with text only.
+fn text(content: String) -> openai::Delta {
+    openai::Delta {
+        content: Some(content),
+        ..openai::Delta::default()
+    }
+}
+
+/// A delta with one tool-call fragment.
+fn tool_call(call: openai::ToolCall) -> openai::Delta {
+    openai::Delta {
+        tool_calls: vec![call],
+        ..openai::Delta::default()
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_json::from_value(value)
+        .map_err(|_| invalid_response("Anthropic sent a stream event of an unexpected shape"))
+}
+
+#[derive(Deserialize)]
+struct MessageStart {
+    message: StartMessage,
+}
+
+#[derive(Deserialize)]
+struct StartMessage {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: MessageUsage,
+}
+
+#[derive(Deserialize)]
+struct BlockStart {
+    index: u64,
+    content_block: StartBlock,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StartBlock {
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct BlockDelta {
+    index: u64,
+    delta: ContentDelta,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ContentDelta {
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
+    /// Thinking, signature and citation deltas.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct MessageDelta {
+    delta: StopDelta,
+    #[serde(default)]
+    usage: Option<MessageUsage>,
+}
+
+#[derive(Deserialize)]
+struct StopDelta {
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CREATED: u64 = 1_730_000_000;
+
+    /// A text answer as the Messages streaming reference shows it.
+    const TEXT_STREAM: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5-20250929\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":5,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hé\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"llo 👋\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    /// Text, a thinking block, then two tool calls (block indexes 2 and 3, tool indexes 0, 1).
+    const TOOL_STREAM: &str = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_014p7gG3wDgGV9EUtLvnow3U\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2},\"content\":[],\"stop_reason\":null}}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Weather needed.\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking.\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":1}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T1x1fJ34qAmk2tNTrN7Up6\",\"name\":\"get_weather\",\"input\":{}}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"location\\\":\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" \\\"Paris\\\"}\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":2}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_02\",\"name\":\"get_time\",\"input\":{}}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":3}\r\n\r\nevent: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\r\n\r\nevent: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
+
+    fn decode_in_pieces(body: &str, size: usize) -> (Vec<Chunk>, Result<Vec<Chunk>, Error>) {
+        let mut decoder = EventDecoder::new("claude-sonnet-4-5", CREATED);
+        let mut chunks = Vec::new();
+        for piece in body.as_bytes().chunks(size) {
+            chunks.extend(decoder.push(piece).expect("push succeeds"));
+        }
+        (chunks, decoder.finish())
+    }
+
+    fn decode(body: &str) -> Vec<Value> {
+        let (mut chunks, finished) = decode_in_pieces(body, body.len());
+        chunks.extend(finished.expect("complete"));
+        chunks
+            .iter()
+            .map(|chunk| serde_json::from_str(&chunk.data).expect("chunk JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn text_stream() {
+        let chunks = decode(TEXT_STREAM);
+        let header = |choices: Value| json!({"id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "object": "chat.completion.chunk", "created": CREATED, "model": "claude-sonnet-4-5-20250929", "choices": choices});
+        let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        let mut usage_chunk = header(json!([]));
+        usage_chunk["usage"] = json!({"prompt_tokens": 30, "completion_tokens": 15, "total_tokens": 45, "prompt_tokens_details": {"cached_tokens": 5}});
+        assert_eq!(
+            chunks,
+            vec![
+                header(choice(
+                    json!({"role": "assistant", "content": "Hé"}),
+                    Value::Null
+                )),
+                header(choice(json!({"content": "llo 👋"}), Value::Null)),
+                header(choice(json!({}), json!("stop"))),
+                usage_chunk,
+            ]
+        );
+    }
+
+    #[test]
+    fn usage_is_only_on_the_last_chunk() {
+        let (chunks, finished) = decode_in_pieces(TEXT_STREAM, 64);
+        assert!(finished.expect("complete").is_empty());
+        let (last, rest) = chunks.split_last().expect("chunks");
+        assert!(rest.iter().all(|chunk| chunk.usage.is_none()));
+        let usage = last.usage.as_ref().expect("usage");
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (30, 15));
+    }
+
+    #[test]
+    fn every_split_gives_the_same_chunks() {
+        for body in [TEXT_STREAM, TOOL_STREAM] {
+            let whole: Vec<String> = {
+                let (mut chunks, finished) = decode_in_pieces(body, body.len());
+                chunks.extend(finished.expect("complete"));
+                chunks.into_iter().map(|chunk| chunk.data).collect()
+            };
+            for size in [1, 2, 3, 5, 7, 13, 64, 333] {
+                let (mut chunks, finished) = decode_in_pieces(body, size);
+                chunks.extend(finished.expect("complete"));
+                let data: Vec<String> = chunks.into_iter().map(|chunk| chunk.data).collect();
+                assert_eq!(data, whole, "piece size {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn tool_stream_numbers_calls_by_order() {
+        let chunks = decode(TOOL_STREAM);
+        let deltas: Vec<&Value> = chunks
+            .iter()
+            .filter_map(|chunk| chunk["choices"].get(0))
+            .map(|choice| &choice["delta"])
+            .collect();
+        assert_eq!(
+            deltas[0],
+            &json!({"role": "assistant", "content": "Checking."})
+        );
+        assert_eq!(
+            deltas[1],
+            &json!({"tool_calls": [{"index": 0, "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]})
+        );
+        assert_eq!(
+            deltas[2],
+            &json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"location\":"}}]})
+        );
+        assert_eq!(
+            deltas[3],
+            &json!({"tool_calls": [{"index": 0, "function": {"arguments": " \"Paris\"}"}}]})
+        );
+        assert_eq!(
+            deltas[4],
+            &json!({"tool_calls": [{"index": 1, "id": "toolu_02", "type": "function", "function": {"name": "get_time", "arguments": ""}}]})
+        );
+        assert_eq!(
+            deltas[5],
+            &json!({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]})
+        );
+        assert_eq!(deltas.len(), 7);
+        let finish = &chunks[chunks.len() - 2]["choices"][0]["finish_reason"];
+        assert_eq!(finish, "tool_calls");
+        assert_eq!(
+            chunks.last().expect("usage")["usage"]["completion_tokens"],
+            89
+        );
+    }
+
+    #[test]
+    fn error_event_is_typed() {
+        let mut decoder = EventDecoder::new("m", CREATED);
+        let failure = decoder
+            .push(b"event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n")
+            .expect_err("error");
+        assert_eq!(failure.kind, ErrorKind::Unavailable);
+        assert!(failure.retryable);
+        assert_eq!(failure.message, "Overloaded");
+        assert_eq!(failure.code.as_deref(), Some("overloaded_error"));
+
+        let mut decoder = EventDecoder::new("m", CREATED);
+        let failure = decoder
+            .push(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n")
+            .expect_err("error");
+        assert_eq!(failure.kind, ErrorKind::RateLimited);
+    }
+
+    #[test]
+    fn chunks_before_an_error_go_out_first() {
+        let body = TEXT_STREAM
+            .split("event: content_block_stop")
+            .next()
+            .expect("prefix")
+            .to_owned()
+            + "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error\"}}\n\n";
+        let mut decoder = EventDecoder::new("m", CREATED);
+        let chunks = decoder.push(body.as_bytes()).expect("the text so far");
+        assert_eq!(chunks.len(), 2);
+        let failure = decoder.push(b"").expect_err("then the error");
+        assert_eq!(failure.kind, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn cut_short_stream_is_an_error_but_a_lost_message_stop_is_not() {
+        let cut = TEXT_STREAM
+            .split("event: message_delta")
+            .next()
+            .expect("prefix");
+        let (chunks, finished) = decode_in_pieces(cut, 10);
+        assert_eq!(chunks.len(), 2);
+        let failure = finished.expect_err("ended early");
+        assert_eq!(failure.kind, ErrorKind::Unavailable);
+        assert!(failure.retryable);
+
+        let no_stop = TEXT_STREAM
+            .split("event: message_stop")
+            .next()
+            .expect("prefix");
+        let (_, finished) = decode_in_pieces(no_stop, 10);
+        let tail = finished.expect("complete");
+        assert_eq!(tail.len(), 1);
+        assert!(tail[0].usage.is_some());
+    }
+
+    #[test]
+    fn garbage_and_bad_shapes_are_invalid_responses() {
+        for body in [
+            "data: {not json}\n\n",
+            "event: message_start\ndata: {\"type\":\"message_start\"}\n\n",
+            "data: {\"type\":\"content_block_delta\",\"index\":5,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\"}}\n\n",
+        ] {
+            let mut decoder = EventDecoder::new("m", CREATED);
+            let failure = decoder.push(body.as_bytes()).expect_err("invalid");
+            assert_eq!(failure.kind, ErrorKind::InvalidResponse, "{body}");
+        }
+    }
+
+    #[test]
+    fn events_after_message_stop_are_ignored() {
+        let body = format!(
+            "{TEXT_STREAM}event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"late\"}}}}\n\n"
+        );
+        assert_eq!(decode(&body).len(), 4);
+    }
+
+    #[test]
+    fn overload_right_after_message_start_leaves_failover_open() {
+        let start = TEXT_STREAM
+            .split("event: content_block_start")
+            .next()
+            .expect("message_start");
+        let body = format!(
+            "{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n"
+        );
+        let mut decoder = EventDecoder::new("m", CREATED);
+        let failure = decoder
+            .push(body.as_bytes())
+            .expect_err("no chunk before the error");
+        assert_eq!(failure.kind, ErrorKind::Unavailable);
+        assert!(failure.retryable);
+    }
+}

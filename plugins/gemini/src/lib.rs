@@ -1,0 +1,99 @@
+//! The provider adapter for Google's Gemini API (the Generative Language API,
+//! `POST {base_url}/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`).
+//!
+//! Gemini speaks its own format, so this adapter translates in both directions: the client's
+//! OpenAI chat-completions request becomes a `GenerateContentRequest` (system prompt lifted to
+//! `systemInstruction`, roles renamed, turns merged, sampling moved into `generationConfig`,
+//! JSON Schemas narrowed to the subset Gemini accepts), and `GenerateContentResponse`s become
+//! OpenAI's `chat.completion` or `chat.completion.chunk`s. Google's error bodies (`google.rpc`
+//! statuses with `RetryInfo` and `QuotaFailure` details) are typed the way the host's failover
+//! engine expects.
+//!
+//! Modules, in the order a request travels: `settings` (the provider's config entry),
+//! `request` (OpenAI → Gemini), `schema` (JSON Schema → Gemini's `Schema`), `response`
+//! (Gemini → `chat.completion`), `stream` (Gemini's SSE → chunks), `openai` (the OpenAI
+//! objects written back) and `errors` (error bodies, retry delays and rate limits).
+
+mod errors;
+mod openai;
+mod request;
+mod response;
+mod schema;
+mod settings;
+mod stream;
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{
+    self, Chunk, Completion, HttpRequest, Target,
+};
+use freeway_plugin_sdk::provider::{self, PluginMetadata};
+use freeway_plugin_sdk::types::{Error, PluginKind, RateLimits};
+
+use stream::ResponseDecoder;
+
+struct Gemini;
+
+impl provider::Guest for Gemini {
+    fn metadata() -> PluginMetadata {
+        PluginMetadata {
+            name: "gemini".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            kind: PluginKind::Provider,
+            description: "Adapter for Google's Gemini API (generateContent)".to_owned(),
+        }
+    }
+}
+
+impl adapter::Guest for Gemini {
+    type StreamDecoder = StreamDecoder;
+
+    fn build_request(target: Target, request: String) -> Result<HttpRequest, Error> {
+        request::build_request(&target, &request)
+    }
+
+    fn parse_response(
+        target: Target,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<Completion, Error> {
+        response::parse_response(&target, status, &headers, &body, unix_now())
+    }
+
+    fn read_rate_limits(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> RateLimits {
+        errors::read_rate_limits(status, &headers, &body)
+    }
+}
+
+/// The `stream-decoder` resource. The generated trait hands out `&self`, so the decoding state
+/// sits in a `RefCell`; calls on one resource never overlap.
+struct StreamDecoder(RefCell<ResponseDecoder>);
+
+impl adapter::GuestStreamDecoder for StreamDecoder {
+    fn new(target: Target) -> Self {
+        Self(RefCell::new(ResponseDecoder::new(
+            &target.model,
+            unix_now(),
+        )))
+    }
+
+    fn push(&self, bytes: Vec<u8>) -> Result<Vec<Chunk>, Error> {
+        self.0.borrow_mut().push(&bytes)
+    }
+
+    fn finish(&self) -> Result<Vec<Chunk>, Error> {
+        self.0.borrow_mut().finish()
+    }
+}
+
+/// Seconds since the Unix epoch, for OpenAI's `created`. A clock before 1970 (a sandbox
+/// without one) gives 0 rather than failing.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+freeway_plugin_sdk::export_provider!(Gemini with_types_in freeway_plugin_sdk::provider);
