@@ -47,6 +47,11 @@ mod raw {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Config {
+        /// Provider catalog files merged under `providers` (this file's entries win). Read
+        /// from the TOML tree by `merge_catalogs` before this struct is parsed.
+        #[serde(default)]
+        #[allow(dead_code)]
+        pub catalog: Vec<PathBuf>,
         #[serde(default)]
         pub server: Server,
         pub plugins: Plugins,
@@ -102,12 +107,47 @@ mod raw {
         pub adapter: String,
         pub base_url: String,
         pub api_key_env: Option<String>,
+        /// For keyless (local) providers: enabled only when this variable is set.
+        pub enable_env: Option<String>,
+        /// Model id → facts. A plain list of ids is accepted too (normalised before parsing).
         #[serde(default)]
-        pub models: Vec<String>,
+        pub models: BTreeMap<String, ModelInfo>,
         pub timeout_ms: Option<u64>,
         pub stream_idle_timeout_ms: Option<u64>,
         pub settings: Option<toml::Table>,
         pub enabled: Option<bool>,
+        /// Where the catalog's figures come from.
+        pub docs: Option<String>,
+        /// Whether the provider (its free tier) may log or train on prompts.
+        pub privacy: Option<Privacy>,
+        /// Explicitly trusted with sensitive data (self-hosted, or a no-log contract).
+        pub trusted: Option<bool>,
+        /// Labels for routing policies (e.g. "free", "paid", "local").
+        #[serde(default)]
+        pub tags: Vec<String>,
+    }
+
+    #[derive(Deserialize, Default, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Privacy {
+        pub logs_prompts: Option<bool>,
+        pub trains_on_prompts: Option<bool>,
+    }
+
+    #[derive(Deserialize, Default, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ModelInfo {
+        pub context_window: Option<u32>,
+        pub max_output_tokens: Option<u32>,
+        /// USD per million tokens; 0 for free tiers.
+        pub input_price: Option<f64>,
+        pub output_price: Option<f64>,
+        pub rpm: Option<u64>,
+        pub rpd: Option<u64>,
+        pub tpm: Option<u64>,
+        pub tpd: Option<u64>,
+        pub tools: Option<bool>,
+        pub vision: Option<bool>,
     }
 
     #[derive(Deserialize)]
@@ -137,6 +177,8 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
+pub use raw::{ModelInfo, Privacy};
+
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
@@ -147,6 +189,14 @@ pub struct Provider {
     /// Why this provider cannot be used, when it cannot (e.g. its key variable is unset).
     pub disabled: Option<String>,
     pub models: Vec<String>,
+    /// What the catalog or config says of each model (missing facts are unknown, not false).
+    pub model_info: BTreeMap<String, ModelInfo>,
+    pub docs: Option<String>,
+    pub privacy: Privacy,
+    /// May serve requests labelled sensitive: explicitly trusted, keyless (self-hosted), or
+    /// documented to neither log nor train on prompts.
+    pub trusted: bool,
+    pub tags: Vec<String>,
     /// Per-attempt deadline: the whole answer when not streaming, the first chunk when streaming.
     pub timeout: Duration,
     /// Once a stream is committed: the longest gap between two upstream chunks.
@@ -230,6 +280,8 @@ impl Config {
                 },
             )
         })?;
+        merge_catalogs(&mut value, base_dir)?;
+        normalise_model_lists(&mut value);
         expand_env(&mut value, &mut String::new(), env)?;
         let raw: raw::Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
@@ -309,6 +361,100 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// Merge the provider catalogs named by `catalog = [...]` under this file's `providers`:
+/// a catalog gives every provider's defaults, this file's keys win, table by table.
+fn merge_catalogs(value: &mut toml::Value, base_dir: &Path) -> Result<(), ConfigError> {
+    let Some(files) = value
+        .get("catalog")
+        .and_then(toml::Value::as_array)
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let mut merged = toml::Table::new();
+    for (i, file) in files.iter().enumerate() {
+        let path = format!("catalog[{i}]");
+        let Some(name) = file.as_str() else {
+            return Err(error(path, "must be a file path"));
+        };
+        let file_path = if Path::new(name).is_absolute() {
+            PathBuf::from(name)
+        } else {
+            base_dir.join(name)
+        };
+        let text = std::fs::read_to_string(&file_path).map_err(|e| {
+            error(
+                path.clone(),
+                format!("cannot read {}: {e}", file_path.display()),
+            )
+        })?;
+        let catalog: toml::Table = toml::from_str(&text).map_err(|e| {
+            error(
+                path.clone(),
+                format!("{}: {}", file_path.display(), e.message()),
+            )
+        })?;
+        for (key, item) in catalog {
+            if key != "providers" {
+                return Err(error(
+                    path,
+                    format!(
+                        "{}: a catalog holds only [providers.*], found `{key}`",
+                        file_path.display()
+                    ),
+                ));
+            }
+            let toml::Value::Table(providers) = item else {
+                return Err(error(
+                    path,
+                    format!("{}: `providers` must be a table", file_path.display()),
+                ));
+            };
+            deep_merge(&mut merged, providers);
+        }
+    }
+    if let Some(toml::Value::Table(own)) = value.get("providers").cloned() {
+        deep_merge(&mut merged, own);
+    }
+    if let toml::Value::Table(root) = value {
+        root.insert("providers".into(), toml::Value::Table(merged));
+    }
+    Ok(())
+}
+
+fn deep_merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, item) in top {
+        match (base.get_mut(&key), item) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(top_table)) => {
+                deep_merge(base_table, top_table)
+            }
+            (_, item) => {
+                base.insert(key, item);
+            }
+        }
+    }
+}
+
+/// `models = ["a", "b"]` is shorthand for `models = { a = {}, b = {} }`.
+fn normalise_model_lists(value: &mut toml::Value) {
+    let Some(toml::Value::Table(providers)) = value.get_mut("providers") else {
+        return;
+    };
+    for (_, provider) in providers.iter_mut() {
+        if let Some(models) = provider.get_mut("models")
+            && let toml::Value::Array(names) = models
+            && names.iter().all(toml::Value::is_str)
+        {
+            let table = names
+                .iter()
+                .filter_map(|n| n.as_str())
+                .map(|n| (n.to_string(), toml::Value::Table(toml::Table::new())))
+                .collect();
+            *models = toml::Value::Table(table);
+        }
     }
 }
 
@@ -489,10 +635,21 @@ fn validate(
                 "must be positive",
             ));
         }
+        let keyless_off = p.api_key_env.is_none()
+            && p.enable_env
+                .as_ref()
+                .is_some_and(|var| env(var).is_none_or(|v| v.is_empty()));
         let (api_key, disabled) = match (&p.api_key_env, p.enabled) {
             (_, Some(false)) => (
                 None,
                 Some("disabled in config (enabled = false)".to_string()),
+            ),
+            (None, _) if keyless_off => (
+                None,
+                Some(format!(
+                    "environment variable {} is not set (set it to enable this local provider)",
+                    p.enable_env.as_deref().unwrap_or_default()
+                )),
             ),
             (Some(var), _) => match env(var).filter(|v| !v.trim().is_empty()) {
                 Some(key) => (Some(ApiKey(Arc::from(key.trim()))), None),
@@ -500,6 +657,22 @@ fn validate(
             },
             (None, _) => (None, None),
         };
+        for (model, info) in &p.models {
+            if info.input_price.is_some_and(|v| v < 0.0)
+                || info.output_price.is_some_and(|v| v < 0.0)
+            {
+                return Err(error(
+                    format!("{path}.models.{model}"),
+                    "prices must not be negative",
+                ));
+            }
+        }
+        let privacy = p.privacy.unwrap_or_default();
+        let trusted = p.trusted.unwrap_or(
+            p.api_key_env.is_none()
+                || (privacy.logs_prompts == Some(false)
+                    && privacy.trains_on_prompts == Some(false)),
+        );
         providers.insert(
             name.clone(),
             Provider {
@@ -509,7 +682,12 @@ fn validate(
                 api_key_env: p.api_key_env,
                 api_key,
                 disabled,
-                models: p.models,
+                models: p.models.keys().cloned().collect(),
+                model_info: p.models,
+                docs: p.docs,
+                privacy,
+                trusted,
+                tags: p.tags,
                 timeout: Duration::from_millis(timeout_ms),
                 stream_idle_timeout: Duration::from_millis(idle_ms),
                 settings: table_to_json(p.settings),

@@ -107,11 +107,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let addr = args.listen.unwrap_or(gateway.snapshot.load().config.listen);
         let listener = server::bind(addr).await?;
+        let shutdown = shutdown_signal();
         let local = listener.local_addr()?;
         tracing::info!(address = %local, "listening");
         println!("freeway listening on http://{local}");
         let _ = std::io::stdout().flush();
-        server::serve(gateway, listener, shutdown_signal()).await
+        server::serve(gateway, listener, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,14 +123,20 @@ fn main() -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// Registers the signal handlers now (before the "listening" line is printed, so a SIGTERM
+/// right after start is never missed) and resolves on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
     }
 }

@@ -340,12 +340,16 @@ impl Gateway {
         let mut enabled = Vec::with_capacity(route.targets.len());
         for target in &route.targets {
             match config.providers.get(&target.provider) {
-                Some(provider) => match &provider.disabled {
-                    Some(why) => log.push(
+                Some(provider) => match (
+                    &provider.disabled,
+                    incapability(provider, target, &ctx.info),
+                ) {
+                    (Some(why), _) => log.push(
                         target,
                         RouteOutcome::Skipped(format!("provider disabled: {why}")),
                     ),
-                    None => enabled.push(target.clone()),
+                    (None, Some(why)) => log.push(target, RouteOutcome::Incapable(why)),
+                    (None, None) => enabled.push(target.clone()),
                 },
                 None => log.push(
                     target,
@@ -368,6 +372,8 @@ impl Gateway {
             .enumerate()
             .map(|(i, target)| {
                 let view = self.targets.get(target).view(now);
+                let provider = config.providers.get(&target.provider);
+                let info = provider.and_then(|p| p.model_info.get(&target.model));
                 policy::Candidate {
                     id: i as u32,
                     provider: target.provider.clone(),
@@ -381,11 +387,11 @@ impl Gateway {
                     latency_ms: view.latency_ms,
                     ttft_ms: view.ttft_ms,
                     error_rate: view.error_rate,
-                    input_price: 0.0,
-                    output_price: 0.0,
-                    context_window: None,
+                    input_price: info.and_then(|i| i.input_price).unwrap_or(0.0),
+                    output_price: info.and_then(|i| i.output_price).unwrap_or(0.0),
+                    context_window: info.and_then(|i| i.context_window),
                     weight: 1,
-                    tags: Vec::new(),
+                    tags: provider.map(candidate_tags).unwrap_or_default(),
                 }
             })
             .collect();
@@ -973,6 +979,43 @@ impl StreamPump {
         }
         Ok(())
     }
+}
+
+/// Why this target cannot serve this request, from what the catalog says of its model.
+/// Unknown facts never exclude a target: the upstream decides.
+fn incapability(provider: &Provider, target: &TargetRef, info: &ChatRequestInfo) -> Option<String> {
+    let model = provider.model_info.get(&target.model)?;
+    if info.has_images && model.vision == Some(false) {
+        return Some("the model does not accept images".into());
+    }
+    if info.has_tools && model.tools == Some(false) {
+        return Some("the model does not support tools".into());
+    }
+    if let Some(window) = model.context_window {
+        let needed = u64::from(info.prompt_tokens) + u64::from(info.max_tokens.unwrap_or(0));
+        if needed > u64::from(window) {
+            return Some(format!(
+                "the request needs about {needed} tokens, over the model's context window of {window}"
+            ));
+        }
+    }
+    if let (Some(asked), Some(most)) = (info.max_tokens, model.max_output_tokens)
+        && asked > most
+    {
+        return Some(format!(
+            "max_tokens {asked} is over the model's limit of {most}"
+        ));
+    }
+    None
+}
+
+/// Tags a router sees for a target: the provider's own, plus "trusted" and "free"/"paid".
+fn candidate_tags(provider: &Provider) -> Vec<String> {
+    let mut tags = provider.tags.clone();
+    if provider.trusted {
+        tags.push("trusted".into());
+    }
+    tags
 }
 
 fn sse_frame(data: &str) -> Bytes {

@@ -268,6 +268,8 @@ pub enum RouteOutcome {
     Ok(Duration),
     Failed(AttemptError),
     Skipped(String),
+    /// The target cannot serve this request (images, tools, context window).
+    Incapable(String),
     Cooling(Duration),
 }
 
@@ -293,6 +295,7 @@ impl RouteLog {
                     RouteOutcome::Ok(took) => format!("ok {} ms", took.as_millis()),
                     RouteOutcome::Failed(error) => error.summary(),
                     RouteOutcome::Skipped(why) => format!("skipped ({why})"),
+                    RouteOutcome::Incapable(why) => format!("cannot serve ({why})"),
                     RouteOutcome::Cooling(left) => format!("skipped (cooldown {})", human(*left)),
                 };
                 format!("{target}: {what}")
@@ -351,6 +354,21 @@ impl RouteLog {
                 ),
             )
             .with_retry_after(Some(soonest));
+        }
+        let incapable = self
+            .entries
+            .iter()
+            .any(|(_, o)| matches!(o, RouteOutcome::Incapable(_)));
+        let all_incapable_or_disabled = self
+            .entries
+            .iter()
+            .all(|(_, o)| matches!(o, RouteOutcome::Incapable(_) | RouteOutcome::Skipped(_)));
+        if failures.is_empty() && cooling.is_empty() && incapable && all_incapable_or_disabled {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_request",
+                format!("no target of model '{model}' can serve this request: {detail}"),
+            );
         }
         let Some(last) = failures.last() else {
             return ApiError::new(
