@@ -36,6 +36,9 @@ PLUGINS_DIR = Path(os.environ.get("FREEWAY_PLUGINS_DIR", REPO / "plugins/dist"))
 TEST_PLUGINS_DIR = Path(os.environ.get("FREEWAY_TEST_PLUGINS_DIR", REPO / "target/test-plugins"))
 
 BUNDLED = ("openai-compatible", "priority-fallback")
+# Bundled adapters for non-OpenAI APIs: built into FREEWAY_PLUGINS_DIR with the others, but only
+# copied into a gateway's plugin folder when a test asks for them.
+ADAPTERS = ("anthropic", "gemini")
 TESTING = ("hostile", "hostile-router", "test-guard")
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
@@ -231,10 +234,16 @@ def gateway_env(env: Optional[dict[str, str]]) -> dict[str, str]:
     return base
 
 
+def plugin_path(plugin: str) -> Path:
+    """Where the built `.wasm` of `plugin` is: bundled plugins and adapters, or testing ones."""
+    bundled = plugin in BUNDLED or plugin in ADAPTERS
+    return (PLUGINS_DIR if bundled else TEST_PLUGINS_DIR) / f"{plugin}.wasm"
+
+
 def check_artifacts(plugins: tuple[str, ...] | list[str]) -> None:
     missing = [] if FREEWAY_BIN.is_file() else [str(FREEWAY_BIN)]
     for p in plugins:
-        src = (PLUGINS_DIR if p in BUNDLED else TEST_PLUGINS_DIR) / f"{p}.wasm"
+        src = plugin_path(p)
         if not src.is_file():
             missing.append(str(src))
     if missing:
@@ -262,7 +271,7 @@ class GatewayFactory:
         plugin_dir.mkdir(parents=True)
         check_artifacts(plugins)
         for p in plugins:
-            src = (PLUGINS_DIR if p in BUNDLED else TEST_PLUGINS_DIR) / f"{p}.wasm"
+            src = plugin_path(p)
             shutil.copy(src, plugin_dir / f"{p}.wasm")
         if isinstance(config, dict):
             config = json.loads(json.dumps(config))  # private deep copy
@@ -313,6 +322,12 @@ class Mocks:
         m = MockOpenAI(name, api_key=api_key or f"sk-{name}-secret").start()
         self.by_name[name] = m
         return m
+
+    def adopt(self, mock: Any) -> Any:
+        """Register an already started mock of another kind (mock_anthropic, mock_gemini), so
+        reset() and stop() cover it too."""
+        self.by_name[mock.name] = mock
+        return mock
 
     def __getitem__(self, name: str) -> MockOpenAI:
         return self.by_name[name]

@@ -267,6 +267,23 @@ def test_mid_stream_failure_ends_with_error_event_and_no_done(ab):
     assert b.chat_requests == []
 
 
+def test_stalled_stream_ends_with_error_after_idle_timeout(ab):
+    """stream_idle_timeout_ms = 300: an upstream that goes quiet mid-stream for seconds ends
+    the client's stream with an error event soon after, without failover."""
+    a, b, start = ab
+    gw = start(a_extra={"stream_idle_timeout_ms": 300})
+    a.script(mo.text("Hello world", pieces=["Hello", " world"], event_gap=4))
+    t0 = time.monotonic()
+    with gw.http() as h:
+        r = h.post("/v1/chat/completions", json=chat_body("chain", stream=True))
+    elapsed = time.monotonic() - t0
+    events = sse_events(r.text)
+    assert "[DONE]" not in events
+    assert set(json.loads(events[-1])) == {"error"}, events[-1]
+    assert elapsed < 2.5, f"the stalled stream was ended after {elapsed:.1f}s"
+    assert b.chat_requests == []
+
+
 def test_stream_timeout_before_first_chunk_fails_over(ab):
     a, b, start = ab
     gw = start(a_extra={"timeout_ms": 300})

@@ -34,7 +34,8 @@ pub(crate) struct EventDecoder {
     created: u64,
     sent_role: bool,
     /// Anthropic block index → OpenAI tool-call index, for the tool-use blocks seen so far.
-    tool_blocks: Vec<(u64, u32)>,
+    /// (Anthropic block index, OpenAI tool-call index, whether any argument text arrived).
+    tool_blocks: Vec<(u64, u32, bool)>,
     usage: MessageUsage,
     finish_reason: Option<&'static str>,
     stopped: bool,
@@ -147,7 +148,7 @@ impl EventDecoder {
                     }
                     StartBlock::ToolUse { id, name } => {
                         let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
-                        self.tool_blocks.push((start.index, tool_index));
+                        self.tool_blocks.push((start.index, tool_index, false));
                         let call = openai::ToolCall {
                             index: Some(tool_index),
                             id: Some(id),
@@ -171,9 +172,12 @@ impl EventDecoder {
                     ContentDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                         let tool_index = self
                             .tool_blocks
-                            .iter()
-                            .find(|(block, _)| *block == delta.index)
-                            .map(|(_, tool)| *tool)
+                            .iter_mut()
+                            .find(|(block, _, _)| *block == delta.index)
+                            .map(|(_, tool, seen)| {
+                                *seen = true;
+                                *tool
+                            })
                             .ok_or_else(|| {
                                 invalid_response(
                                     "Anthropic sent tool input for a block that is not a tool call",
@@ -218,8 +222,31 @@ impl EventDecoder {
                 chunks.push(self.usage_chunk());
                 self.stopped = true;
             }
+            "content_block_stop" => {
+                // A tool called without input streams no argument text at all; OpenAI clients
+                // parse `arguments` as JSON, so close it as the empty object, as OpenAI does.
+                let stop: BlockStop = parse(value)?;
+                if let Some((_, tool_index, seen)) = self
+                    .tool_blocks
+                    .iter_mut()
+                    .find(|(block, _, _)| *block == stop.index)
+                    && !*seen
+                {
+                    *seen = true;
+                    let call = openai::ToolCall {
+                        index: Some(*tool_index),
+                        id: None,
+                        kind: None,
+                        function: openai::FunctionCall {
+                            name: None,
+                            arguments: "{}".to_string(),
+                        },
+                    };
+                    chunks.push(self.chunk(tool_call(call), None));
+                }
+            }
             "error" => return Err(classify(None, read_error_value(&value))),
-            // ping, content_block_stop, and event types added after this adapter.
+            // ping, and event types added after this adapter.
             _ => {}
         }
         Ok(())
@@ -321,6 +348,11 @@ enum StartBlock {
     },
     #[serde(other)]
     Other,
+}
+
+#[derive(Deserialize)]
+struct BlockStop {
+    index: u64,
 }
 
 #[derive(Deserialize)]
