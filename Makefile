@@ -13,7 +13,7 @@ BUNDLED     := openai-compatible anthropic gemini priority-fallback
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard
 
-.PHONY: serve test build plugins test-plugins wasm-target venv bench lint
+.PHONY: serve test build plugins test-plugins polyglot-plugins wasm-target venv bench lint
 
 serve: build plugins
 	./target/release/freeway serve --config config/gateway.toml
@@ -29,10 +29,21 @@ plugins: wasm-target
 	@mkdir -p plugins/dist
 	@for p in $(BUNDLED); do cp $(WASM_OUT)/freeway_$$(echo $$p | tr - _).wasm plugins/dist/$$p.wasm; done
 
-test-plugins: wasm-target
+test-plugins: wasm-target polyglot-plugins
 	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p freeway-,$(TESTING))
 	@mkdir -p target/test-plugins
 	@for p in $(TESTING); do cp $(WASM_OUT)/freeway_$$(echo $$p | tr - _).wasm target/test-plugins/$$p.wasm; done
+
+# Plugins in other languages, built from source with their own pinned toolchains (PyPI, npm).
+# Rebuilt only when their sources change.
+POLYGLOT := target/test-plugins/keyword-guard.wasm target/test-plugins/tag-router.wasm
+polyglot-plugins: $(POLYGLOT)
+target/test-plugins/keyword-guard.wasm: $(wildcard plugins/python/keyword-guard/*.py plugins/python/keyword-guard/*.sh plugins/python/keyword-guard/*.txt) wit/freeway.wit
+	@mkdir -p target/test-plugins
+	plugins/python/keyword-guard/build.sh $@
+target/test-plugins/tag-router.wasm: $(wildcard plugins/js/tag-router/src/*.js plugins/js/tag-router/*.json plugins/js/tag-router/*.sh) wit/freeway.wit
+	@mkdir -p target/test-plugins
+	plugins/js/tag-router/build.sh $@
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt

@@ -1,0 +1,26 @@
+"""The `stream-filter` resource of keyword-guard's `guard` export.
+
+componentize-py (0.25) looks up the class implementing an exported resource in a top-level
+module named after the interface that declares it, so this file must be called `guard.py`;
+the interface's functions (`on-request`, `on-response`) live on `app.Guard`.
+"""
+
+from typing import List, Optional
+
+from wit_world.exports import guard as wit_guard
+
+
+class StreamFilter(wit_guard.StreamFilter):
+    """Streams pass unchanged: checking words split across chunks would need hold-back logic,
+    and a blocked prompt never reaches the stream anyway."""
+
+    def __init__(
+        self, info: wit_guard.RequestInfo, state: Optional[str], settings: str
+    ) -> None:
+        pass
+
+    def on_chunk(self, chunk: str) -> wit_guard.ChunkVerdict:
+        return wit_guard.ChunkVerdict_Pass()
+
+    def finish(self) -> List[str]:
+        return []
