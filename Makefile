@@ -9,7 +9,7 @@ VENV        := .venv
 WASM_TARGET := wasm32-wasip2
 WASM_OUT    := target/$(WASM_TARGET)/wasm
 # Bundled plugins: crate name -> plugins/dist/<name>.wasm
-BUNDLED     := openai-compatible anthropic gemini priority-fallback
+BUNDLED     := openai-compatible anthropic gemini priority-fallback weighted least-busy lowest-latency most-capacity cheapest classify
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard
 
@@ -33,6 +33,10 @@ test-plugins: wasm-target polyglot-plugins
 	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p freeway-,$(TESTING))
 	@mkdir -p target/test-plugins
 	@for p in $(TESTING); do cp $(WASM_OUT)/freeway_$$(echo $$p | tr - _).wasm target/test-plugins/$$p.wasm; done
+	$(CARGO) build --profile wasm --target $(WASM_TARGET) -p freeway-flip-router
+	cp $(WASM_OUT)/freeway_flip_router.wasm target/test-plugins/flip-router-v1.wasm
+	$(CARGO) build --profile wasm --target $(WASM_TARGET) -p freeway-flip-router --features reverse
+	cp $(WASM_OUT)/freeway_flip_router.wasm target/test-plugins/flip-router-v2.wasm
 
 # Plugins in other languages, built from source with their own pinned toolchains (PyPI, npm).
 # Rebuilt only when their sources change.

@@ -23,9 +23,6 @@ pub async fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow
         &|name| config.limits_for(name),
     )
     .await?;
-    for (file, reason) in &plugins.rejected {
-        tracing::error!(file = %file.display(), "plugin refused: {reason}");
-    }
     config.check_plugins(&plugins)?;
     for provider in config.providers.values() {
         match &provider.disabled {
@@ -41,7 +38,7 @@ pub async fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow
             config.source.display()
         );
     }
-    Ok(Snapshot { config, plugins })
+    Ok(Snapshot::new(config, plugins))
 }
 
 pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {

@@ -54,6 +54,8 @@ mod raw {
         pub catalog: Vec<PathBuf>,
         #[serde(default)]
         pub server: Server,
+        #[serde(default)]
+        pub admin: Admin,
         pub plugins: Plugins,
         #[serde(default)]
         pub pipeline: Pipeline,
@@ -61,6 +63,14 @@ mod raw {
         pub providers: BTreeMap<String, Provider>,
         #[serde(default)]
         pub models: BTreeMap<String, Model>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Admin {
+        pub listen: Option<String>,
+        pub api_key_env: Option<String>,
+        pub on_public_listener: Option<bool>,
     }
 
     #[derive(Deserialize, Default)]
@@ -161,6 +171,15 @@ mod raw {
     }
 }
 
+/// The admin API (`/admin/*`): its own listener by default, never the public one unless asked.
+#[derive(Debug, Clone, Default)]
+pub struct Admin {
+    pub listen: Option<SocketAddr>,
+    pub on_public_listener: bool,
+    /// When set, admin requests need `Authorization: Bearer <key>`.
+    pub key: Option<ApiKey>,
+}
+
 /// A provider key read from the environment. Never printed.
 #[derive(Clone)]
 pub struct ApiKey(Arc<str>);
@@ -232,6 +251,11 @@ pub struct PublicModel {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,
+    /// The catalog files merged in (watched for changes like the config itself).
+    pub catalog_files: Vec<PathBuf>,
+    /// SHA-256 of the effective configuration.
+    pub digest: String,
+    pub admin: Admin,
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub plugin_dir: PathBuf,
@@ -280,15 +304,35 @@ impl Config {
                 },
             )
         })?;
-        merge_catalogs(&mut value, base_dir)?;
+        let catalog_files = merge_catalogs(&mut value, base_dir)?;
         normalise_model_lists(&mut value);
         expand_env(&mut value, &mut String::new(), env)?;
+        // What the gateway actually runs with, catalogs merged and variables expanded: equal
+        // digests mean equal behaviour. A hash, so it reveals nothing of expanded secrets.
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(value.to_string().as_bytes()))
+        };
         let raw: raw::Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let reason = e.into_inner().message().to_string();
             error(if path == "." { String::new() } else { path }, reason)
         })?;
-        validate(raw, base_dir, source, env)
+        let mut config = validate(raw, base_dir, source, env)?;
+        config.digest = digest;
+        config.catalog_files = catalog_files;
+        Ok(config)
+    }
+
+    /// Whether this config uses a plugin of that name (as filter, router or adapter).
+    pub fn references(&self, plugin: &str) -> bool {
+        self.filters.iter().any(|f| f == plugin)
+            || self.default_router == plugin
+            || self.providers.values().any(|p| p.adapter == plugin)
+            || self
+                .models
+                .values()
+                .any(|m| m.router == plugin || m.filters.iter().any(|f| f == plugin))
     }
 
     pub fn filter_settings(&self, filter: &str) -> String {
@@ -366,14 +410,15 @@ impl Config {
 
 /// Merge the provider catalogs named by `catalog = [...]` under this file's `providers`:
 /// a catalog gives every provider's defaults, this file's keys win, table by table.
-fn merge_catalogs(value: &mut toml::Value, base_dir: &Path) -> Result<(), ConfigError> {
+fn merge_catalogs(value: &mut toml::Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let Some(files) = value
         .get("catalog")
         .and_then(toml::Value::as_array)
         .cloned()
     else {
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let mut read = Vec::new();
     let mut merged = toml::Table::new();
     for (i, file) in files.iter().enumerate() {
         let path = format!("catalog[{i}]");
@@ -385,6 +430,7 @@ fn merge_catalogs(value: &mut toml::Value, base_dir: &Path) -> Result<(), Config
         } else {
             base_dir.join(name)
         };
+        read.push(file_path.clone());
         let text = std::fs::read_to_string(&file_path).map_err(|e| {
             error(
                 path.clone(),
@@ -422,7 +468,7 @@ fn merge_catalogs(value: &mut toml::Value, base_dir: &Path) -> Result<(), Config
     if let toml::Value::Table(root) = value {
         root.insert("providers".into(), toml::Value::Table(merged));
     }
-    Ok(())
+    Ok(read)
 }
 
 fn deep_merge(base: &mut toml::Table, top: toml::Table) {
@@ -580,6 +626,34 @@ fn validate(
         )
     })?;
     let max_body = raw.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+    let admin = {
+        let listen = match &raw.admin.listen {
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                error(
+                    "admin.listen",
+                    format!("{text:?} is not an address like 127.0.0.1:8081"),
+                )
+            })?),
+            None => None,
+        };
+        let key = match &raw.admin.api_key_env {
+            Some(var) => env(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|k| ApiKey(Arc::from(k.trim()))),
+            None => None,
+        };
+        if let (Some(var), None) = (&raw.admin.api_key_env, &key) {
+            return Err(error(
+                "admin.api_key_env",
+                format!("environment variable {var} is not set: admin routes would be open"),
+            ));
+        }
+        Admin {
+            listen,
+            on_public_listener: raw.admin.on_public_listener.unwrap_or(false),
+            key,
+        }
+    };
     if max_body < 1024 {
         return Err(error("server.max_body_bytes", "must be at least 1024"));
     }
@@ -760,6 +834,9 @@ fn validate(
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
     Ok(Config {
         source: source.to_path_buf(),
+        catalog_files: Vec::new(),
+        digest: String::new(),
+        admin,
         listen,
         max_body_bytes: max_body as usize,
         plugin_dir: resolve(raw.plugins.dir),

@@ -8,12 +8,16 @@
 //! - [`routing`]: live target state, attempt errors, route explanations.
 //! - [`upstream`]: the shared HTTP client and credential injection.
 //! - [`server`]: the hyper listener and routes.
+//! - [`reload`]: watching plugins and config, and swapping snapshots.
+//! - [`admin`]: the operator's view (`/admin/plugins`, `/admin/config`, `/admin/reload`).
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod openai;
 pub mod pipeline;
 pub mod plugins;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod upstream;

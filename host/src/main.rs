@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use freeway::{app, server};
+use std::sync::Arc;
+
+use freeway::{app, reload, server};
 
 const USAGE: &str = "usage:
   freeway serve [--config PATH] [--listen ADDR]   start the gateway (default config: config/gateway.toml)
@@ -105,14 +107,56 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let result = runtime.block_on(async move {
-        let addr = args.listen.unwrap_or(gateway.snapshot.load().config.listen);
+        let snapshot = gateway.snapshot.load_full();
+        let addr = args.listen.unwrap_or(snapshot.config.listen);
         let listener = server::bind(addr).await?;
         let shutdown = shutdown_signal();
+        let reloader = reload::Reloader::new(gateway.clone(), args.config.clone());
+        // The watcher lives as long as the server; without it the gateway still serves.
+        let _watcher = reload::watch(reloader.clone())
+            .map_err(|e| tracing::error!("cannot watch for changes, hot reload is off: {e:#}"))
+            .ok();
+        let services = Arc::new(server::Services { gateway, reloader });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let admin = match snapshot.config.admin.listen {
+            Some(admin_addr) => {
+                let admin_listener = server::bind(admin_addr).await?;
+                let admin_local = admin_listener.local_addr()?;
+                let mut stop = stop_rx.clone();
+                let services = services.clone();
+                Some((
+                    admin_local,
+                    tokio::spawn(async move {
+                        server::serve(services, admin_listener, server::Role::Admin, async move {
+                            let _ = stop.wait_for(|stopped| *stopped).await;
+                        })
+                        .await
+                    }),
+                ))
+            }
+            None => None,
+        };
         let local = listener.local_addr()?;
         tracing::info!(address = %local, "listening");
         println!("freeway listening on http://{local}");
+        if let Some((admin_local, _)) = &admin {
+            tracing::info!(address = %admin_local, "admin API listening");
+            println!("freeway admin listening on http://{admin_local}");
+        }
         let _ = std::io::stdout().flush();
-        server::serve(gateway, listener, shutdown).await
+        let role = server::Role::Public {
+            with_admin: snapshot.config.admin.on_public_listener,
+        };
+        drop(snapshot);
+        let served = server::serve(services, listener, role, async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+        if let Some((_, task)) = admin {
+            let _ = task.await;
+        }
+        served
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,6 +33,17 @@ use crate::upstream::Upstream;
 pub struct Snapshot {
     pub config: Config,
     pub plugins: PluginSet,
+    pub loaded_at: std::time::SystemTime,
+}
+
+impl Snapshot {
+    pub fn new(config: Config, plugins: PluginSet) -> Self {
+        Snapshot {
+            config,
+            plugins,
+            loaded_at: std::time::SystemTime::now(),
+        }
+    }
 }
 
 /// The gateway's shared state.

@@ -21,8 +21,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::admin;
 use crate::openai::ApiError;
 use crate::pipeline::{Gateway, error_response, model_ids};
+use crate::reload::Reloader;
 
 pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -67,11 +69,27 @@ fn request_id() -> String {
     )
 }
 
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The OpenAI-compatible API, plus `/admin/*` when `with_admin`.
+    Public { with_admin: bool },
+    /// Only `/admin/*` and `/healthz`.
+    Admin,
+}
+
+/// Everything a request handler may need.
+pub struct Services {
+    pub gateway: Arc<Gateway>,
+    pub reloader: Arc<Reloader>,
+}
+
 /// Accept connections until `shutdown` resolves, then let in-flight requests finish (up to
 /// a grace period).
 pub async fn serve(
-    gateway: Arc<Gateway>,
+    services: Arc<Services>,
     listener: TcpListener,
+    role: Role,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -89,10 +107,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let gateway = gateway.clone();
+                let services = services.clone();
                 let service = service_fn(move |request| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(route(gateway, request).await) }
+                    let services = services.clone();
+                    async move { Ok::<_, Infallible>(route(services, role, request).await) }
                 });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -124,7 +142,22 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
-async fn route(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn route(
+    services: Arc<Services>,
+    role: Role,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let is_admin_path = request.uri().path().starts_with("/admin/");
+    match role {
+        Role::Admin if request.uri().path() != "/healthz" => {
+            return admin::handle(&services.gateway, &services.reloader, request).await;
+        }
+        Role::Public { with_admin: true } if is_admin_path => {
+            return admin::handle(&services.gateway, &services.reloader, request).await;
+        }
+        _ => {}
+    }
+    let gateway = services.gateway.clone();
     let id = request
         .headers()
         .get("x-request-id")

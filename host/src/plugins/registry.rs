@@ -122,12 +122,21 @@ impl WorldBindings {
     }
 }
 
+/// A file the gateway would not load, and why (one line).
+#[derive(Clone, Debug)]
+pub struct Rejected {
+    pub path: PathBuf,
+    /// The content that was refused; the same content is not tried (or logged) again.
+    pub sha256: Option<String>,
+    pub reason: String,
+}
+
 /// The plugins loaded from one folder, by metadata name.
 #[derive(Default)]
 pub struct PluginSet {
     pub plugins: BTreeMap<String, Arc<Plugin>>,
     /// Files that could not be loaded, with the reason (the gateway logs them and goes on).
-    pub rejected: Vec<(PathBuf, String)>,
+    pub rejected: Vec<Rejected>,
 }
 
 impl PluginSet {
@@ -141,7 +150,30 @@ impl PluginSet {
         runtime: &Arc<Runtime>,
         dir: &Path,
         cache_dir: Option<&Path>,
-        limits_for: &dyn Fn(&str) -> PluginLimits,
+        limits_for: &(dyn Fn(&str) -> PluginLimits + Sync),
+    ) -> anyhow::Result<PluginSet> {
+        Self::reload_dir(
+            runtime,
+            dir,
+            cache_dir,
+            limits_for,
+            &PluginSet::default(),
+            &|_| false,
+        )
+        .await
+    }
+
+    /// Load `dir` again, reusing every plugin whose file and limits are unchanged, so a reload
+    /// costs one hash per file. Where a file is now refused (fails to compile, wrong world,
+    /// traps in its smoke test), the previous version at that path keeps serving. Where a
+    /// file is gone, its plugin is unloaded unless `referenced` says config still uses it.
+    pub async fn reload_dir(
+        runtime: &Arc<Runtime>,
+        dir: &Path,
+        cache_dir: Option<&Path>,
+        limits_for: &(dyn Fn(&str) -> PluginLimits + Sync),
+        previous: &PluginSet,
+        referenced: &(dyn Fn(&str) -> bool + Sync),
     ) -> anyhow::Result<PluginSet> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read plugin folder {}", dir.display()))?
@@ -150,26 +182,109 @@ impl PluginSet {
             .collect();
         files.sort();
         let mut set = PluginSet::default();
+        let mut kept_paths = Vec::new();
         for path in files {
-            match load_file(runtime, &path, cache_dir, limits_for).await {
-                Ok(plugin) => {
-                    if let Some(existing) = set.plugins.get(&plugin.name) {
-                        set.rejected.push((
-                            path.clone(),
-                            format!(
-                                "plugin name '{}' is already provided by {}",
-                                plugin.name,
-                                existing.source.display()
-                            ),
-                        ));
-                        continue;
+            let old = previous.plugins.values().find(|p| p.source == path);
+            let mut sha = None;
+            let loaded = match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let sha256 = hex::encode(Sha256::digest(&bytes));
+                    sha = Some(sha256.clone());
+                    let refused_before = previous
+                        .rejected
+                        .iter()
+                        .find(|r| r.path == path && r.sha256.as_deref() == Some(sha256.as_str()));
+                    match (old, refused_before) {
+                        (_, Some(refused)) => Err(RefusedAgain(refused.reason.clone())),
+                        (Some(old), None)
+                            if old.sha256 == sha256 && old.limits == limits_for(&old.name) =>
+                        {
+                            Ok(old.clone())
+                        }
+                        _ => load_bytes(runtime, &path, bytes, sha256, cache_dir, limits_for)
+                            .await
+                            .map(Arc::new)
+                            .map_err(|e| RefusedAgain(one_line(&format!("{e:#}")))),
                     }
-                    set.plugins.insert(plugin.name.clone(), Arc::new(plugin));
                 }
-                Err(error) => set.rejected.push((path, format!("{error:#}"))),
+                Err(error) => Err(RefusedAgain(format!("cannot read it: {error}"))),
+            };
+            let plugin = match loaded {
+                Ok(plugin) => plugin,
+                Err(RefusedAgain(reason)) => {
+                    let new = !previous
+                        .rejected
+                        .iter()
+                        .any(|r| r.path == path && r.sha256 == sha);
+                    let kept = old.cloned();
+                    if new {
+                        match &kept {
+                            Some(old) => {
+                                tracing::error!(file = %path.display(), "plugin refused, previous version of '{}' keeps serving: {reason}", old.name)
+                            }
+                            None => {
+                                tracing::error!(file = %path.display(), "plugin refused: {reason}")
+                            }
+                        }
+                    }
+                    set.rejected.push(Rejected {
+                        path: path.clone(),
+                        sha256: sha,
+                        reason,
+                    });
+                    match kept {
+                        Some(old) => {
+                            kept_paths.push(path.clone());
+                            old
+                        }
+                        None => continue,
+                    }
+                }
+            };
+            if let Some(existing) = set.plugins.get(&plugin.name) {
+                let reason = format!(
+                    "plugin name '{}' is already provided by {}",
+                    plugin.name,
+                    existing.source.display()
+                );
+                tracing::error!(file = %path.display(), "plugin refused: {reason}");
+                set.rejected.push(Rejected {
+                    path: path.clone(),
+                    sha256: None,
+                    reason,
+                });
+                continue;
+            }
+            set.plugins.insert(plugin.name.clone(), plugin);
+        }
+        for (name, old) in &previous.plugins {
+            if set.plugins.contains_key(name)
+                || old.source.is_file()
+                || kept_paths.contains(&old.source)
+            {
+                continue;
+            }
+            if referenced(name) {
+                tracing::warn!(plugin = %name, file = %old.source.display(), "plugin file deleted but the config still uses it; keeping the loaded version");
+                set.plugins.insert(name.clone(), old.clone());
+            } else {
+                tracing::info!(plugin = %name, file = %old.source.display(), "plugin file deleted; unloaded");
             }
         }
         Ok(set)
+    }
+}
+
+/// Why a file was not loaded (already one line).
+struct RefusedAgain(String);
+
+/// Error chains from the compiler can span lines (hex dumps); a log line must not.
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() > 400 {
+        format!("{}…", joined.chars().take(400).collect::<String>())
+    } else {
+        joined
     }
 }
 
@@ -178,14 +293,35 @@ pub async fn load_file(
     runtime: &Arc<Runtime>,
     path: &Path,
     cache_dir: Option<&Path>,
-    limits_for: &dyn Fn(&str) -> PluginLimits,
+    limits_for: &(dyn Fn(&str) -> PluginLimits + Sync),
 ) -> anyhow::Result<Plugin> {
-    let started = Instant::now();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let engine = runtime.engine();
-    let (component, cached) = compile_cached(engine, &bytes, &sha256, cache_dir)?;
+    load_bytes(runtime, path, bytes, sha256, cache_dir, limits_for).await
+}
 
+async fn load_bytes(
+    runtime: &Arc<Runtime>,
+    path: &Path,
+    bytes: Vec<u8>,
+    sha256: String,
+    cache_dir: Option<&Path>,
+    limits_for: &(dyn Fn(&str) -> PluginLimits + Sync),
+) -> anyhow::Result<Plugin> {
+    let started = Instant::now();
+    // Cranelift takes 50 ms (Rust) to 10 s (Python) per component: keep it off the async
+    // workers that serve requests.
+    let (component, cached) = {
+        let engine = runtime.engine().clone();
+        let cache_dir = cache_dir.map(Path::to_path_buf);
+        let sha256 = sha256.clone();
+        tokio::task::spawn_blocking(move || {
+            compile_cached(&engine, &bytes, &sha256, cache_dir.as_deref())
+        })
+        .await
+        .context("the compiler thread failed")??
+    };
+    let engine = runtime.engine();
     let world = identify_world(engine, &component)?;
     let pre = runtime
         .linker()

@@ -12,10 +12,13 @@
 //!
 //! It also holds the helpers several plugins need (SSE framing, rate-limit header parsing,
 //! error construction, `data:` URLs and media types), so every adapter reads upstream answers
-//! the same way.
+//! the same way, and, behind the `routing` feature, what routing policies share (strict
+//! settings, candidate eligibility, target selectors).
 
 pub mod http;
 pub mod media;
+#[cfg(feature = "routing")]
+pub mod routing;
 pub mod sse;
 
 /// The shared `types` interface (errors, rate limits, usage, metadata), one Rust type for all
