@@ -168,6 +168,7 @@ mod raw {
         pub settings: Option<toml::Table>,
         #[serde(default)]
         pub filters: Vec<String>,
+        pub on_router_error: Option<OnRouterError>,
     }
 }
 
@@ -237,6 +238,17 @@ impl std::fmt::Display for TargetRef {
     }
 }
 
+/// What a request does when its model's router errs or faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnRouterError {
+    /// Refuse the request (500 `plugin_error`): the router may be enforcing a policy.
+    #[default]
+    Fail,
+    /// Try the targets in configured order.
+    ConfiguredOrder,
+}
+
 #[derive(Debug, Clone)]
 pub struct PublicModel {
     pub name: String,
@@ -245,6 +257,7 @@ pub struct PublicModel {
     pub router_settings: Arc<str>,
     /// Filters for this model, after the global ones.
     pub filters: Vec<String>,
+    pub on_router_error: OnRouterError,
     pub targets: Vec<TargetRef>,
 }
 
@@ -820,6 +833,7 @@ fn validate(
                 router: m.router.unwrap_or_else(|| default_router.clone()),
                 router_settings: table_to_json(m.settings),
                 filters: m.filters,
+                on_router_error: m.on_router_error.unwrap_or_default(),
                 targets,
             },
         );

@@ -17,7 +17,7 @@ use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceAny;
 
-use crate::config::{Config, Provider, TargetRef};
+use crate::config::{Config, OnRouterError, Provider, TargetRef};
 use crate::openai::{ApiError, ChatRequestInfo, inspect_chat_request};
 use crate::plugin_call;
 use crate::plugins::bindings::adapter::{self, Target};
@@ -67,6 +67,7 @@ struct RequestContext {
 struct Route<'a> {
     router: &'a str,
     router_settings: &'a str,
+    on_router_error: OnRouterError,
     filters: Vec<&'a str>,
     targets: Vec<TargetRef>,
 }
@@ -77,6 +78,7 @@ fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
         return Some(Route {
             router: &public.router,
             router_settings: &public.router_settings,
+            on_router_error: public.on_router_error,
             filters: global
                 .chain(public.filters.iter().map(String::as_str))
                 .collect(),
@@ -89,6 +91,7 @@ fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
     p.models.iter().any(|m| m == upstream_model).then(|| Route {
         router: &config.default_router,
         router_settings: "{}",
+        on_router_error: OnRouterError::Fail,
         filters: global.collect(),
         targets: vec![TargetRef {
             provider: provider.to_string(),
@@ -202,7 +205,10 @@ impl Gateway {
             .map_err(no_route)?;
 
         let mut log = RouteLog::default();
-        let order = self.order_targets(snapshot, &route, ctx, &mut log).await;
+        let order = match self.order_targets(snapshot, &route, ctx, &mut log).await {
+            Ok(order) => order,
+            Err(error) => return Err((error, log)),
+        };
         for target in order {
             let Some(provider) = config.providers.get(&target.provider) else {
                 continue;
@@ -345,7 +351,7 @@ impl Gateway {
         route: &Route<'_>,
         ctx: &RequestContext,
         log: &mut RouteLog,
-    ) -> Vec<TargetRef> {
+    ) -> Result<Vec<TargetRef>, ApiError> {
         let config = &snapshot.config;
         let now = Instant::now();
         let mut enabled = Vec::with_capacity(route.targets.len());
@@ -369,14 +375,14 @@ impl Gateway {
             }
         }
         if enabled.is_empty() {
-            return enabled;
+            return Ok(enabled);
         }
         let Some(router) = snapshot.plugins.get(route.router) else {
             tracing::warn!(
                 router = route.router,
                 "router plugin not loaded; using configured order"
             );
-            return enabled;
+            return Ok(enabled);
         };
         let candidates: Vec<policy::Candidate> = enabled
             .iter()
@@ -450,15 +456,35 @@ impl Gateway {
                         }
                     }
                 }
-                order
+                Ok(order)
             }
-            Ok(Err(error)) => {
-                tracing::warn!(request_id = %ctx.id, router = route.router, "router returned an error, using configured order: {}", error.message);
-                enabled
+            Ok(Err(error)) => self.router_failed(ctx, route, enabled, format!("router '{}' returned an error: {}", route.router, error.message)),
+            Err(fault) => self.router_failed(ctx, route, enabled, fault.to_string()),
+        }
+    }
+
+    /// A router that errs or faults fails the request closed by default: routers may carry
+    /// policy (budgets, trusted-only groups) that the configured order would ignore. Models
+    /// whose router only reorders can choose `on_router_error = "configured-order"`.
+    fn router_failed(
+        &self,
+        ctx: &RequestContext,
+        route: &Route<'_>,
+        enabled: Vec<TargetRef>,
+        why: String,
+    ) -> Result<Vec<TargetRef>, ApiError> {
+        match route.on_router_error {
+            OnRouterError::ConfiguredOrder => {
+                tracing::warn!(request_id = %ctx.id, router = route.router, "{why}; using the configured order");
+                Ok(enabled)
             }
-            Err(fault) => {
-                tracing::warn!(request_id = %ctx.id, router = route.router, "router failed, using configured order: {fault}");
-                enabled
+            OnRouterError::Fail => {
+                tracing::warn!(request_id = %ctx.id, router = route.router, "{why}; request refused");
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "plugin_error",
+                    format!("model '{}' cannot be routed: {why}", ctx.info.model),
+                ))
             }
         }
     }

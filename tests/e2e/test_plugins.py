@@ -207,9 +207,15 @@ def router_gw(module_mocks, module_gateways):
     targets = ["router-a/gpt-a", "router-b/gpt-b"]
     cfg = base_config(
         providers={"router-a": provider(ra, ["gpt-a"]), "router-b": provider(rb, ["gpt-b"])},
-        models={f"r-{b}": {"router": "hostile-router", "settings": {"behaviour": b},
-                           "targets": targets}
-                for b in ("trap", "loop", "oom", "reverse")},
+        models={
+            **{f"r-{b}": {"router": "hostile-router", "settings": {"behaviour": b},
+                          "on_router_error": "configured-order", "targets": targets}
+               for b in ("trap", "loop", "oom", "reverse")},
+            # The default: a failing router refuses the request (it may be enforcing policy).
+            **{f"strict-{b}": {"router": "hostile-router", "settings": {"behaviour": b},
+                               "targets": targets}
+               for b in ("trap", "loop")},
+        },
     )
     cfg["plugins"]["overrides"] = {"hostile-router": {"timeout_ms": 200}}
     gw = module_gateways.start(cfg, env=keys_for(ra, rb), plugins=ALL_PLUGINS)
@@ -234,6 +240,20 @@ def test_failing_router_falls_back_to_configured_order(router_gw, rab, behaviour
     assert raw.headers["x-freeway-provider"] == "router-a"
     assert rb.chat_requests == []
     router_gw.wait_for_log("hostile-router", since=mark)
+
+
+@pytest.mark.parametrize("behaviour", ["trap", "loop"])
+def test_failing_router_fails_closed_by_default(router_gw, rab, behaviour):
+    ra, rb = rab
+    t0 = time.monotonic()
+    with router_gw.http() as h:
+        r = h.post("/v1/chat/completions", json=chat_body(f"strict-{behaviour}"))
+    assert time.monotonic() - t0 < FAST
+    assert r.status_code == 500, r.text
+    error = r.json()["error"]
+    assert error["code"] == "plugin_error"
+    assert "hostile-router" in error["message"]
+    assert ra.chat_requests == [] and rb.chat_requests == []
 
 
 def test_failing_router_fallback_still_fails_over(router_gw, rab):
