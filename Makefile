@@ -9,11 +9,11 @@ VENV        := .venv
 WASM_TARGET := wasm32-wasip2
 WASM_OUT    := target/$(WASM_TARGET)/wasm
 # Bundled plugins: crate name -> plugins/dist/<name>.wasm
-BUNDLED     := openai-compatible anthropic gemini priority-fallback weighted least-busy lowest-latency most-capacity cheapest classify
+BUNDLED     := openai-compatible anthropic gemini pii priority-fallback weighted least-busy lowest-latency most-capacity cheapest classify
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard
 
-.PHONY: serve test build plugins test-plugins polyglot-plugins wasm-target venv bench lint
+.PHONY: serve test build plugins test-plugins polyglot-plugins wasm-target venv bench bench-plugins lint
 
 serve: build plugins
 	./target/release/freeway serve --config config/gateway.toml
@@ -61,6 +61,9 @@ test: build plugins test-plugins venv
 
 bench: build plugins venv
 	$(VENV)/bin/python tests/bench/bench.py
+
+bench-plugins: build plugins test-plugins
+	./target/release/freeway-plugin-bench plugins/dist target/test-plugins
 
 lint:
 	$(CARGO) fmt --all -- --check

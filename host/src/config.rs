@@ -56,6 +56,8 @@ mod raw {
         pub server: Server,
         #[serde(default)]
         pub admin: Admin,
+        #[serde(default)]
+        pub privacy: GatewayPrivacy,
         pub plugins: Plugins,
         #[serde(default)]
         pub pipeline: Pipeline,
@@ -142,6 +144,14 @@ mod raw {
     pub struct Privacy {
         pub logs_prompts: Option<bool>,
         pub trains_on_prompts: Option<bool>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct GatewayPrivacy {
+        /// Request tags (from filters, `x-freeway-tags`, or `metadata.sensitive = "true"`) that
+        /// restrict routing to trusted providers.
+        pub trusted_only_tags: Option<Vec<String>>,
     }
 
     #[derive(Deserialize, Default, Clone, Debug)]
@@ -264,6 +274,8 @@ pub struct PublicModel {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,
+    /// Request tags that allow only trusted providers.
+    pub trusted_only_tags: Vec<String>,
     /// The catalog files merged in (watched for changes like the config itself).
     pub catalog_files: Vec<PathBuf>,
     /// SHA-256 of the effective configuration.
@@ -848,6 +860,10 @@ fn validate(
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
     Ok(Config {
         source: source.to_path_buf(),
+        trusted_only_tags: raw
+            .privacy
+            .trusted_only_tags
+            .unwrap_or_else(|| vec!["sensitive".into(), "pii:trusted-only".into()]),
         catalog_files: Vec::new(),
         digest: String::new(),
         admin,

@@ -137,6 +137,14 @@ impl Gateway {
             })
             .unwrap_or_default();
         let session = header("x-freeway-session").map(str::to_string);
+        let mut tags: Vec<String> = tags;
+        if info
+            .metadata
+            .iter()
+            .any(|(k, v)| k == "sensitive" && v == "true")
+        {
+            tags.push("sensitive".into());
+        }
         let mut ctx = RequestContext {
             id: request_id,
             started,
@@ -355,6 +363,10 @@ impl Gateway {
         let config = &snapshot.config;
         let now = Instant::now();
         let mut enabled = Vec::with_capacity(route.targets.len());
+        let sensitive = ctx
+            .tags
+            .iter()
+            .find(|tag| config.trusted_only_tags.contains(tag));
         for target in &route.targets {
             match config.providers.get(&target.provider) {
                 Some(provider) => match (
@@ -366,6 +378,14 @@ impl Gateway {
                         RouteOutcome::Skipped(format!("provider disabled: {why}")),
                     ),
                     (None, Some(why)) => log.push(target, RouteOutcome::Incapable(why)),
+                    (None, None) if sensitive.is_some() && !provider.trusted => log.push(
+                        target,
+                        RouteOutcome::Incapable(format!(
+                            "the request is labelled '{}' and provider '{}' is not trusted with sensitive data",
+                            sensitive.map(String::as_str).unwrap_or_default(),
+                            provider.name
+                        )),
+                    ),
                     (None, None) => enabled.push(target.clone()),
                 },
                 None => log.push(
@@ -458,7 +478,15 @@ impl Gateway {
                 }
                 Ok(order)
             }
-            Ok(Err(error)) => self.router_failed(ctx, route, enabled, format!("router '{}' returned an error: {}", route.router, error.message)),
+            Ok(Err(error)) => self.router_failed(
+                ctx,
+                route,
+                enabled,
+                format!(
+                    "router '{}' returned an error: {}",
+                    route.router, error.message
+                ),
+            ),
             Err(fault) => self.router_failed(ctx, route, enabled, fault.to_string()),
         }
     }
