@@ -209,6 +209,19 @@ impl PluginSet {
                 }
                 Err(error) => Err(RefusedAgain(format!("cannot read it: {error}"))),
             };
+            // A file that now holds another plugin (another name or world) would silently
+            // remove the one the config uses: refuse it, keep the old one serving.
+            let loaded = match (loaded, old) {
+                (Ok(new), Some(old))
+                    if (new.name != old.name || new.world != old.world) && referenced(&old.name) =>
+                {
+                    Err(RefusedAgain(format!(
+                        "it now holds {} plugin '{}' in place of {} plugin '{}', which the config still uses",
+                        new.world, new.name, old.world, old.name
+                    )))
+                }
+                (loaded, _) => loaded,
+            };
             let plugin = match loaded {
                 Ok(plugin) => plugin,
                 Err(RefusedAgain(reason)) => {
