@@ -37,7 +37,9 @@ pub async fn handle(
             .headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim());
         if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), key.expose().as_bytes())) {
             let error = ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -160,6 +162,29 @@ fn json_response(status: StatusCode, value: &Value) -> Response<ResponseBody> {
 /// keys themselves are never in it (only the names of their variables), but `${VAR}`
 /// expansion can put a secret into settings or a URL.
 pub fn masked_config(config: &Config) -> Value {
+    let view = config_view(config);
+    mask_values(view, &config.env_values)
+}
+
+/// Replace every string that contains a value read from the environment.
+fn mask_values(value: Value, secrets: &[String]) -> Value {
+    match value {
+        Value::String(text) if secrets.iter().any(|secret| text.contains(secret.as_str())) => {
+            Value::String("***".into())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, mask_values(v, secrets)))
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| mask_values(v, secrets)).collect())
+        }
+        other => other,
+    }
+}
+
+fn config_view(config: &Config) -> Value {
     let settings = |json: &str| mask(serde_json::from_str(json).unwrap_or(Value::Null));
     let providers: serde_json::Map<String, Value> = config
         .providers

@@ -280,6 +280,8 @@ pub struct Config {
     pub catalog_files: Vec<PathBuf>,
     /// SHA-256 of the effective configuration.
     pub digest: String,
+    /// Values `${VAR}` references expanded to; views of the config mask them.
+    pub env_values: Vec<String>,
     pub admin: Admin,
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
@@ -331,7 +333,19 @@ impl Config {
         })?;
         let catalog_files = merge_catalogs(&mut value, base_dir)?;
         normalise_model_lists(&mut value);
-        expand_env(&mut value, &mut String::new(), env)?;
+        // Every value read from the environment may be a secret: remember them, so views of
+        // the config can mask them wherever they ended up.
+        let expanded = std::cell::RefCell::new(Vec::new());
+        let recording_env = |name: &str| {
+            let value = env(name);
+            if let Some(v) = &value
+                && v.len() >= 4
+            {
+                expanded.borrow_mut().push(v.clone());
+            }
+            value
+        };
+        expand_env(&mut value, &mut String::new(), &recording_env)?;
         // What the gateway actually runs with, catalogs merged and variables expanded: equal
         // digests mean equal behaviour. A hash, so it reveals nothing of expanded secrets.
         let digest = {
@@ -345,6 +359,7 @@ impl Config {
         })?;
         let mut config = validate(raw, base_dir, source, env)?;
         config.digest = digest;
+        config.env_values = expanded.into_inner();
         config.catalog_files = catalog_files;
         Ok(config)
     }
@@ -866,6 +881,7 @@ fn validate(
             .unwrap_or_else(|| vec!["sensitive".into(), "pii:trusted-only".into()]),
         catalog_files: Vec::new(),
         digest: String::new(),
+        env_values: Vec::new(),
         admin,
         listen,
         max_body_bytes: max_body as usize,

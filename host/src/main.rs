@@ -113,9 +113,9 @@ fn main() -> ExitCode {
         let shutdown = shutdown_signal();
         let reloader = reload::Reloader::new(gateway.clone(), args.config.clone());
         // The watcher lives as long as the server; without it the gateway still serves.
-        let _watcher = reload::watch(reloader.clone())
-            .map_err(|e| tracing::error!("cannot watch for changes, hot reload is off: {e:#}"))
-            .ok();
+        if let Err(error) = reload::watch(reloader.clone()) {
+            tracing::error!("cannot watch for changes, hot reload is off: {error:#}");
+        }
         let services = Arc::new(server::Services { gateway, reloader });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin = match snapshot.config.admin.listen {
@@ -144,11 +144,8 @@ fn main() -> ExitCode {
             println!("freeway admin listening on http://{admin_local}");
         }
         let _ = std::io::stdout().flush();
-        let role = server::Role::Public {
-            with_admin: snapshot.config.admin.on_public_listener,
-        };
         drop(snapshot);
-        let served = server::serve(services, listener, role, async move {
+        let served = server::serve(services, listener, server::Role::Public, async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         })

@@ -24,7 +24,10 @@ use crate::plugins::bindings::adapter::{self, Target};
 use crate::plugins::bindings::guard::{self, ChunkVerdict, RequestVerdict, ResponseVerdict};
 use crate::plugins::bindings::policy;
 use crate::plugins::{Lease, Plugin, PluginFault, PluginSet, Runtime};
-use crate::routing::{AttemptError, InFlight, RouteLog, RouteOutcome, TargetStates, client_error};
+use crate::routing::{
+    Admission, AttemptError, InFlight, Limits, RouteLog, RouteOutcome, TargetState, TargetStates,
+    client_error,
+};
 use crate::server::{ChannelBody, ResponseBody, full_body};
 use crate::upstream::Upstream;
 
@@ -222,10 +225,17 @@ impl Gateway {
                 continue;
             };
             let state = self.targets.get(&target);
-            if let Some(left) = state.view(Instant::now()).cooldown {
-                log.push(&target, RouteOutcome::Cooling(left));
-                continue;
-            }
+            let limits = target_limits(provider, &target);
+            let estimated_tokens = u64::from(ctx.info.prompt_tokens)
+                + u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
+            let admission =
+                match state.admit(limits, estimated_tokens, &config.digest, Instant::now()) {
+                    Ok(admission) => admission,
+                    Err(refusal) => {
+                        log.push(&target, RouteOutcome::from(refusal));
+                        continue;
+                    }
+                };
             let Some(adapter) = snapshot.plugins.get(&provider.adapter) else {
                 log.push(
                     &target,
@@ -236,11 +246,11 @@ impl Gateway {
             let attempt_started = Instant::now();
             let in_flight = InFlight::start(state.clone());
             let outcome = if ctx.info.stream {
-                self.attempt_stream(adapter, provider, &target, &body)
+                self.attempt_stream(adapter, provider, &target, &body, &state)
                     .await
                     .map(|open| Success::Stream(Box::new(open)))
             } else {
-                self.attempt_json(adapter, provider, &target, &body)
+                self.attempt_json(adapter, provider, &target, &body, &state)
                     .await
                     .map(Success::Json)
             };
@@ -251,7 +261,10 @@ impl Gateway {
                     return Ok(match success {
                         Success::Json(completion) => {
                             drop(in_flight);
-                            state.record_success(took, None);
+                            let used = completion.usage.map(|u| {
+                                u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
+                            });
+                            state.record_success(took, None, admission, used);
                             self.json_answer(ctx, &target, completion, &filters, &log)
                                 .await?
                         }
@@ -262,12 +275,12 @@ impl Gateway {
                             filters,
                             log,
                             in_flight,
-                            attempt_started,
+                            (attempt_started, admission),
                         ),
                     });
                 }
                 Err(error) => {
-                    state.record_failure(&error, Instant::now());
+                    state.record_failure(&error, Instant::now(), admission, &config.digest);
                     tracing::debug!(request_id = %ctx.id, target = %target, "attempt failed: {}", error.message);
                     let retryable = error.retryable;
                     log.push(&target, RouteOutcome::Failed(error.clone()));
@@ -408,18 +421,21 @@ impl Gateway {
             .iter()
             .enumerate()
             .map(|(i, target)| {
-                let view = self.targets.get(target).view(now);
                 let provider = config.providers.get(&target.provider);
+                let limits = provider
+                    .map(|p| target_limits(p, target))
+                    .unwrap_or_default();
+                let view = self.targets.get(target).view(now, limits);
                 let info = provider.and_then(|p| p.model_info.get(&target.model));
                 policy::Candidate {
                     id: i as u32,
                     provider: target.provider.clone(),
                     model: target.model.clone(),
-                    healthy: true,
+                    healthy: view.healthy,
                     cooldown_ms: view.cooldown.map_or(0, |d| d.as_millis() as u64),
-                    remaining_requests: None,
-                    remaining_tokens: None,
-                    quota_used: None,
+                    remaining_requests: view.remaining_requests,
+                    remaining_tokens: view.remaining_tokens,
+                    quota_used: view.quota_used,
                     in_flight: view.in_flight,
                     latency_ms: view.latency_ms,
                     ttft_ms: view.ttft_ms,
@@ -464,7 +480,12 @@ impl Gateway {
                 }
                 for (i, target) in enabled.iter().enumerate() {
                     if !seen[i] {
-                        match self.targets.get(target).view(now).cooldown {
+                        let limits = config
+                            .providers
+                            .get(&target.provider)
+                            .map(|p| target_limits(p, target))
+                            .unwrap_or_default();
+                        match self.targets.get(target).view(now, limits).cooldown {
                             Some(left) => log.push(target, RouteOutcome::Cooling(left)),
                             None => log.push(
                                 target,
@@ -523,6 +544,7 @@ impl Gateway {
         provider: &Provider,
         target: &TargetRef,
         body: &str,
+        state: &TargetState,
     ) -> Result<adapter::Completion, AttemptError> {
         let upstream_target = adapter_target(provider, target, false);
         let mut lease = adapter.lease().await?;
@@ -559,12 +581,22 @@ impl Gateway {
             .call_parse_response(store, &upstream_target, status, &headers, &bytes)
             .await)?;
         match parsed {
-            Ok(completion) => Ok(completion),
+            Ok(completion) => {
+                if mentions_rate_limits(&headers) {
+                    let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                        .adapter()?
+                        .call_read_rate_limits(store, status, &headers, &[])
+                        .await)?;
+                    state.record_rate_limits(&limits, Instant::now());
+                }
+                Ok(completion)
+            }
             Err(error) => {
                 let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
                     .adapter()?
                     .call_read_rate_limits(store, status, &headers, &bytes)
                     .await)?;
+                state.record_rate_limits(&limits, Instant::now());
                 let mut error = AttemptError::from_plugin_error(error);
                 if error.retry_after.is_none() {
                     error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
@@ -580,6 +612,7 @@ impl Gateway {
         provider: &Provider,
         target: &TargetRef,
         body: &str,
+        state: &TargetState,
     ) -> Result<OpenStream, AttemptError> {
         let upstream_target = adapter_target(provider, target, true);
         let mut lease = adapter.lease().await?;
@@ -612,6 +645,7 @@ impl Gateway {
                 .adapter()?
                 .call_read_rate_limits(store, status, &headers, &bytes)
                 .await)?;
+            state.record_rate_limits(&limits, Instant::now());
             let mut error = match parsed {
                 Err(error) => AttemptError::from_plugin_error(error),
                 Ok(_) => AttemptError::upstream(
@@ -623,6 +657,14 @@ impl Gateway {
                 error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
             }
             return Err(error);
+        }
+        let headers = header_pairs(&parts.headers);
+        if mentions_rate_limits(&headers) {
+            let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                .adapter()?
+                .call_read_rate_limits(store, status, &headers, &[])
+                .await)?;
+            state.record_rate_limits(&limits, Instant::now());
         }
         let decoder = plugin_call!(lease, "stream-decoder", |store, b| b
             .adapter()?
@@ -742,7 +784,7 @@ impl Gateway {
         filters: Vec<ActiveFilter>,
         log: RouteLog,
         in_flight: InFlight,
-        attempt_started: Instant,
+        (attempt_started, admission): (Instant, Admission),
     ) -> Response<ResponseBody> {
         let (tx, rx) = mpsc::channel::<Bytes>(32);
         let mut response = Response::new(ResponseBody::new(ChannelBody::new(rx)));
@@ -750,12 +792,15 @@ impl Gateway {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert("cache-control", HeaderValue::from_static("no-cache"));
         route_headers(headers, &ctx.id, &target, &log);
+        let config_digest = &self.snapshot.load().config.digest;
         let pump = StreamPump {
             request_id: ctx.id.clone(),
             model: ctx.info.model.clone(),
             include_usage: ctx.info.include_usage,
             started: ctx.started,
             attempt_started,
+            admission,
+            config_digest: config_digest.clone(),
             target,
             log,
             filters: Vec::new(),
@@ -914,11 +959,16 @@ struct StreamPump {
     include_usage: bool,
     started: Instant,
     attempt_started: Instant,
+    admission: Admission,
+    config_digest: String,
     target: TargetRef,
     log: RouteLog,
     filters: Vec<StreamFilter>,
     gateway: Arc<Gateway>,
 }
+
+/// Why a committed stream ended early when it was not the upstream's fault.
+const CLIENT_GONE: &str = "the client went away";
 
 impl StreamPump {
     async fn run(
@@ -977,7 +1027,7 @@ impl StreamPump {
             if outcome.is_ok() {
                 for chunk in tail {
                     if tx.send(sse_frame(&chunk)).await.is_err() {
-                        outcome = Err("the client went away".into());
+                        outcome = Err(CLIENT_GONE.into());
                         break;
                     }
                 }
@@ -987,9 +1037,28 @@ impl StreamPump {
         match &outcome {
             Ok(()) => {
                 let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-                state.record_success(self.attempt_started.elapsed(), Some(ttft));
+                let used =
+                    usage.map(|u| u64::from(u.prompt_tokens) + u64::from(u.completion_tokens));
+                state.record_success(
+                    self.attempt_started.elapsed(),
+                    Some(ttft),
+                    self.admission,
+                    used,
+                );
             }
             Err(message) => {
+                if message != CLIENT_GONE {
+                    let error = AttemptError::upstream(
+                        crate::plugins::bindings::types::ErrorKind::Unavailable,
+                        message.clone(),
+                    );
+                    state.record_failure(
+                        &error,
+                        Instant::now(),
+                        self.admission,
+                        &self.config_digest,
+                    );
+                }
                 let error = ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "stream_interrupted",
@@ -1039,11 +1108,27 @@ impl StreamPump {
             for text in texts {
                 tx.send(sse_frame(&text))
                     .await
-                    .map_err(|_| "the client went away".to_string())?;
+                    .map_err(|_| CLIENT_GONE.to_string())?;
             }
         }
         Ok(())
     }
+}
+
+/// Output tokens assumed for the token-bucket pre-check when a request sets no max_tokens.
+const EXPECTED_OUTPUT_TOKENS: u32 = 256;
+
+fn target_limits(provider: &Provider, target: &TargetRef) -> Limits {
+    provider
+        .model_info
+        .get(&target.model)
+        .map(|m| Limits {
+            rpm: m.rpm,
+            rpd: m.rpd,
+            tpm: m.tpm,
+            tpd: m.tpd,
+        })
+        .unwrap_or_default()
 }
 
 /// Why this target cannot serve this request, from what the catalog says of its model.
@@ -1107,6 +1192,13 @@ fn guard_info(ctx: &RequestContext) -> guard::RequestInfo {
         tags: ctx.tags.clone(),
         metadata: ctx.info.metadata.clone(),
     }
+}
+
+/// Only answers that carry rate-limit headers are worth a plugin call on success.
+fn mentions_rate_limits(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(name, _)| name.contains("ratelimit") || name == "retry-after")
 }
 
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {

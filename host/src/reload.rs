@@ -35,6 +35,10 @@ const DEBOUNCE: Duration = Duration::from_millis(60);
 pub struct Reloader {
     gateway: Arc<Gateway>,
     config_path: PathBuf,
+    /// What the watcher reacts to; updated by each successful reload (a catalog or plugin
+    /// folder the new config names is watched from then on).
+    watched: Arc<std::sync::RwLock<Watched>>,
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
     running: tokio::sync::Mutex<()>,
     /// The last reload's outcome, for the admin view.
     pub last: Mutex<Option<ReloadOutcome>>,
@@ -53,6 +57,8 @@ impl Reloader {
         Arc::new(Self {
             gateway,
             config_path,
+            watched: Arc::default(),
+            watcher: Mutex::new(None),
             running: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
         })
@@ -99,6 +105,13 @@ impl Reloader {
         .await
         .map_err(|e| format!("{e:#}"))?;
         config.check_plugins(&plugins).map_err(|e| e.to_string())?;
+        if config.admin.listen != current.config.admin.listen {
+            tracing::warn!(
+                old = ?current.config.admin.listen,
+                new = ?config.admin.listen,
+                "admin.listen changed; the admin listener changes at the next restart"
+            );
+        }
         if config.listen != current.config.listen {
             tracing::warn!(
                 old = %current.config.listen,
@@ -106,6 +119,7 @@ impl Reloader {
                 "server.listen changed; the listener keeps its address until a restart"
             );
         }
+        self.watch_files_of(&config);
         let changed: Vec<String> = plugins
             .plugins
             .iter()
@@ -135,50 +149,106 @@ impl Reloader {
     }
 }
 
-/// Start watching; the returned watcher must be kept alive.
-pub fn watch(reloader: Arc<Reloader>) -> anyhow::Result<notify::RecommendedWatcher> {
-    let snapshot = reloader.gateway.snapshot.load_full();
-    let config_path = absolute(&reloader.config_path);
-    let mut config_files = vec![config_path.clone()];
-    config_files.extend(snapshot.config.catalog_files.iter().map(|p| absolute(p)));
-    let plugin_dir = absolute(&snapshot.config.plugin_dir);
+/// The files and folders a reload depends on.
+#[derive(Default, Debug)]
+struct Watched {
+    config_files: Vec<PathBuf>,
+    plugin_dir: PathBuf,
+    dirs: Vec<PathBuf>,
+}
 
-    let (tx, rx) = mpsc::unbounded_channel::<()>();
-    let relevant = {
-        let config_files = config_files.clone();
-        let plugin_dir = plugin_dir.clone();
-        move |path: &Path| {
-            config_files.iter().any(|f| f == path)
-                || (path.parent() == Some(plugin_dir.as_path())
-                    && path.extension().is_some_and(|e| e == "wasm"))
+impl Watched {
+    fn of(config_path: &Path, config: &Config) -> Watched {
+        let mut config_files = vec![absolute(config_path)];
+        config_files.extend(config.catalog_files.iter().map(|p| absolute(p)));
+        let plugin_dir = absolute(&config.plugin_dir);
+        let mut dirs: Vec<PathBuf> = config_files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .chain([plugin_dir.clone()])
+            // The plugin folder's parent too: a deploy may rename a whole new folder into place.
+            .chain(plugin_dir.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Watched {
+            config_files,
+            plugin_dir,
+            dirs,
         }
-    };
+    }
+
+    fn relevant(&self, path: &Path) -> bool {
+        self.config_files.iter().any(|f| f == path)
+            || path == self.plugin_dir
+            || (path.parent() == Some(self.plugin_dir.as_path())
+                && path.extension().is_some_and(|e| e == "wasm"))
+    }
+}
+
+impl Reloader {
+    /// Point the watcher at what `config` depends on (new catalogs, a new plugin folder).
+    fn watch_files_of(&self, config: &Config) {
+        let next = Watched::of(&self.config_path, config);
+        if let Ok(mut watcher) = self.watcher.lock()
+            && let Some(watcher) = watcher.as_mut()
+            && let Ok(current) = self.watched.read()
+        {
+            for dir in next.dirs.iter().filter(|d| !current.dirs.contains(d)) {
+                if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %dir.display(), "cannot watch: {error}");
+                }
+            }
+            // A watch follows the folder it was made on; if a new folder was renamed into
+            // place, watch the one that is there now.
+            let _ = watcher.unwatch(&next.plugin_dir);
+            if let Err(error) = watcher.watch(&next.plugin_dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %next.plugin_dir.display(), "cannot watch the plugin folder: {error}");
+            }
+        }
+        if let Ok(mut watched) = self.watched.write() {
+            *watched = next;
+        }
+    }
+}
+
+/// Start watching the config, its catalogs and the plugin folder.
+pub fn watch(reloader: Arc<Reloader>) -> anyhow::Result<()> {
+    let snapshot = reloader.gateway.snapshot.load_full();
+    let watched = Watched::of(&reloader.config_path, &snapshot.config);
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
+    let relevant = reloader.watched.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
+        // A completed write or a rename into place; never a bare create or modify, which a
+        // file still being written also produces.
         let completes_a_change = matches!(
             event.kind,
             EventKind::Access(AccessKind::Close(AccessMode::Write))
-                | EventKind::Create(_)
                 | EventKind::Remove(_)
                 | EventKind::Modify(ModifyKind::Name(_))
         );
-        if completes_a_change && event.paths.iter().any(|p| relevant(p)) {
+        let Ok(watched) = relevant.read() else { return };
+        if completes_a_change && event.paths.iter().any(|p| watched.relevant(p)) {
             let _ = tx.send(());
         }
     })?;
-    watcher.watch(&plugin_dir, RecursiveMode::NonRecursive)?;
-    let mut dirs: Vec<PathBuf> = config_files
-        .iter()
-        .filter_map(|f| f.parent().map(Path::to_path_buf))
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    for dir in dirs.iter().filter(|d| **d != plugin_dir) {
+    for dir in &watched.dirs {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
+    tracing::info!(
+        plugins = %watched.plugin_dir.display(),
+        config = %reloader.config_path.display(),
+        "watching for changes"
+    );
+    if let Ok(mut slot) = reloader.watched.write() {
+        *slot = watched;
+    }
+    if let Ok(mut slot) = reloader.watcher.lock() {
+        *slot = Some(watcher);
+    }
     tokio::spawn(debounce_and_reload(reloader, rx));
-    tracing::info!(plugins = %plugin_dir.display(), config = %config_path.display(), "watching for changes");
-    Ok(watcher)
+    Ok(())
 }
 
 async fn debounce_and_reload(reloader: Arc<Reloader>, mut rx: mpsc::UnboundedReceiver<()>) {

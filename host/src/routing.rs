@@ -154,12 +154,203 @@ struct TargetStats {
     latency_ms: Option<f32>,
     ttft_ms: Option<f32>,
     error_rate: f32,
+    buckets: Buckets,
+    breaker: Breaker,
+    /// The config digest under which the provider refused this key (401): the target stays
+    /// out until the config changes.
+    auth_refused_under: Option<String>,
+    /// What the upstream last said is left, and when it said so.
+    remaining_requests: Option<u64>,
+    remaining_tokens: Option<u64>,
+}
+
+/// Token buckets for the limits the catalog publishes: requests and tokens per minute and
+/// per day. Each refills continuously; a request takes one request token and its estimated
+/// tokens up front, and the estimate is corrected with the usage the answer reports.
+#[derive(Debug, Default)]
+struct Buckets {
+    rpm: Option<Bucket>,
+    rpd: Option<Bucket>,
+    tpm: Option<Bucket>,
+    tpd: Option<Bucket>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    capacity: f64,
+    level: f64,
+    per_second: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn new(capacity: u64, window: Duration, now: Instant) -> Self {
+        Bucket {
+            capacity: capacity as f64,
+            level: capacity as f64,
+            per_second: capacity as f64 / window.as_secs_f64(),
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.level = (self.level + elapsed * self.per_second).min(self.capacity);
+        self.updated = now;
+    }
+
+    /// How long until `amount` is available (zero if it is now).
+    fn wait_for(&self, amount: f64) -> Duration {
+        if self.level >= amount {
+            return Duration::ZERO;
+        }
+        if amount > self.capacity {
+            // Can never fit this window: report the time to a full bucket.
+            return Duration::from_secs_f64((self.capacity - self.level) / self.per_second);
+        }
+        Duration::from_secs_f64((amount - self.level) / self.per_second)
+    }
+}
+
+/// Limits of one target, from the catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    pub rpm: Option<u64>,
+    pub rpd: Option<u64>,
+    pub tpm: Option<u64>,
+    pub tpd: Option<u64>,
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl Buckets {
+    /// Make the buckets match the configured limits (they may change on reload).
+    fn configure(&mut self, limits: Limits, now: Instant) {
+        let fit = |slot: &mut Option<Bucket>, limit: Option<u64>, window: Duration| match limit {
+            None => *slot = None,
+            Some(limit) => match slot {
+                Some(bucket) if bucket.capacity == limit as f64 => {}
+                _ => *slot = Some(Bucket::new(limit, window, now)),
+            },
+        };
+        fit(&mut self.rpm, limits.rpm, MINUTE);
+        fit(&mut self.rpd, limits.rpd, DAY);
+        fit(&mut self.tpm, limits.tpm, MINUTE);
+        fit(&mut self.tpd, limits.tpd, DAY);
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = (&'static str, &mut Bucket, bool)> {
+        [
+            ("requests per minute", self.rpm.as_mut(), false),
+            ("requests per day", self.rpd.as_mut(), false),
+            ("tokens per minute", self.tpm.as_mut(), true),
+            ("tokens per day", self.tpd.as_mut(), true),
+        ]
+        .into_iter()
+        .filter_map(|(name, bucket, tokens)| bucket.map(|b| (name, b, tokens)))
+    }
+
+    /// Take one request and `tokens`, or say which limit would be broken and for how long.
+    fn take(&mut self, tokens: u64, now: Instant) -> Result<(), (&'static str, Duration)> {
+        let mut worst: Option<(&'static str, Duration)> = None;
+        for (name, bucket, is_tokens) in self.all() {
+            bucket.refill(now);
+            let wait = bucket.wait_for(if is_tokens { tokens as f64 } else { 1.0 });
+            if !wait.is_zero() && worst.is_none_or(|(_, w)| wait > w) {
+                worst = Some((name, wait));
+            }
+        }
+        if let Some(worst) = worst {
+            return Err(worst);
+        }
+        for (_, bucket, is_tokens) in self.all() {
+            bucket.level -= if is_tokens { tokens as f64 } else { 1.0 };
+        }
+        Ok(())
+    }
+
+    /// Correct a token estimate: positive `delta` charges more, negative refunds.
+    fn adjust_tokens(&mut self, delta: i64) {
+        for bucket in [self.tpm.as_mut(), self.tpd.as_mut()].into_iter().flatten() {
+            bucket.level = (bucket.level - delta as f64).min(bucket.capacity);
+        }
+    }
+
+    fn fraction_used(&mut self, now: Instant) -> Option<f32> {
+        [self.rpd.as_mut(), self.tpd.as_mut()]
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                b.refill(now);
+                (1.0 - b.level / b.capacity) as f32
+            })
+            .reduce(f32::max)
+    }
+
+    fn remaining(&mut self, now: Instant) -> (Option<u64>, Option<u64>) {
+        let min = |a: Option<&mut Bucket>, b: Option<&mut Bucket>| {
+            [a, b]
+                .into_iter()
+                .flatten()
+                .map(|bucket| {
+                    bucket.refill(now);
+                    bucket.level.max(0.0) as u64
+                })
+                .min()
+        };
+        let requests = min(self.rpm.as_mut(), self.rpd.as_mut());
+        let tokens = min(self.tpm.as_mut(), self.tpd.as_mut());
+        (requests, tokens)
+    }
+}
+
+/// A circuit breaker: opens after `BREAKER_THRESHOLD` consecutive failures that say the
+/// target is unwell (unavailable, timeout, broken answers), stays open for a while, then lets
+/// exactly one probe through (half-open); the probe's outcome closes or re-opens it, each
+/// re-open twice as long (up to five minutes).
+#[derive(Debug, Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    open_for: Duration,
+    probe_in_flight: bool,
+}
+
+const BREAKER_THRESHOLD: u32 = 5;
+const BREAKER_FIRST_OPEN: Duration = Duration::from_secs(15);
+const BREAKER_LONGEST_OPEN: Duration = Duration::from_secs(300);
+
+/// Why a target was not tried, without a network call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// Cooling down after a 429 or an exhausted quota.
+    Cooling(Duration),
+    /// A token bucket would be overdrawn: which limit, and when it refills enough.
+    OverLimit(&'static str, Duration),
+    /// The circuit breaker is open (or its single probe is already out).
+    BreakerOpen(Duration),
+    /// The provider refused this key; it stays out until the config changes.
+    KeyRefused,
+}
+
+/// A granted attempt: what was taken from the buckets, to correct afterwards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admission {
+    estimated_tokens: u64,
+    probe: bool,
 }
 
 /// A snapshot of a target's state for routing decisions.
 #[derive(Debug, Clone, Default)]
 pub struct TargetView {
     pub cooldown: Option<Duration>,
+    /// False while the circuit breaker is open or the key was refused.
+    pub healthy: bool,
+    pub remaining_requests: Option<u64>,
+    pub remaining_tokens: Option<u64>,
+    /// Fraction of the daily allowance used, when the catalog publishes one.
+    pub quota_used: Option<f32>,
     pub in_flight: u32,
     pub latency_ms: Option<f32>,
     pub ttft_ms: Option<f32>,
@@ -169,22 +360,123 @@ pub struct TargetView {
 const EWMA_WEIGHT: f32 = 0.2;
 
 impl TargetState {
-    pub fn view(&self, now: Instant) -> TargetView {
-        let stats = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    fn stats(&self) -> std::sync::MutexGuard<'_, TargetStats> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn view(&self, now: Instant, limits: Limits) -> TargetView {
+        let mut stats = self.stats();
+        stats.buckets.configure(limits, now);
+        let (bucket_requests, bucket_tokens) = stats.buckets.remaining(now);
+        let lower = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         TargetView {
             cooldown: stats
                 .cooldown_until
                 .and_then(|until| until.checked_duration_since(now))
                 .filter(|d| !d.is_zero()),
+            healthy: stats.breaker.open_until.is_none_or(|until| until <= now)
+                && stats.auth_refused_under.is_none(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             latency_ms: stats.latency_ms,
             ttft_ms: stats.ttft_ms,
             error_rate: stats.error_rate,
+            remaining_requests: lower(bucket_requests, stats.remaining_requests),
+            remaining_tokens: lower(bucket_tokens, stats.remaining_tokens),
+            quota_used: stats.buckets.fraction_used(now),
         }
     }
 
-    pub fn record_success(&self, latency: Duration, ttft: Option<Duration>) {
-        let mut stats = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    /// May an attempt go to this target now? Checks, without any network call: cooldown,
+    /// a key the provider refused, the circuit breaker, and the token buckets (taking one
+    /// request and `estimated_tokens` when it says yes).
+    pub fn admit(
+        &self,
+        limits: Limits,
+        estimated_tokens: u64,
+        config_digest: &str,
+        now: Instant,
+    ) -> Result<Admission, Refusal> {
+        let mut stats = self.stats();
+        if let Some(left) = stats
+            .cooldown_until
+            .and_then(|u| u.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+        {
+            return Err(Refusal::Cooling(left));
+        }
+        match &stats.auth_refused_under {
+            Some(digest) if digest == config_digest => return Err(Refusal::KeyRefused),
+            Some(_) => stats.auth_refused_under = None,
+            None => {}
+        }
+        let mut probe = false;
+        if let Some(until) = stats.breaker.open_until {
+            if until > now {
+                return Err(Refusal::BreakerOpen(until - now));
+            }
+            if stats.breaker.probe_in_flight {
+                return Err(Refusal::BreakerOpen(stats.breaker.open_for));
+            }
+            probe = true;
+        }
+        stats.buckets.configure(limits, now);
+        stats
+            .buckets
+            .take(estimated_tokens, now)
+            .map_err(|(limit, wait)| Refusal::OverLimit(limit, wait))?;
+        if probe {
+            stats.breaker.probe_in_flight = true;
+        }
+        Ok(Admission {
+            estimated_tokens,
+            probe,
+        })
+    }
+
+    /// Remaining-capacity facts an adapter read from the upstream's headers.
+    pub fn record_rate_limits(&self, limits: &types::RateLimits, now: Instant) {
+        let mut stats = self.stats();
+        if limits.remaining_requests.is_some() {
+            stats.remaining_requests = limits.remaining_requests;
+        }
+        if limits.remaining_tokens.is_some() {
+            stats.remaining_tokens = limits.remaining_tokens;
+        }
+        // The upstream says nothing is left: wait for its reset rather than learn it by 429.
+        let exhausted_until = [
+            (limits.remaining_requests, limits.reset_requests_ms),
+            (limits.remaining_tokens, limits.reset_tokens_ms),
+        ]
+        .into_iter()
+        .filter_map(|(remaining, reset)| match (remaining, reset) {
+            (Some(0), Some(reset)) if reset > 0 => Some(now + Duration::from_millis(reset)),
+            _ => None,
+        })
+        .max();
+        if let Some(until) = exhausted_until
+            && stats.cooldown_until.is_none_or(|current| current < until)
+        {
+            stats.cooldown_until = Some(until);
+        }
+    }
+
+    pub fn record_success(
+        &self,
+        latency: Duration,
+        ttft: Option<Duration>,
+        admission: Admission,
+        used_tokens: Option<u64>,
+    ) {
+        let mut stats = self.stats();
+        if let Some(used) = used_tokens {
+            stats
+                .buckets
+                .adjust_tokens(used as i64 - admission.estimated_tokens as i64);
+        }
+        stats.breaker = Breaker::default();
         let ewma =
             |old: Option<f32>, new: f32| Some(old.map_or(new, |o| o + EWMA_WEIGHT * (new - o)));
         stats.latency_ms = ewma(stats.latency_ms, latency.as_secs_f32() * 1000.0);
@@ -197,22 +489,67 @@ impl TargetState {
 
     /// Record a failure; rate limits start a cooldown: exactly what the upstream asked for, or
     /// an exponential backoff (1 s, 2 s, 4 s … 60 s, with jitter) when it did not say.
-    pub fn record_failure(&self, error: &AttemptError, now: Instant) {
-        let mut stats = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn record_failure(
+        &self,
+        error: &AttemptError,
+        now: Instant,
+        admission: Admission,
+        config_digest: &str,
+    ) {
+        let mut stats = self.stats();
         stats.error_rate = stats.error_rate * (1.0 - EWMA_WEIGHT) + EWMA_WEIGHT;
+        if error.kind == ErrorKind::Auth && error.source == Source::Upstream {
+            stats.auth_refused_under = Some(config_digest.to_string());
+        }
+        let unwell = error.source == Source::Upstream
+            && matches!(
+                error.kind,
+                ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::InvalidResponse
+            );
+        if admission.probe {
+            stats.breaker.probe_in_flight = false;
+        }
+        if unwell {
+            let breaker = &mut stats.breaker;
+            breaker.consecutive_failures += 1;
+            if admission.probe || breaker.consecutive_failures >= BREAKER_THRESHOLD {
+                breaker.open_for = if breaker.open_for.is_zero() {
+                    BREAKER_FIRST_OPEN
+                } else {
+                    (breaker.open_for * 2).min(BREAKER_LONGEST_OPEN)
+                };
+                breaker.open_until = Some(now + breaker.open_for);
+            }
+        } else if admission.probe {
+            // The probe failed for a reason that says nothing of health: let the next one try.
+            stats.breaker.open_until = Some(now);
+        }
         if matches!(
             error.kind,
             ErrorKind::RateLimited | ErrorKind::QuotaExhausted
         ) {
             stats.consecutive_rate_limits = stats.consecutive_rate_limits.saturating_add(1);
-            let wait = error.retry_after.unwrap_or_else(|| {
-                let base = 1000u64 << (stats.consecutive_rate_limits - 1).min(6);
-                let jitter = rand::random::<u64>() % (base / 4 + 1);
-                Duration::from_millis((base + jitter).min(60_000))
-            });
+            let wait = match (error.kind, error.retry_after) {
+                (_, Some(after)) => after,
+                // A spent daily allowance with no hint: daily quotas reset at a day boundary.
+                (ErrorKind::QuotaExhausted, None) => until_next_utc_midnight(),
+                _ => {
+                    let base = 1000u64 << (stats.consecutive_rate_limits - 1).min(6);
+                    let jitter = rand::random::<u64>() % (base / 4 + 1);
+                    Duration::from_millis((base + jitter).min(60_000))
+                }
+            };
             stats.cooldown_until = Some(now + wait);
         }
     }
+}
+
+fn until_next_utc_midnight() -> Duration {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Duration::from_secs(86_400 - since_epoch % 86_400)
 }
 
 /// All targets' state, shared by every request and kept across reloads.
@@ -271,6 +608,24 @@ pub enum RouteOutcome {
     /// The target cannot serve this request (images, tools, context window).
     Incapable(String),
     Cooling(Duration),
+    /// A published limit (token bucket) would be broken; it frees up in this long.
+    OverLimit(&'static str, Duration),
+}
+
+impl From<Refusal> for RouteOutcome {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Cooling(left) => RouteOutcome::Cooling(left),
+            Refusal::OverLimit(limit, wait) => RouteOutcome::OverLimit(limit, wait),
+            Refusal::BreakerOpen(left) => RouteOutcome::Skipped(format!(
+                "circuit open after repeated failures, next probe in {}",
+                human(left)
+            )),
+            Refusal::KeyRefused => RouteOutcome::Skipped(
+                "the provider refused its API key; fix the key and reload the config".into(),
+            ),
+        }
+    }
 }
 
 impl RouteLog {
@@ -297,6 +652,9 @@ impl RouteLog {
                     RouteOutcome::Skipped(why) => format!("skipped ({why})"),
                     RouteOutcome::Incapable(why) => format!("cannot serve ({why})"),
                     RouteOutcome::Cooling(left) => format!("skipped (cooldown {})", human(*left)),
+                    RouteOutcome::OverLimit(limit, wait) => {
+                        format!("skipped ({limit} limit reached, frees in {})", human(*wait))
+                    }
                 };
                 format!("{target}: {what}")
             })
@@ -330,7 +688,7 @@ impl RouteLog {
             .entries
             .iter()
             .filter_map(|(_, o)| match o {
-                RouteOutcome::Cooling(d) => Some(*d),
+                RouteOutcome::Cooling(d) | RouteOutcome::OverLimit(_, d) => Some(*d),
                 _ => None,
             })
             .collect();

@@ -72,8 +72,8 @@ fn request_id() -> String {
 /// What a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// The OpenAI-compatible API, plus `/admin/*` when `with_admin`.
-    Public { with_admin: bool },
+    /// The OpenAI-compatible API, plus `/admin/*` while `admin.on_public_listener` is on.
+    Public,
     /// Only `/admin/*` and `/healthz`.
     Admin,
 }
@@ -152,7 +152,17 @@ async fn route(
         Role::Admin if request.uri().path() != "/healthz" => {
             return admin::handle(&services.gateway, &services.reloader, request).await;
         }
-        Role::Public { with_admin: true } if is_admin_path => {
+        // Read from the live config, so a reload that turns this off takes effect at once.
+        Role::Public
+            if is_admin_path
+                && services
+                    .gateway
+                    .snapshot
+                    .load()
+                    .config
+                    .admin
+                    .on_public_listener =>
+        {
             return admin::handle(&services.gateway, &services.reloader, request).await;
         }
         _ => {}

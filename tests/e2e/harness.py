@@ -40,9 +40,16 @@ BUNDLED = ("openai-compatible", "priority-fallback")
 # copied into a gateway's plugin folder when a test asks for them.
 ADAPTERS = ("anthropic", "gemini")
 TESTING = ("hostile", "hostile-router", "test-guard")
+# Bundled filters: built into FREEWAY_PLUGINS_DIR by `make plugins`, copied into a gateway's
+# plugin folder only when a test asks for them.
+FILTERS = ("pii",)
+# Plugins written in Python and JavaScript, built by `make test-plugins` (polyglot-plugins).
+POLYGLOT = ("keyword-guard", "tag-router")
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 LISTEN_RE = re.compile(r"^freeway listening on (http://127\.0\.0\.1:(\d+))$")
+# Printed on a second stdout line only when `[admin] listen` is configured.
+ADMIN_LISTEN_RE = re.compile(r"^freeway admin listening on (http://127\.0\.0\.1:(\d+))$")
 # Generous: the first start of a session compiles every plugin (later starts hit the cache).
 START_TIMEOUT = float(os.environ.get("FREEWAY_START_TIMEOUT", "90"))
 
@@ -117,6 +124,7 @@ class Gateway:
         self.proc = proc
         self.config_path = config_path
         self.url = ""
+        self.admin_url = ""  # set by wait_admin(), when `[admin] listen` is configured
         self._stdout: list[str] = []
         self._stderr: list[str] = []
         self._cond = threading.Condition()
@@ -197,6 +205,29 @@ class Gateway:
                         f"http://127.0.0.1:PORT'); stderr:\n{self.stderr}", pytrace=False)
         self.url = m.group(1)
 
+    def wait_admin(self, timeout: float = 10.0) -> str:
+        """Wait for the `freeway admin listening on http://127.0.0.1:PORT` stdout line (printed
+        after the public one when `[admin] listen` is set); remember and return its URL."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self._stdout:
+                    m = ADMIN_LISTEN_RE.match(line)
+                    if m:
+                        self.admin_url = m.group(1)
+                        return self.admin_url
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._threads[0].is_alive()):
+                    raise AssertionError(
+                        f"no 'freeway admin listening on' stdout line within {timeout}s; "
+                        f"stdout={self._stdout!r}; stderr:\n" + "\n".join(self._stderr[-40:]))
+                self._cond.wait(min(left, 0.2))
+
+    @property
+    def plugin_dir(self) -> Path:
+        """The plugin folder GatewayFactory.write made for this gateway."""
+        return self.config_path.parent / "plugins"
+
     # -- clients ------------------------------------------------------------------------------
 
     @property
@@ -210,6 +241,12 @@ class Gateway:
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30.0)
+
+    def admin(self, key: Optional[str] = None) -> httpx.Client:
+        """A client for the admin listener (see wait_admin), with `Authorization: Bearer key`."""
+        assert self.admin_url, "no admin listener (configure [admin] listen; see wait_admin)"
+        headers = {"authorization": f"Bearer {key}"} if key is not None else {}
+        return httpx.Client(base_url=self.admin_url, timeout=30.0, headers=headers)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -236,7 +273,7 @@ def gateway_env(env: Optional[dict[str, str]]) -> dict[str, str]:
 
 def plugin_path(plugin: str) -> Path:
     """Where the built `.wasm` of `plugin` is: bundled plugins and adapters, or testing ones."""
-    bundled = plugin in BUNDLED or plugin in ADAPTERS
+    bundled = plugin in BUNDLED or plugin in ADAPTERS or plugin in FILTERS
     return (PLUGINS_DIR if bundled else TEST_PLUGINS_DIR) / f"{plugin}.wasm"
 
 
@@ -261,9 +298,11 @@ class GatewayFactory:
         self._n = 0
 
     def write(self, config: Union[dict[str, Any], str], *,
-              plugins: tuple[str, ...] | list[str] = BUNDLED) -> Path:
+              plugins: tuple[str, ...] | list[str] = BUNDLED,
+              plugin_files: Optional[dict[str, Path]] = None) -> Path:
         """Prepare a folder with `plugins` copied in and `config` written; return the config path.
 
+        `plugin_files` copies more files in under other names ({"flip-router.wasm": src}).
         A dict config gets `[plugins] dir/cache_dir` and `[server]` filled in when absent."""
         self._n += 1
         d = self.root / f"gw{self._n}"
@@ -273,6 +312,10 @@ class GatewayFactory:
         for p in plugins:
             src = plugin_path(p)
             shutil.copy(src, plugin_dir / f"{p}.wasm")
+        for name, src in (plugin_files or {}).items():
+            if not Path(src).is_file():
+                pytest.fail(f"missing build artifact (run `make test-plugins`): {src}", pytrace=False)
+            shutil.copy(src, plugin_dir / name)
         if isinstance(config, dict):
             config = json.loads(json.dumps(config))  # private deep copy
             server = config.setdefault("server", {})
@@ -299,11 +342,14 @@ class GatewayFactory:
             cwd=str(cwd or config_path.parent))
 
     def start(self, config: Union[dict[str, Any], str], *, env: Optional[dict[str, str]] = None,
-              plugins: tuple[str, ...] | list[str] = BUNDLED, cwd: Optional[Path] = None) -> Gateway:
-        path = self.write(config, plugins=plugins)
+              plugins: tuple[str, ...] | list[str] = BUNDLED, cwd: Optional[Path] = None,
+              plugin_files: Optional[dict[str, Path]] = None) -> Gateway:
+        path = self.write(config, plugins=plugins, plugin_files=plugin_files)
         gw = Gateway(self.spawn(path, env, cwd), path)
         self.running.append(gw)
         gw.wait_listening(START_TIMEOUT)
+        if isinstance(config, dict) and (config.get("admin") or {}).get("listen"):
+            gw.wait_admin()
         return gw
 
     def stop_all(self) -> None:
@@ -395,6 +441,19 @@ def sse_events(raw: str) -> list[str]:
         assert block.startswith("data: "), f"unexpected SSE block {block!r}"
         events.append(block[len("data: "):])
     return events
+
+
+def replace_atomically(dest: Path, data: Union[bytes, Path]) -> None:
+    """Write `data` (bytes, or a file's content) next to `dest` under a temporary name that is
+    not `*.wasm`/the config's name, then rename it into place: readers see old or new, never
+    half a file."""
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    if isinstance(data, Path):
+        shutil.copyfile(data, tmp)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, dest)
 
 
 def poll(cond: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02,

@@ -126,9 +126,12 @@ impl WorldBindings {
 #[derive(Clone, Debug)]
 pub struct Rejected {
     pub path: PathBuf,
-    /// The content that was refused; the same content is not tried (or logged) again.
+    /// The content that was refused.
     pub sha256: Option<String>,
     pub reason: String,
+    /// Refused for what it is (not for what the config needs): the same content is not
+    /// tried, or logged, again.
+    pub for_its_content: bool,
 }
 
 /// The plugins loaded from one folder, by metadata name.
@@ -180,7 +183,14 @@ impl PluginSet {
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
             .collect();
-        files.sort();
+        // Files that already provide a plugin go first, so a newcomer with a name that is
+        // already loaded is the one refused, whatever the file names.
+        files.sort_by_key(|path| {
+            (
+                !previous.plugins.values().any(|p| &p.source == path),
+                path.clone(),
+            )
+        });
         let mut set = PluginSet::default();
         let mut kept_paths = Vec::new();
         for path in files {
@@ -190,12 +200,13 @@ impl PluginSet {
                 Ok(bytes) => {
                     let sha256 = hex::encode(Sha256::digest(&bytes));
                     sha = Some(sha256.clone());
-                    let refused_before = previous
-                        .rejected
-                        .iter()
-                        .find(|r| r.path == path && r.sha256.as_deref() == Some(sha256.as_str()));
+                    let refused_before = previous.rejected.iter().find(|r| {
+                        r.for_its_content
+                            && r.path == path
+                            && r.sha256.as_deref() == Some(sha256.as_str())
+                    });
                     match (old, refused_before) {
-                        (_, Some(refused)) => Err(RefusedAgain(refused.reason.clone())),
+                        (_, Some(refused)) => Err(RefusedAgain(refused.reason.clone(), true)),
                         (Some(old), None)
                             if old.sha256 == sha256 && old.limits == limits_for(&old.name) =>
                         {
@@ -204,27 +215,32 @@ impl PluginSet {
                         _ => load_bytes(runtime, &path, bytes, sha256, cache_dir, limits_for)
                             .await
                             .map(Arc::new)
-                            .map_err(|e| RefusedAgain(one_line(&format!("{e:#}")))),
+                            .map_err(|e| RefusedAgain(one_line(&format!("{e:#}")), true)),
                     }
                 }
-                Err(error) => Err(RefusedAgain(format!("cannot read it: {error}"))),
+                Err(error) => Err(RefusedAgain(format!("cannot read it: {error}"), false)),
             };
             // A file that now holds another plugin (another name or world) would silently
             // remove the one the config uses: refuse it, keep the old one serving.
             let loaded = match (loaded, old) {
                 (Ok(new), Some(old))
-                    if (new.name != old.name || new.world != old.world) && referenced(&old.name) =>
+                    if (new.name != old.name || new.world != old.world)
+                        && referenced(&old.name) =>
                 {
-                    Err(RefusedAgain(format!(
-                        "it now holds {} plugin '{}' in place of {} plugin '{}', which the config still uses",
-                        new.world, new.name, old.world, old.name
-                    )))
+                    // Not remembered by hash: it loads once the config stops using the old one.
+                    Err(RefusedAgain(
+                        format!(
+                            "it now holds {} plugin '{}' in place of {} plugin '{}', which the config still uses",
+                            new.world, new.name, old.world, old.name
+                        ),
+                        false,
+                    ))
                 }
                 (loaded, _) => loaded,
             };
             let plugin = match loaded {
                 Ok(plugin) => plugin,
-                Err(RefusedAgain(reason)) => {
+                Err(RefusedAgain(reason, remember)) => {
                     let new = !previous
                         .rejected
                         .iter()
@@ -244,6 +260,7 @@ impl PluginSet {
                         path: path.clone(),
                         sha256: sha,
                         reason,
+                        for_its_content: remember,
                     });
                     match kept {
                         Some(old) => {
@@ -265,6 +282,7 @@ impl PluginSet {
                     path: path.clone(),
                     sha256: None,
                     reason,
+                    for_its_content: false,
                 });
                 continue;
             }
@@ -288,8 +306,9 @@ impl PluginSet {
     }
 }
 
-/// Why a file was not loaded (already one line).
-struct RefusedAgain(String);
+/// Why a file was not loaded (already one line), and whether that holds for its content
+/// whatever the config says (then the same content is not tried again).
+struct RefusedAgain(String, bool);
 
 /// Error chains from the compiler can span lines (hex dumps); a log line must not.
 fn one_line(text: &str) -> String {
