@@ -781,3 +781,156 @@ pub fn client_error(error: &AttemptError) -> ApiError {
     api.param = error.param.clone();
     api
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(kind: ErrorKind, retry_after: Option<Duration>) -> AttemptError {
+        AttemptError {
+            retry_after,
+            ..AttemptError::upstream(kind, "test")
+        }
+    }
+
+    #[test]
+    fn requests_per_minute_bucket_refuses_then_refills() {
+        let state = TargetState::default();
+        let limits = Limits {
+            rpm: Some(2),
+            ..Limits::default()
+        };
+        let t0 = Instant::now();
+        assert!(state.admit(limits, 10, "d", t0).is_ok());
+        assert!(state.admit(limits, 10, "d", t0).is_ok());
+        match state.admit(limits, 10, "d", t0) {
+            Err(Refusal::OverLimit("requests per minute", wait)) => {
+                assert!(
+                    wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+                    "{wait:?}"
+                )
+            }
+            other => panic!("expected an rpm refusal, got {other:?}"),
+        }
+        // One request refills every 30 s.
+        assert!(
+            state
+                .admit(limits, 10, "d", t0 + Duration::from_secs(31))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn token_estimate_is_corrected_with_usage() {
+        let state = TargetState::default();
+        let limits = Limits {
+            tpm: Some(1000),
+            ..Limits::default()
+        };
+        let t0 = Instant::now();
+        let admission = state.admit(limits, 900, "d", t0).expect("fits");
+        assert!(matches!(
+            state.admit(limits, 200, "d", t0),
+            Err(Refusal::OverLimit("tokens per minute", _))
+        ));
+        // The answer used only 100 tokens: 800 come back.
+        state.record_success(Duration::from_millis(5), None, admission, Some(100));
+        assert!(state.admit(limits, 800, "d", t0).is_ok());
+    }
+
+    #[test]
+    fn retry_after_sets_exact_cooldown() {
+        let state = TargetState::default();
+        let t0 = Instant::now();
+        let admission = state.admit(Limits::default(), 1, "d", t0).expect("open");
+        state.record_failure(
+            &failure(ErrorKind::RateLimited, Some(Duration::from_secs(12))),
+            t0,
+            admission,
+            "d",
+        );
+        assert_eq!(
+            state
+                .admit(Limits::default(), 1, "d", t0 + Duration::from_secs(2))
+                .err(),
+            Some(Refusal::Cooling(Duration::from_secs(10)))
+        );
+        assert!(
+            state
+                .admit(Limits::default(), 1, "d", t0 + Duration::from_secs(12))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn breaker_opens_after_repeated_outages_and_half_opens_with_one_probe() {
+        let state = TargetState::default();
+        let t0 = Instant::now();
+        for _ in 0..BREAKER_THRESHOLD {
+            let admission = state.admit(Limits::default(), 1, "d", t0).expect("closed");
+            state.record_failure(&failure(ErrorKind::Unavailable, None), t0, admission, "d");
+        }
+        assert!(matches!(
+            state.admit(Limits::default(), 1, "d", t0),
+            Err(Refusal::BreakerOpen(_))
+        ));
+        let later = t0 + BREAKER_FIRST_OPEN;
+        let probe = state
+            .admit(Limits::default(), 1, "d", later)
+            .expect("one probe");
+        assert!(
+            matches!(
+                state.admit(Limits::default(), 1, "d", later),
+                Err(Refusal::BreakerOpen(_))
+            ),
+            "only one probe at a time"
+        );
+        state.record_success(Duration::from_millis(5), None, probe, None);
+        assert!(
+            state.admit(Limits::default(), 1, "d", later).is_ok(),
+            "a good probe closes it"
+        );
+    }
+
+    #[test]
+    fn refused_key_stays_out_until_the_config_changes() {
+        let state = TargetState::default();
+        let t0 = Instant::now();
+        let admission = state.admit(Limits::default(), 1, "v1", t0).expect("open");
+        state.record_failure(&failure(ErrorKind::Auth, None), t0, admission, "v1");
+        assert_eq!(
+            state.admit(Limits::default(), 1, "v1", t0).err(),
+            Some(Refusal::KeyRefused)
+        );
+        assert!(state.admit(Limits::default(), 1, "v2", t0).is_ok());
+    }
+
+    #[test]
+    fn exhausted_route_answers_429_with_the_soonest_retry() {
+        let mut log = RouteLog::default();
+        let a = TargetRef {
+            provider: "a".into(),
+            model: "m".into(),
+        };
+        let b = TargetRef {
+            provider: "b".into(),
+            model: "m".into(),
+        };
+        log.push(
+            &a,
+            RouteOutcome::Failed(failure(
+                ErrorKind::RateLimited,
+                Some(Duration::from_secs(30)),
+            )),
+        );
+        log.push(&b, RouteOutcome::Cooling(Duration::from_millis(4200)));
+        let error = log.exhausted("fast");
+        assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error.retry_after_header().as_deref(), Some("5"));
+        assert!(
+            error.message.contains("a/m: 429") || error.message.contains("a/m: rate-limited"),
+            "{}",
+            error.message
+        );
+    }
+}
