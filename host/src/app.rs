@@ -55,5 +55,6 @@ pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
         upstream: Upstream::new()?,
         targets: TargetStates::default(),
         runtime,
+        sticky: Default::default(),
     }))
 }

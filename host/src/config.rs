@@ -108,6 +108,8 @@ mod raw {
         #[serde(default)]
         pub filters: Vec<String>,
         pub default_router: Option<String>,
+        /// How long a conversation keeps its target (0 turns sticky sessions off).
+        pub sticky_ttl_s: Option<u64>,
         /// Settings handed to each filter plugin, by plugin name.
         #[serde(default)]
         pub settings: BTreeMap<String, toml::Table>,
@@ -293,6 +295,8 @@ pub struct Config {
     /// Filter settings as JSON objects, by filter plugin name.
     pub filter_settings: BTreeMap<String, Arc<str>>,
     pub default_router: String,
+    /// How long a conversation keeps the target that last served it; zero disables.
+    pub sticky_ttl: Duration,
     pub providers: BTreeMap<String, Provider>,
     pub models: BTreeMap<String, PublicModel>,
 }
@@ -891,6 +895,7 @@ fn validate(
         limit_overrides,
         filters: raw.pipeline.filters,
         filter_settings,
+        sticky_ttl: Duration::from_secs(raw.pipeline.sticky_ttl_s.unwrap_or(1800)),
         default_router,
         providers,
         models,

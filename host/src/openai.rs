@@ -86,6 +86,9 @@ pub struct ChatRequestInfo {
     pub prompt_tokens: u32,
     pub metadata: Vec<(String, String)>,
     pub user: Option<String>,
+    /// A hash of how the conversation began (system and first user message): the same for
+    /// every turn of one conversation, so with `user` it keys a sticky session.
+    pub conversation: u64,
 }
 
 /// Validate a request body and extract what routing needs. Errors name the offending field.
@@ -189,6 +192,22 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
         }
     }
     info.prompt_tokens = u32::try_from(chars / 4).unwrap_or(u32::MAX);
+    info.conversation = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let first_user = messages
+            .iter()
+            .position(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .unwrap_or(0);
+        for message in &messages[..=first_user] {
+            message.get("role").map(Value::to_string).hash(&mut hasher);
+            message
+                .get("content")
+                .map(Value::to_string)
+                .hash(&mut hasher);
+        }
+        hasher.finish()
+    };
     match object.get("stream") {
         Some(Value::Bool(stream)) => info.stream = *stream,
         Some(Value::Null) | None => {}

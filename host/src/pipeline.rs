@@ -55,6 +55,35 @@ pub struct Gateway {
     pub upstream: Upstream,
     pub targets: TargetStates,
     pub runtime: Arc<Runtime>,
+    pub sticky: StickySessions,
+}
+
+/// Conversations and the target that last served them: a conversation keeps its target
+/// while that target can serve (healthy, not cooling, chosen by the router), for a TTL.
+/// Keyed by the `x-freeway-session` header, or the OpenAI `user` field plus a hash of how
+/// the conversation began.
+#[derive(Default)]
+pub struct StickySessions {
+    map: std::sync::Mutex<std::collections::HashMap<String, (TargetRef, Instant)>>,
+}
+
+impl StickySessions {
+    fn get(&self, key: &str, now: Instant) -> Option<TargetRef> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn set(&self, key: String, target: &TargetRef, until: Instant) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Bound memory: drop expired entries when the map grows.
+        if map.len() >= 10_000 {
+            let now = Instant::now();
+            map.retain(|_, (_, expires)| *expires > now);
+        }
+        map.insert(key, (target.clone(), until));
+    }
 }
 
 /// Per-request facts carried through the pipeline.
@@ -216,10 +245,20 @@ impl Gateway {
             .map_err(no_route)?;
 
         let mut log = RouteLog::default();
-        let order = match self.order_targets(snapshot, &route, ctx, &mut log).await {
+        let mut order = match self.order_targets(snapshot, &route, ctx, &mut log).await {
             Ok(order) => order,
             Err(error) => return Err((error, log)),
         };
+        let sticky_key = (!config.sticky_ttl.is_zero())
+            .then(|| sticky_key(ctx))
+            .flatten();
+        if let Some(key) = &sticky_key
+            && let Some(target) = self.sticky.get(key, Instant::now())
+            && let Some(at) = order.iter().position(|t| *t == target)
+        {
+            let target = order.remove(at);
+            order.insert(0, target);
+        }
         for target in order {
             let Some(provider) = config.providers.get(&target.provider) else {
                 continue;
@@ -257,6 +296,10 @@ impl Gateway {
             match outcome {
                 Ok(success) => {
                     let took = attempt_started.elapsed();
+                    if let Some(key) = sticky_key {
+                        self.sticky
+                            .set(key, &target, Instant::now() + config.sticky_ttl);
+                    }
                     log.push(&target, RouteOutcome::Ok(took));
                     return Ok(match success {
                         Success::Json(completion) => {
@@ -1112,6 +1155,20 @@ impl StreamPump {
             }
         }
         Ok(())
+    }
+}
+
+/// The sticky-session key of a request, when it has one: per public model, then the
+/// client's session header, or its `user` plus how the conversation began.
+fn sticky_key(ctx: &RequestContext) -> Option<String> {
+    let model = &ctx.info.model;
+    match (&ctx.session, &ctx.info.user) {
+        (Some(session), _) => Some(format!("{model}\u{0}s:{session}")),
+        (None, Some(user)) => Some(format!(
+            "{model}\u{0}u:{user}:{:016x}",
+            ctx.info.conversation
+        )),
+        (None, None) => None,
     }
 }
 
