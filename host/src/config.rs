@@ -139,6 +139,19 @@ mod raw {
         /// Labels for routing policies (e.g. "free", "paid", "local").
         #[serde(default)]
         pub tags: Vec<String>,
+        pub health_check: Option<HealthCheck>,
+    }
+
+    #[derive(Deserialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct HealthCheck {
+        pub interval_ms: Option<u64>,
+        pub timeout_ms: Option<u64>,
+        pub prompt: Option<String>,
+        /// A probe slower than this fails too.
+        pub max_latency_ms: Option<u64>,
+        /// Models to probe (default: all of the provider's).
+        pub models: Option<Vec<String>>,
     }
 
     #[derive(Deserialize, Default, Clone, Debug)]
@@ -211,6 +224,17 @@ impl std::fmt::Debug for ApiKey {
 
 pub use raw::{ModelInfo, Privacy};
 
+/// A periodic trivial prompt to a provider's models; a target that fails it (or answers slower
+/// than `max_latency`) leaves the pool until it passes again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckSpec {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub prompt: String,
+    pub max_latency: Option<Duration>,
+    pub models: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
@@ -229,6 +253,7 @@ pub struct Provider {
     /// documented to neither log nor train on prompts.
     pub trusted: bool,
     pub tags: Vec<String>,
+    pub health_check: Option<HealthCheckSpec>,
     /// Per-attempt deadline: the whole answer when not streaming, the first chunk when streaming.
     pub timeout: Duration,
     /// Once a stream is committed: the longest gap between two upstream chunks.
@@ -785,6 +810,38 @@ fn validate(
                 ));
             }
         }
+        let health_check = match &p.health_check {
+            None => None,
+            Some(h) => {
+                let models = h
+                    .models
+                    .clone()
+                    .unwrap_or_else(|| p.models.keys().cloned().collect());
+                if let Some(unknown) = models.iter().find(|m| !p.models.contains_key(*m)) {
+                    return Err(error(
+                        format!("{path}.health_check.models"),
+                        format!("'{unknown}' is not one of this provider's models"),
+                    ));
+                }
+                let interval = h.interval_ms.unwrap_or(30_000);
+                if interval < 100 {
+                    return Err(error(
+                        format!("{path}.health_check.interval_ms"),
+                        "must be at least 100",
+                    ));
+                }
+                Some(HealthCheckSpec {
+                    interval: Duration::from_millis(interval),
+                    timeout: Duration::from_millis(h.timeout_ms.unwrap_or(10_000).max(1)),
+                    prompt: h
+                        .prompt
+                        .clone()
+                        .unwrap_or_else(|| "Reply with the single word: ok".into()),
+                    max_latency: h.max_latency_ms.map(Duration::from_millis),
+                    models,
+                })
+            }
+        };
         let privacy = p.privacy.unwrap_or_default();
         let trusted = p.trusted.unwrap_or(
             p.api_key_env.is_none()
@@ -806,6 +863,7 @@ fn validate(
                 privacy,
                 trusted,
                 tags: p.tags,
+                health_check,
                 timeout: Duration::from_millis(timeout_ms),
                 stream_idle_timeout: Duration::from_millis(idle_ms),
                 settings: table_to_json(p.settings),

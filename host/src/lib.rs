@@ -6,6 +6,7 @@
 //! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading and instance isolation.
 //! - [`pipeline`]: one request through filters, router and failover to an answer.
 //! - [`routing`]: live target state, attempt errors, route explanations.
+//! - [`health`]: periodic health checks that take failing targets out of the pool.
 //! - [`upstream`]: the shared HTTP client and credential injection.
 //! - [`server`]: the hyper listener and routes.
 //! - [`reload`]: watching plugins and config, and swapping snapshots.
@@ -14,6 +15,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod health;
 pub mod openai;
 pub mod pipeline;
 pub mod plugins;

@@ -116,6 +116,7 @@ fn main() -> ExitCode {
         if let Err(error) = reload::watch(reloader.clone()) {
             tracing::error!("cannot watch for changes, hot reload is off: {error:#}");
         }
+        freeway::health::spawn(gateway.clone());
         let services = Arc::new(server::Services { gateway, reloader });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin = match snapshot.config.admin.listen {

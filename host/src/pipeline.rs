@@ -523,13 +523,8 @@ impl Gateway {
                 }
                 for (i, target) in enabled.iter().enumerate() {
                     if !seen[i] {
-                        let limits = config
-                            .providers
-                            .get(&target.provider)
-                            .map(|p| target_limits(p, target))
-                            .unwrap_or_default();
-                        match self.targets.get(target).view(now, limits).cooldown {
-                            Some(left) => log.push(target, RouteOutcome::Cooling(left)),
+                        match self.targets.get(target).refusal(now) {
+                            Some(refusal) => log.push(target, RouteOutcome::from(refusal)),
                             None => log.push(
                                 target,
                                 RouteOutcome::Skipped(format!(
@@ -581,7 +576,7 @@ impl Gateway {
         }
     }
 
-    async fn attempt_json(
+    pub(crate) async fn attempt_json(
         &self,
         adapter: &Arc<Plugin>,
         provider: &Provider,

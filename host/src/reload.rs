@@ -142,6 +142,7 @@ impl Reloader {
             },
             &config.digest[..12]
         );
+        self.gateway.targets.config_changed(&config.digest);
         self.gateway
             .snapshot
             .store(Arc::new(Snapshot::new(config, plugins)));

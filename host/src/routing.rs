@@ -159,6 +159,8 @@ struct TargetStats {
     /// The config digest under which the provider refused this key (401): the target stays
     /// out until the config changes.
     auth_refused_under: Option<String>,
+    /// Why the last health check failed, while it keeps failing.
+    health_failed: Option<String>,
     /// What the upstream last said is left, and when it said so.
     remaining_requests: Option<u64>,
     remaining_tokens: Option<u64>,
@@ -332,6 +334,8 @@ pub enum Refusal {
     BreakerOpen(Duration),
     /// The provider refused this key; it stays out until the config changes.
     KeyRefused,
+    /// The last health check failed.
+    Unhealthy(String),
 }
 
 /// A granted attempt: what was taken from the buckets, to correct afterwards.
@@ -378,7 +382,8 @@ impl TargetState {
                 .and_then(|until| until.checked_duration_since(now))
                 .filter(|d| !d.is_zero()),
             healthy: stats.breaker.open_until.is_none_or(|until| until <= now)
-                && stats.auth_refused_under.is_none(),
+                && stats.auth_refused_under.is_none()
+                && stats.health_failed.is_none(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             latency_ms: stats.latency_ms,
             ttft_ms: stats.ttft_ms,
@@ -412,6 +417,9 @@ impl TargetState {
             Some(_) => stats.auth_refused_under = None,
             None => {}
         }
+        if let Some(why) = &stats.health_failed {
+            return Err(Refusal::Unhealthy(why.clone()));
+        }
         let mut probe = false;
         if let Some(until) = stats.breaker.open_until {
             if until > now {
@@ -434,6 +442,36 @@ impl TargetState {
             estimated_tokens,
             probe,
         })
+    }
+
+    /// Why this target would be refused now, if it would (without taking anything).
+    pub fn refusal(&self, now: Instant) -> Option<Refusal> {
+        let stats = self.stats();
+        if let Some(left) = stats
+            .cooldown_until
+            .and_then(|u| u.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+        {
+            return Some(Refusal::Cooling(left));
+        }
+        if stats.auth_refused_under.is_some() {
+            return Some(Refusal::KeyRefused);
+        }
+        if let Some(why) = &stats.health_failed {
+            return Some(Refusal::Unhealthy(why.clone()));
+        }
+        match stats.breaker.open_until {
+            Some(until) if until > now => Some(Refusal::BreakerOpen(until - now)),
+            _ => None,
+        }
+    }
+
+    /// Record a health check's verdict; returns whether the target's health changed.
+    pub fn record_health(&self, failure: Option<String>) -> bool {
+        let mut stats = self.stats();
+        let changed = stats.health_failed.is_some() != failure.is_some();
+        stats.health_failed = failure;
+        changed
     }
 
     /// Remaining-capacity facts an adapter read from the upstream's headers.
@@ -559,6 +597,22 @@ pub struct TargetStates {
 }
 
 impl TargetStates {
+    /// A new config may carry new keys: give every target whose key was refused under an
+    /// older config another chance.
+    pub fn config_changed(&self, digest: &str) {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        for state in map.values() {
+            let mut stats = state.stats();
+            if stats
+                .auth_refused_under
+                .as_deref()
+                .is_some_and(|d| d != digest)
+            {
+                stats.auth_refused_under = None;
+            }
+        }
+    }
+
     pub fn get(&self, target: &TargetRef) -> Arc<TargetState> {
         if let Some(state) = self
             .map
@@ -624,6 +678,9 @@ impl From<Refusal> for RouteOutcome {
             Refusal::KeyRefused => RouteOutcome::Skipped(
                 "the provider refused its API key; fix the key and reload the config".into(),
             ),
+            Refusal::Unhealthy(why) => {
+                RouteOutcome::Skipped(format!("failing its health check: {why}"))
+            }
         }
     }
 }
