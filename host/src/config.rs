@@ -729,7 +729,9 @@ fn validate(
 
     let builtin = PluginLimits {
         mode: InstanceMode::Fresh,
-        pool_size: 4,
+        // Enough idle instances for a busy gateway: a smaller pool frees (and later re-creates)
+        // an instance on most requests under load.
+        pool_size: 16,
         timeout: Duration::from_millis(100),
         memory_bytes: 64 << 20,
     };

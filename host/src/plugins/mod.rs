@@ -125,6 +125,9 @@ impl Runtime {
         pool.max_core_instance_size(1 << 20);
         // Per-plugin caps are enforced by `MemoryLimiter`; this is the ceiling of any slot.
         pool.max_memory_size(1 << 30);
+        // Measured and rejected: keeping 1 MiB of each freed memory slot resident (memset
+        // instead of madvise) raised CPU per request (465 vs 243-342 µs) and peak RSS
+        // (130 vs 30 MiB). Freed slots are decommitted, wasmtime's default.
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
 
