@@ -144,6 +144,7 @@ impl MessageUsage {
             prompt_tokens_details: openai::PromptTokensDetails {
                 cached_tokens: self.cache_read_input_tokens.unwrap_or(0),
             },
+            completion_tokens_details: None,
         }
     }
 }

@@ -294,9 +294,9 @@ impl UsageMetadata {
             prompt_tokens_details: openai::PromptTokensDetails {
                 cached_tokens: self.cached_content_token_count,
             },
-            completion_tokens_details: openai::CompletionTokensDetails {
+            completion_tokens_details: Some(openai::CompletionTokensDetails {
                 reasoning_tokens: self.thoughts_token_count,
-            },
+            }),
         }
     }
 }

@@ -17,6 +17,8 @@
 
 pub mod http;
 pub mod media;
+#[cfg(feature = "openai")]
+pub mod openai;
 #[cfg(feature = "routing")]
 pub mod routing;
 pub mod sse;

@@ -1,0 +1,144 @@
+//! OpenAI's `chat.completion` and `chat.completion.chunk` objects, as adapters that translate
+//! from another wire format write them (Anthropic, Gemini).
+//!
+//! Typed structs rather than `serde_json::Value` trees: fields come out in OpenAI's order (a
+//! `Value` object sorts its keys), which keeps answers readable next to OpenAI's own, and no
+//! map is built per object.
+
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct Completion<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+}
+
+#[derive(Serialize)]
+pub struct Choice {
+    pub index: u32,
+    pub message: Message,
+    /// Always `null`: the upstream reports no log probabilities.
+    pub logprobs: Option<()>,
+    pub finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct Message {
+    pub role: &'static str,
+    /// `null` when the answer is only tool calls, as OpenAI sends it.
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    pub refusal: Option<()>,
+}
+
+/// A tool call, whole (in a completion) or as a stream delta (with `index`, and `id`, `type`
+/// and `name` only on the first delta of a call).
+#[derive(Serialize)]
+pub struct ToolCall {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: FunctionCall,
+}
+
+#[derive(Serialize)]
+pub struct FunctionCall {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub arguments: String,
+}
+
+#[derive(Serialize)]
+pub struct Chunk<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: &'a str,
+    pub choices: Vec<ChunkChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Serialize)]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: Delta,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Delta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub prompt_tokens_details: PromptTokensDetails,
+    /// Reasoning ("thinking") tokens, where the upstream reports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Serialize)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: u64,
+}
+
+/// Thinking tokens (Gemini's name), which OpenAI calls reasoning tokens.
+#[derive(Serialize)]
+pub struct CompletionTokensDetails {
+    pub reasoning_tokens: u64,
+}
+
+/// The JSON text of one of the objects above.
+pub fn to_json<T: Serialize>(value: &T) -> String {
+    // Cannot fail: these types hold only strings, numbers, options and sequences.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_come_out_in_openai_order() {
+        let chunk = Chunk {
+            id: "msg-1",
+            object: "chat.completion.chunk",
+            created: 7,
+            model: "m",
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta: Delta {
+                    role: Some("assistant"),
+                    content: Some("hi".into()),
+                    tool_calls: Vec::new(),
+                },
+                logprobs: None,
+                finish_reason: None,
+            }],
+            usage: None,
+        };
+        assert_eq!(
+            to_json(&chunk),
+            r#"{"id":"msg-1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":null}]}"#
+        );
+    }
+}
