@@ -13,7 +13,7 @@ BUNDLED     := openai-compatible anthropic gemini pii priority-fallback weighted
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard
 
-.PHONY: serve test build plugins test-plugins polyglot-plugins wasm-target venv bench bench-plugins lint
+.PHONY: serve test build plugins test-plugins polyglot-plugins wasm-target venv bench bench-plugins bench-reload lint
 
 serve: build plugins
 	./target/release/freeway serve --config config/gateway.toml
@@ -61,6 +61,9 @@ test: build plugins test-plugins venv
 
 bench: build plugins venv
 	$(VENV)/bin/python tests/bench/bench.py
+
+bench-reload: build plugins test-plugins venv
+	$(VENV)/bin/python tests/bench/reload_bench.py
 
 bench-plugins: build plugins test-plugins
 	./target/release/freeway-plugin-bench plugins/dist target/test-plugins
