@@ -4,6 +4,8 @@
 //!   load time, instance mode and limits, calls, faults, last error) and every refused file.
 //! - `GET /admin/config`: the active config with secrets masked, its digest and load time, and
 //!   the outcome of the last reload.
+//! - `GET /admin/metrics`: Prometheus text — per target the share of its daily free allowance
+//!   used, in-flight requests, error rate and health; per plugin calls and faults.
 //! - `POST /admin/reload`: reload now; 200 with what changed, or 409 with why it was refused
 //!   (the previous version keeps serving).
 //!
@@ -99,6 +101,7 @@ pub async fn handle(
                 }),
             )
         }
+        (&Method::GET, "/admin/metrics") => metrics(gateway, &snapshot),
         (&Method::POST, "/admin/reload") => match reloader.reload("admin request").await {
             Ok(message) => json_response(
                 StatusCode::OK,
@@ -113,7 +116,7 @@ pub async fn handle(
                 error_response(&error, "admin")
             }
         },
-        (_, "/admin/plugins" | "/admin/config" | "/admin/reload") => {
+        (_, "/admin/plugins" | "/admin/config" | "/admin/reload" | "/admin/metrics") => {
             let error = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -138,6 +141,93 @@ pub async fn handle(
             error_response(&error, "admin")
         }
     }
+}
+
+/// Prometheus text: per-target live state (share of the daily allowance used, in-flight,
+/// error rate, health) and per-plugin calls and faults.
+fn metrics(gateway: &Gateway, snapshot: &crate::pipeline::Snapshot) -> Response<ResponseBody> {
+    use std::fmt::Write as _;
+    let now = std::time::Instant::now();
+    let mut rows = Vec::new();
+    for (target, state) in gateway.targets.all() {
+        let limits = snapshot
+            .config
+            .providers
+            .get(&target.provider)
+            .and_then(|p| p.model_info.get(&target.model))
+            .map(|m| crate::routing::Limits {
+                rpm: m.rpm,
+                rpd: m.rpd,
+                tpm: m.tpm,
+                tpd: m.tpd,
+            })
+            .unwrap_or_default();
+        let label = format!(
+            "provider=\"{}\",model=\"{}\"",
+            target.provider,
+            target.model.replace('"', "'")
+        );
+        rows.push((label, state.view(now, limits)));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP freeway_quota_used_ratio Share of the daily free allowance used (catalog rpd/tpd)."
+    );
+    let _ = writeln!(out, "# TYPE freeway_quota_used_ratio gauge");
+    for (label, view) in &rows {
+        if let Some(used) = view.quota_used {
+            let _ = writeln!(out, "freeway_quota_used_ratio{{{label}}} {used}");
+        }
+    }
+    let _ = writeln!(out, "# TYPE freeway_target_in_flight gauge");
+    for (label, view) in &rows {
+        let _ = writeln!(
+            out,
+            "freeway_target_in_flight{{{label}}} {}",
+            view.in_flight
+        );
+    }
+    let _ = writeln!(out, "# TYPE freeway_target_error_rate gauge");
+    for (label, view) in &rows {
+        let _ = writeln!(
+            out,
+            "freeway_target_error_rate{{{label}}} {}",
+            view.error_rate
+        );
+    }
+    let _ = writeln!(out, "# TYPE freeway_target_healthy gauge");
+    for (label, view) in &rows {
+        let _ = writeln!(
+            out,
+            "freeway_target_healthy{{{label}}} {}",
+            u8::from(view.healthy)
+        );
+    }
+    let _ = writeln!(out, "# TYPE freeway_plugin_calls_total counter");
+    for p in snapshot.plugins.plugins.values() {
+        let _ = writeln!(
+            out,
+            "freeway_plugin_calls_total{{plugin=\"{}\"}} {}",
+            p.name,
+            p.stats.calls.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(out, "# TYPE freeway_plugin_faults_total counter");
+    for p in snapshot.plugins.plugins.values() {
+        let _ = writeln!(
+            out,
+            "freeway_plugin_faults_total{{plugin=\"{}\"}} {}",
+            p.name,
+            p.stats.faults.load(Ordering::Relaxed)
+        );
+    }
+    let mut response = Response::new(full_body(Bytes::from(out)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
 }
 
 fn unix(time: SystemTime) -> u64 {

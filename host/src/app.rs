@@ -56,5 +56,6 @@ pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
         targets: TargetStates::default(),
         runtime,
         sticky: Default::default(),
+        key_usage: Default::default(),
     }))
 }

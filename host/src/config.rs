@@ -58,6 +58,8 @@ mod raw {
         pub admin: Admin,
         #[serde(default)]
         pub privacy: GatewayPrivacy,
+        #[serde(default)]
+        pub auth: Auth,
         pub plugins: Plugins,
         #[serde(default)]
         pub pipeline: Pipeline,
@@ -163,6 +165,22 @@ mod raw {
 
     #[derive(Deserialize, Default)]
     #[serde(deny_unknown_fields)]
+    pub struct Auth {
+        #[serde(default)]
+        pub keys: Vec<GatewayKey>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct GatewayKey {
+        pub name: String,
+        pub key_env: String,
+        pub daily_requests: Option<u64>,
+        pub daily_tokens: Option<u64>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
     pub struct GatewayPrivacy {
         /// Request tags (from filters, `x-freeway-tags`, or `metadata.sensitive = "true"`) that
         /// restrict routing to trusted providers.
@@ -204,6 +222,15 @@ pub struct Admin {
     pub on_public_listener: bool,
     /// When set, admin requests need `Authorization: Bearer <key>`.
     pub key: Option<ApiKey>,
+}
+
+/// A key a client presents to the gateway, with its daily allowance.
+#[derive(Debug, Clone)]
+pub struct GatewayKey {
+    pub name: String,
+    pub key: ApiKey,
+    pub daily_requests: Option<u64>,
+    pub daily_tokens: Option<u64>,
 }
 
 /// A provider key read from the environment. Never printed.
@@ -301,6 +328,8 @@ pub struct PublicModel {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,
+    /// Keys clients must present; none configured means the gateway is open.
+    pub gateway_keys: Vec<GatewayKey>,
     /// Request tags that allow only trusted providers.
     pub trusted_only_tags: Vec<String>,
     /// The catalog files merged in (watched for changes like the config itself).
@@ -937,8 +966,34 @@ fn validate(
         .map(|(name, table)| (name, table_to_json(Some(table))))
         .collect();
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+    let mut gateway_keys = Vec::new();
+    for (i, k) in raw.auth.keys.iter().enumerate() {
+        let path = format!("auth.keys[{i}]");
+        let Some(key) = env(&k.key_env).filter(|v| !v.trim().is_empty()) else {
+            return Err(error(
+                format!("{path}.key_env"),
+                format!(
+                    "environment variable {} is not set: this key could never be presented",
+                    k.key_env
+                ),
+            ));
+        };
+        if gateway_keys.iter().any(|g: &GatewayKey| g.name == k.name) {
+            return Err(error(
+                format!("{path}.name"),
+                format!("the name '{}' is used twice", k.name),
+            ));
+        }
+        gateway_keys.push(GatewayKey {
+            name: k.name.clone(),
+            key: ApiKey(Arc::from(key.trim())),
+            daily_requests: k.daily_requests,
+            daily_tokens: k.daily_tokens,
+        });
+    }
     Ok(Config {
         source: source.to_path_buf(),
+        gateway_keys,
         trusted_only_tags: raw
             .privacy
             .trusted_only_tags

@@ -56,6 +56,8 @@ pub struct Gateway {
     pub targets: TargetStates,
     pub runtime: Arc<Runtime>,
     pub sticky: StickySessions,
+    /// Daily usage per gateway key.
+    pub key_usage: crate::routing::KeyUsage,
 }
 
 /// Conversations and the target that last served them: a conversation keeps its target
@@ -93,6 +95,8 @@ struct RequestContext {
     info: ChatRequestInfo,
     tags: Vec<String>,
     session: Option<String>,
+    /// The gateway key's name, when keys are configured.
+    caller: Option<String>,
 }
 
 /// A public model resolved to what serves it.
@@ -148,11 +152,14 @@ pub fn model_ids(config: &Config) -> Vec<String> {
 }
 
 impl Gateway {
+    /// Answer a chat-completions request. `caller` is the gateway key's name, when keys are
+    /// configured: its tokens count against that key's daily cap.
     pub async fn chat_completions(
         self: &Arc<Self>,
         headers: &HeaderMap,
         body: Bytes,
         request_id: String,
+        caller: Option<String>,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let info = match inspect_chat_request(&body) {
@@ -183,6 +190,7 @@ impl Gateway {
             info,
             tags,
             session,
+            caller,
         };
         let snapshot = self.snapshot.load_full();
         let result = self.serve(&snapshot, &mut ctx, body).await;
@@ -269,7 +277,17 @@ impl Gateway {
                 + u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
             let admission =
                 match state.admit(limits, estimated_tokens, &config.digest, Instant::now()) {
-                    Ok(admission) => admission,
+                    Ok(admission) => {
+                        if let Some(used) = admission.quota_crossed {
+                            tracing::warn!(
+                                target = %target,
+                                quota_used = used,
+                                "{target} has used {:.0}% of its daily free allowance",
+                                used * 100.0
+                            );
+                        }
+                        admission
+                    }
                     Err(refusal) => {
                         log.push(&target, RouteOutcome::from(refusal));
                         continue;
@@ -308,6 +326,9 @@ impl Gateway {
                                 u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
                             });
                             state.record_success(took, None, admission, used);
+                            if let (Some(caller), Some(used)) = (&ctx.caller, used) {
+                                self.key_usage.add_tokens(caller, used);
+                            }
                             self.json_answer(ctx, &target, completion, &filters, &log)
                                 .await?
                         }
@@ -843,6 +864,7 @@ impl Gateway {
             log,
             filters: Vec::new(),
             gateway: self.clone(),
+            caller: ctx.caller.clone(),
         };
         let info = guard_info(ctx);
         tokio::spawn(pump.run(open, filters, info, tx, in_flight));
@@ -1003,6 +1025,7 @@ struct StreamPump {
     log: RouteLog,
     filters: Vec<StreamFilter>,
     gateway: Arc<Gateway>,
+    caller: Option<String>,
 }
 
 /// Why a committed stream ended early when it was not the upstream's fault.
@@ -1083,6 +1106,9 @@ impl StreamPump {
                     self.admission,
                     used,
                 );
+                if let (Some(caller), Some(used)) = (&self.caller, used) {
+                    self.gateway.key_usage.add_tokens(caller, used);
+                }
             }
             Err(message) => {
                 if message != CLIENT_GONE {

@@ -159,6 +159,8 @@ struct TargetStats {
     /// The config digest under which the provider refused this key (401): the target stays
     /// out until the config changes.
     auth_refused_under: Option<String>,
+    /// Set while more than `QUOTA_WARNING` of a daily allowance is used (warned once).
+    quota_warned: bool,
     /// Why the last health check failed, while it keeps failing.
     health_failed: Option<String>,
     /// What the upstream last said is left, and when it said so.
@@ -343,7 +345,12 @@ pub enum Refusal {
 pub struct Admission {
     estimated_tokens: u64,
     probe: bool,
+    /// Set on the admission that took the target past `QUOTA_WARNING` of a daily allowance.
+    pub quota_crossed: Option<f32>,
 }
+
+/// The share of a daily allowance past which the operator is warned (once per crossing).
+pub const QUOTA_WARNING: f32 = 0.8;
 
 /// A snapshot of a target's state for routing decisions.
 #[derive(Debug, Clone, Default)]
@@ -438,9 +445,22 @@ impl TargetState {
         if probe {
             stats.breaker.probe_in_flight = true;
         }
+        let used = stats.buckets.fraction_used(now);
+        let quota_crossed = match used {
+            Some(used) if used >= QUOTA_WARNING && !stats.quota_warned => {
+                stats.quota_warned = true;
+                Some(used)
+            }
+            Some(used) if used < QUOTA_WARNING => {
+                stats.quota_warned = false;
+                None
+            }
+            _ => None,
+        };
         Ok(Admission {
             estimated_tokens,
             probe,
+            quota_crossed,
         })
     }
 
@@ -582,6 +602,51 @@ impl TargetState {
     }
 }
 
+/// Per-gateway-key usage for the current UTC day, against the key's daily caps.
+#[derive(Default)]
+pub struct KeyUsage {
+    map: Mutex<HashMap<String, (u64, u64, u64)>>, // name -> (day, requests, tokens)
+}
+
+fn utc_day() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        / 86_400
+}
+
+impl KeyUsage {
+    /// Count one request for `key`, or say how long until its caps reset (next UTC midnight).
+    pub fn admit(&self, key: &crate::config::GatewayKey) -> Result<(), (String, Duration)> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let today = utc_day();
+        let entry = map.entry(key.name.clone()).or_insert((today, 0, 0));
+        if entry.0 != today {
+            *entry = (today, 0, 0);
+        }
+        if let Some(cap) = key.daily_requests
+            && entry.1 >= cap
+        {
+            return Err((format!("{cap} requests"), until_next_utc_midnight()));
+        }
+        if let Some(cap) = key.daily_tokens
+            && entry.2 >= cap
+        {
+            return Err((format!("{cap} tokens"), until_next_utc_midnight()));
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    pub fn add_tokens(&self, name: &str, tokens: u64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get_mut(name) {
+            entry.2 += tokens;
+        }
+    }
+}
+
 fn until_next_utc_midnight() -> Duration {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -597,6 +662,14 @@ pub struct TargetStates {
 }
 
 impl TargetStates {
+    /// Every target seen so far, for metrics.
+    pub fn all(&self) -> Vec<(TargetRef, Arc<TargetState>)> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = map.iter().map(|(t, s)| (t.clone(), s.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// A new config may carry new keys: give every target whose key was refused under an
     /// older config another chance.
     pub fn config_changed(&self, digest: &str) {

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::admin;
+use crate::config::GatewayKey;
 use crate::openai::ApiError;
 use crate::pipeline::{Gateway, error_response, model_ids};
 use crate::reload::Reloader;
@@ -176,6 +177,15 @@ async fn route(
         .map(str::to_string)
         .unwrap_or_else(request_id);
     let path = request.uri().path().trim_end_matches('/');
+    // Gateway keys: when configured, every API route but /healthz needs one, and each key has
+    // its daily allowance.
+    let mut caller = None;
+    if path != "/healthz" {
+        match authenticate(&gateway, request.headers()) {
+            Ok(key) => caller = key,
+            Err(error) => return error_response(&error, &id),
+        }
+    }
     match (request.method(), path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             let max = gateway.snapshot.load().config.max_body_bytes;
@@ -206,7 +216,20 @@ async fn route(
                     return error_response(&error, &id);
                 }
             };
-            gateway.chat_completions(&parts.headers, bytes, id).await
+            if let Some(key) = &caller
+                && let Err((cap, wait)) = gateway.key_usage.admit(key)
+            {
+                let error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "daily_cap_reached",
+                    format!("the key '{}' has used its daily allowance of {cap}; it resets at 00:00 UTC", key.name),
+                )
+                .with_retry_after(Some(wait));
+                return error_response(&error, &id);
+            }
+            gateway
+                .chat_completions(&parts.headers, bytes, id, caller.map(|k| k.name))
+                .await
         }
         (&Method::GET, "/v1/models" | "/models") => {
             let snapshot = gateway.snapshot.load();
@@ -244,6 +267,41 @@ async fn route(
             error_response(&error, &id)
         }
     }
+}
+
+/// The gateway key the request presents (None when no keys are configured).
+fn authenticate(
+    gateway: &Gateway,
+    headers: &hyper::HeaderMap,
+) -> Result<Option<GatewayKey>, ApiError> {
+    let snapshot = gateway.snapshot.load();
+    let keys = &snapshot.config.gateway_keys;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let presented = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
+        .unwrap_or_default();
+    let Some(key) = keys.iter().find(|k| {
+        let expected = k.key.expose().as_bytes();
+        presented.len() == expected.len()
+            && presented
+                .bytes()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "Incorrect API key provided: pass one of this gateway's keys as `Authorization: Bearer <key>`",
+        ));
+    };
+    Ok(Some(key.clone()))
 }
 
 fn too_large(max: usize) -> ApiError {
