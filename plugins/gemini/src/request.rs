@@ -91,36 +91,10 @@ fn model_path(model: &str) -> Result<String, Error> {
     })
 }
 
-fn parse_object(request: &str) -> Result<Map<String, Value>, Error> {
-    match serde_json::from_str::<Value>(request) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(bad_request(
-            "the request body is JSON but not an object",
-            None,
-        )),
-        Err(parse_error) => Err(bad_request(
-            format!(
-                "the request body is not valid JSON (line {}, column {})",
-                parse_error.line(),
-                parse_error.column()
-            ),
-            None,
-        )),
-    }
-}
-
-pub(crate) fn bad_request(message: impl Into<String>, param: Option<String>) -> Error {
-    let mut failure = error(ErrorKind::BadRequest, false, message);
-    failure.param = param;
-    failure
-}
-
-/// Something valid in OpenAI's API that Gemini's cannot do: another target may.
-pub(crate) fn unsupported(message: impl Into<String>, param: Option<String>) -> Error {
-    let mut failure = error(ErrorKind::Unsupported, true, message);
-    failure.param = param;
-    failure
-}
+// Request-side errors shared by the translating adapters (the SDK's `openai` module).
+pub(crate) use freeway_plugin_sdk::openai::{
+    bad_request, parse_request_object as parse_object, unsupported,
+};
 
 /// The `GenerateContentRequest` body for an OpenAI request.
 pub(crate) fn translate(

@@ -107,6 +107,41 @@ pub struct CompletionTokensDetails {
     pub reasoning_tokens: u64,
 }
 
+/// The client's request body as a JSON object, or a bad-request error saying why not.
+pub fn parse_request_object(
+    request: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, crate::types::Error> {
+    match serde_json::from_str::<serde_json::Value>(request) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        Ok(_) => Err(bad_request(
+            "the request body is JSON but not an object",
+            None,
+        )),
+        Err(parse_error) => Err(bad_request(
+            format!(
+                "the request body is not valid JSON (line {}, column {})",
+                parse_error.line(),
+                parse_error.column()
+            ),
+            None,
+        )),
+    }
+}
+
+/// The request is malformed for this API: not retryable, another target would refuse it too.
+pub fn bad_request(message: impl Into<String>, param: Option<String>) -> crate::types::Error {
+    let mut failure = crate::http::error(crate::types::ErrorKind::BadRequest, false, message);
+    failure.param = param;
+    failure
+}
+
+/// Something valid in OpenAI's API that this upstream cannot do: another target may.
+pub fn unsupported(message: impl Into<String>, param: Option<String>) -> crate::types::Error {
+    let mut failure = crate::http::error(crate::types::ErrorKind::Unsupported, true, message);
+    failure.param = param;
+    failure
+}
+
 /// The JSON text of one of the objects above.
 pub fn to_json<T: Serialize>(value: &T) -> String {
     // Cannot fail: these types hold only strings, numbers, options and sequences.
