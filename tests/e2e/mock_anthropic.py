@@ -371,9 +371,9 @@ class _Handler(mo._Handler):
         self.send_header("transfer-encoding", "chunked")
         self.send_header("cache-control", "no-cache")
         self._common_headers()
+        rec.status = 200  # before the bytes go out (see mock_openai._send_json)
         self.end_headers()
         self.wfile.flush()
-        rec.status = 200
         frames = [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
         if b.write_size > 0:
             raw = b"".join(frames)

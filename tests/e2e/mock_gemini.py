@@ -350,9 +350,9 @@ class _Handler(mo._Handler):
         self.send_header("content-disposition", "attachment")
         self.send_header("transfer-encoding", "chunked")
         self._common_headers()
+        rec.status = 200  # before the bytes go out (see mock_openai._send_json)
         self.end_headers()
         self.wfile.flush()
-        rec.status = 200
         frames = [b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events]
         if b.write_size > 0:
             raw = b"".join(frames)

@@ -373,9 +373,11 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
+        # Recorded before the bytes go out: the gateway may act on the answer (and a test assert
+        # on this record) before this thread runs again.
+        rec.status = status
         self.wfile.write(data)
         self.wfile.flush()
-        rec.status = status
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -388,9 +390,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("transfer-encoding", "chunked")
         self.send_header("cache-control", "no-cache")
         self._common_headers()
+        rec.status = 200
         self.end_headers()
         self.wfile.flush()
-        rec.status = 200
         stopping = self.server.mock._stopping
         if b is not None and b.sse_comments:
             events = [x for ev in events for x in (b": keep-alive\n\n", ev)]
