@@ -584,38 +584,7 @@ fn tool_use_blocks(message: &Value, index: usize) -> Result<Vec<Value>, Error> {
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| bad_request("a tool call needs an `id`", at(".id")))?;
-        let function = call
-            .get("function")
-            .ok_or_else(|| bad_request("a tool call needs a `function`", at(".function")))?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                bad_request("a tool call needs `function.name`", at(".function.name"))
-            })?;
-        let arguments = function
-            .get("arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let input = if arguments.trim().is_empty() {
-            Value::Object(Map::new())
-        } else {
-            match serde_json::from_str::<Value>(arguments) {
-                Ok(input @ Value::Object(_)) => input,
-                Ok(_) => {
-                    return Err(bad_request(
-                        "a tool call's `function.arguments` must encode a JSON object",
-                        at(".function.arguments"),
-                    ));
-                }
-                Err(_) => {
-                    return Err(bad_request(
-                        "a tool call's `function.arguments` is not valid JSON",
-                        at(".function.arguments"),
-                    ));
-                }
-            }
-        };
+        let (name, input) = freeway_plugin_sdk::openai::tool_call_function(call, at)?;
         blocks
             .push(json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": input}));
     }

@@ -606,38 +606,7 @@ fn function_calls(
     let mut parts = Vec::with_capacity(calls.len());
     for (call_index, call) in calls.iter().enumerate() {
         let at = |field: &str| Some(format!("messages[{index}].tool_calls[{call_index}]{field}"));
-        let function = call
-            .get("function")
-            .ok_or_else(|| bad_request("a tool call needs a `function`", at(".function")))?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                bad_request("a tool call needs `function.name`", at(".function.name"))
-            })?;
-        let arguments = function
-            .get("arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let args = if arguments.trim().is_empty() {
-            Value::Object(Map::new())
-        } else {
-            match serde_json::from_str::<Value>(arguments) {
-                Ok(args @ Value::Object(_)) => args,
-                Ok(_) => {
-                    return Err(bad_request(
-                        "a tool call's `function.arguments` must encode a JSON object",
-                        at(".function.arguments"),
-                    ));
-                }
-                Err(_) => {
-                    return Err(bad_request(
-                        "a tool call's `function.arguments` is not valid JSON",
-                        at(".function.arguments"),
-                    ));
-                }
-            }
-        };
+        let (name, args) = freeway_plugin_sdk::openai::tool_call_function(call, at)?;
         if let Some(id) = call.get("id").and_then(Value::as_str) {
             call_names.insert(id.to_owned(), name.to_owned());
         }

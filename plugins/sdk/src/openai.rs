@@ -142,6 +142,40 @@ pub fn unsupported(message: impl Into<String>, param: Option<String>) -> crate::
     failure
 }
 
+/// The function name and the decoded arguments object of one OpenAI `tool_calls` entry.
+/// `at(".field")` names the field for errors (e.g. `messages[2].tool_calls[0].function`).
+pub fn tool_call_function(
+    call: &serde_json::Value,
+    at: impl Fn(&str) -> Option<String>,
+) -> Result<(&str, serde_json::Value), crate::types::Error> {
+    use serde_json::Value;
+    let function = call
+        .get("function")
+        .ok_or_else(|| bad_request("a tool call needs a `function`", at(".function")))?;
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_request("a tool call needs `function.name`", at(".function.name")))?;
+    let arguments = function
+        .get("arguments")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if arguments.trim().is_empty() {
+        return Ok((name, Value::Object(serde_json::Map::new())));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(object @ Value::Object(_)) => Ok((name, object)),
+        Ok(_) => Err(bad_request(
+            "a tool call's `function.arguments` must encode a JSON object",
+            at(".function.arguments"),
+        )),
+        Err(_) => Err(bad_request(
+            "a tool call's `function.arguments` is not valid JSON",
+            at(".function.arguments"),
+        )),
+    }
+}
+
 /// The JSON text of one of the objects above.
 pub fn to_json<T: Serialize>(value: &T) -> String {
     // Cannot fail: these types hold only strings, numbers, options and sequences.
