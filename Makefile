@@ -57,6 +57,8 @@ $(VENV)/.installed: tests/requirements.txt
 
 test: build plugins test-plugins venv
 	$(CARGO) test --release --workspace
+	plugins/python/keyword-guard/test.sh
+	node --test plugins/js/tag-router/src/
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 bench: build plugins venv

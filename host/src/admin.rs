@@ -63,7 +63,11 @@ pub async fn handle(
                         "kind": p.world.as_str(),
                         "version": p.version,
                         "description": p.description,
-                        "world": format!("freeway:plugin/{}@0.1.0", p.world.as_str()),
+                        "world": format!(
+                            "freeway:plugin/{}@{}",
+                            p.world.as_str(),
+                            crate::plugins::registry::WIT_VERSION
+                        ),
                         "sha256": p.sha256,
                         "source": p.source.display().to_string(),
                         "loaded_at": unix(p.loaded_at),

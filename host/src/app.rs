@@ -24,6 +24,7 @@ pub async fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow
     )
     .await?;
     config.check_plugins(&plugins)?;
+    config.check_plugin_settings(&plugins).await?;
     for provider in config.providers.values() {
         match &provider.disabled {
             Some(why) => tracing::warn!(provider = %provider.name, "provider disabled: {why}"),

@@ -504,6 +504,76 @@ impl Config {
         }
         Ok(())
     }
+
+    /// Ask each plugin the config uses whether the settings it would be handed suit it, so a
+    /// misspelt or invalid setting is refused at start, by `freeway check` and on reload —
+    /// naming its key — instead of failing requests later. Call after [`Config::check_plugins`].
+    pub async fn check_plugin_settings(&self, plugins: &PluginSet) -> Result<(), ConfigError> {
+        let mut uses: Vec<(String, &str, &str)> = Vec::new();
+        let filters_in_use: std::collections::BTreeSet<&str> = self
+            .filters
+            .iter()
+            .chain(self.models.values().flat_map(|m| m.filters.iter()))
+            .map(String::as_str)
+            .collect();
+        for name in self.filter_settings.keys() {
+            if !filters_in_use.contains(name.as_str()) {
+                return Err(error(
+                    format!("pipeline.settings.{name}"),
+                    format!(
+                        "no filter named '{name}' is in use (pipeline.filters or models.*.filters name: {})",
+                        if filters_in_use.is_empty() {
+                            "none".to_string()
+                        } else {
+                            filters_in_use
+                                .iter()
+                                .copied()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        for name in &filters_in_use {
+            let settings = self.filter_settings.get(*name).map_or("{}", |s| s);
+            uses.push((format!("pipeline.settings.{name}"), name, settings));
+        }
+        // Direct `provider/model` requests use the default router without settings.
+        uses.push(("pipeline.default_router".into(), &self.default_router, "{}"));
+        for (name, provider) in &self.providers {
+            uses.push((
+                format!("providers.{name}.settings"),
+                &provider.adapter,
+                &provider.settings,
+            ));
+        }
+        for (name, model) in &self.models {
+            uses.push((
+                format!("models.{name}.settings"),
+                &model.router,
+                &model.router_settings,
+            ));
+        }
+        for (path, plugin, settings) in uses {
+            let Some(loaded) = plugins.get(plugin) else {
+                continue; // `check_plugins` reports it.
+            };
+            match loaded.check_settings(settings).await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    return Err(error(
+                        path,
+                        format!("plugin '{plugin}' refused its settings: {why}"),
+                    ));
+                }
+                Err(fault) => {
+                    return Err(error(path, format!("cannot check these settings: {fault}")));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Merge the provider catalogs named by `catalog = [...]` under this file's `providers`:

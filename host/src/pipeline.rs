@@ -417,7 +417,12 @@ impl Gateway {
                         format!("the request was blocked by filter '{name}': {reason}"),
                     ));
                 }
-                RequestVerdict::Label(tags) => ctx.tags.extend(tags),
+            }
+            // Labels come with any verdict that forwards (a filter may redact and route).
+            for tag in outcome.tags {
+                if !ctx.tags.contains(&tag) {
+                    ctx.tags.push(tag);
+                }
             }
             active.push(ActiveFilter {
                 plugin: plugin.clone(),

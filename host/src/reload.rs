@@ -105,6 +105,10 @@ impl Reloader {
         .await
         .map_err(|e| format!("{e:#}"))?;
         config.check_plugins(&plugins).map_err(|e| e.to_string())?;
+        config
+            .check_plugin_settings(&plugins)
+            .await
+            .map_err(|e| e.to_string())?;
         if config.admin.listen != current.config.admin.listen {
             tracing::warn!(
                 old = ?current.config.admin.listen,

@@ -352,6 +352,24 @@ class GatewayFactory:
             gw.wait_admin()
         return gw
 
+    def start_refused(self, config: Union[dict[str, Any], str], *,
+                      env: Optional[dict[str, str]] = None,
+                      plugins: tuple[str, ...] | list[str] = BUNDLED) -> str:
+        """Start a gateway on `config` and expect a refusal: it exits non-zero without
+        listening and says why on stderr, which is returned."""
+        path = self.write(config, plugins=plugins)
+        proc = self.spawn(path, env)
+        try:
+            out, err = proc.communicate(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"gateway kept running on an invalid config; stdout={out!r} stderr={err!r}")
+        assert proc.returncode != 0, f"exit code 0 for an invalid config; stderr:\n{err}"
+        assert "listening" not in out, out
+        assert err.strip(), "the refusal must be explained on stderr"
+        return err
+
     def stop_all(self) -> None:
         for gw in self.running:
             gw.stop()

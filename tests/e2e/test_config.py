@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import mock_openai as mo
-from harness import START_TIMEOUT, base_config, chat_body, error_body, keys_for, provider
+from harness import (FREEWAY_BIN, START_TIMEOUT, base_config, chat_body, error_body, gateway_env,
+                     keys_for, provider)
 
 GOOD = """
 [server]
@@ -44,18 +45,7 @@ targets = ["mock-a/gpt-a"]
 
 def refused(gateways, text: str, env=None) -> str:
     """Start the gateway on `text`; assert it exits non-zero without listening; return stderr."""
-    path = gateways.write(text)
-    proc = gateways.spawn(path, env)
-    try:
-        out, err = proc.communicate(timeout=START_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"gateway kept running on an invalid config; stdout={out!r} stderr={err!r}")
-    assert proc.returncode != 0, f"exit code 0 for an invalid config; stderr:\n{err}"
-    assert "listening" not in out, out
-    assert err.strip(), "the refusal must be explained on stderr"
-    return err
+    return gateways.start_refused(text, env=env)
 
 
 @pytest.fixture
@@ -243,3 +233,56 @@ def test_one_key_set_serves_with_the_other(gateways, mocks):
     raw = gw.client().chat.completions.with_raw_response.create(**chat_body("smart"))
     assert raw.headers["x-freeway-provider"] == "mock-b"
     assert a.requests == []
+
+
+# ================================================================================================
+# Plugin settings are checked by the plugins themselves (`check-settings`) before any request
+# ================================================================================================
+
+
+def test_bad_router_settings_refused_naming_the_key(gateways, good):
+    _, text = good
+    err = refused(gateways, text.replace('targets = ["mock-a/gpt-a"]',
+                                         'targets = ["mock-a/gpt-a"]\n'
+                                         'settings = { include_cooling = "yes" }'))
+    assert "models.smart.settings" in err and "priority-fallback" in err, err
+    assert "include_cooling" in err, err
+
+
+def test_bad_adapter_settings_refused_naming_the_key(gateways, good):
+    _, text = good
+    err = refused(gateways, text.replace('models = ["gpt-a"]',
+                                         'models = ["gpt-a"]\nsettings = { pathh = "/v2" }'))
+    assert "providers.mock-a.settings" in err and "openai-compatible" in err, err
+    assert "pathh" in err, err
+
+
+def test_bad_filter_settings_refused_naming_the_key(gateways, good):
+    _, text = good
+    err = gateways.start_refused(
+        text.replace("filters = []", 'filters = ["pii"]')
+        + '\n[pipeline.settings.pii]\nactions = { card = "shred" }\n',
+        plugins=("openai-compatible", "priority-fallback", "pii"))
+    assert "pipeline.settings.pii" in err and "shred" in err, err
+
+
+def test_settings_for_a_filter_nobody_uses_refused(gateways, good):
+    """`[pipeline.settings.pi]` (a typo for `pii`) would otherwise be silently ignored."""
+    _, text = good
+    err = refused(gateways, text + '\n[pipeline.settings.pi]\nreversible = true\n')
+    assert "pipeline.settings.pi" in err and "no filter named 'pi' is in use" in err, err
+
+
+def test_freeway_check_runs_the_settings_checks(gateways, good):
+    a, text = good
+    ok = gateways.write(text)
+    run = subprocess.run([str(FREEWAY_BIN), "check", "--config", str(ok)], capture_output=True,
+                         text=True, env=gateway_env(keys_for(a)), timeout=START_TIMEOUT)
+    assert run.returncode == 0, run.stderr
+    assert "config and plugins OK" in run.stdout
+    bad = gateways.write(text.replace('targets = ["mock-a/gpt-a"]',
+                                      'targets = ["mock-a/gpt-a"]\nsettings = { seed = 1 }'))
+    run = subprocess.run([str(FREEWAY_BIN), "check", "--config", str(bad)], capture_output=True,
+                         text=True, env=gateway_env(keys_for(a)), timeout=START_TIMEOUT)
+    assert run.returncode == 1, run.stdout
+    assert "models.smart.settings" in run.stderr and "seed" in run.stderr, run.stderr

@@ -422,8 +422,15 @@ def break_unknown_target(cfg: dict[str, Any]) -> tuple[str, ...]:
     return ("models.smart.targets[2]", "nope")
 
 
-@pytest.mark.parametrize("breakage", [break_unknown_key, break_unknown_target],
-                         ids=["unknown-key", "unknown-provider-in-targets"])
+def break_adapter_settings(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """Valid TOML and a known key, but a value only the adapter plugin can judge."""
+    cfg["providers"]["mock-a"]["settings"] = {"auth": "sometimes"}
+    return ("providers.mock-a.settings", "openai-compatible", "sometimes")
+
+
+@pytest.mark.parametrize("breakage", [break_unknown_key, break_unknown_target,
+                                      break_adapter_settings],
+                         ids=["unknown-key", "unknown-provider-in-targets", "adapter-settings"])
 def test_invalid_config_is_refused(gateways, mocks, breakage):
     gw, a, b = flip_gateway(gateways, mocks)
     good = read_config(gw)

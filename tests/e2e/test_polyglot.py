@@ -48,9 +48,6 @@ def polyglot_config(ms: dict[str, mo.MockOpenAI], guard: Optional[dict[str, Any]
             # Tagged requests try only their route's candidates.
             "strict": {"router": "tag-router", "targets": TARGETS,
                        "settings": {"routes": {"code": ["code"]}, "default": "none"}},
-            # A route that is not a list: tag-router refuses its settings.
-            "misrouted": {"router": "tag-router", "targets": TARGETS,
-                          "settings": {"routes": {"code": "code"}}},
             # The same targets without tag-router: configured order.
             "plain": {"targets": TARGETS},
         },
@@ -227,14 +224,15 @@ def test_tag_router_streams(gw, m):
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello from code"
 
 
-def test_tag_router_settings_error_fails_closed(gw, m):
-    """A router error refuses the request by default (`on_router_error = "fail"`): routers may
-    carry policy. (tag-router's README still says the gateway fails open here.)"""
-    r = post(gw, chat_body("misrouted", "hello"), headers={"x-freeway-tags": "code"})
-    assert r.status_code == 500, r.text
-    err = error_body(r)
-    assert err["code"] == "plugin_error"
-    assert "tag-router" in err["message"] and "settings" in err["message"], err["message"]
+def test_bad_tag_router_settings_refuse_to_start(m, module_gateways):
+    """The JavaScript router's `check-settings` runs at start: a route that is not a list is
+    refused with the key it sits under, before any request could be misrouted."""
+    cfg = polyglot_config(m)
+    cfg["models"]["misrouted"] = {"router": "tag-router", "targets": TARGETS,
+                                  "settings": {"routes": {"code": "code"}}}
+    err = module_gateways.start_refused(cfg, env=keys_for(*m.values()), plugins=PLUGINS)
+    assert "models.misrouted.settings" in err and "tag-router" in err, err
+    assert "routes.code" in err, err
     untouched(m)
 
 
@@ -259,17 +257,11 @@ def test_polyglot_plugins_are_pooled_and_counted(gw, m):
     assert after["keyword-guard"]["loaded_at"] == kg["loaded_at"], "a plugin was reloaded"
 
 
-def test_bad_keyword_guard_settings_fail_closed(m, module_gateways):
-    gw = module_gateways.start(polyglot_config(m, guard={"block": "forbidden"}),
-                               env=keys_for(*m.values()), plugins=PLUGINS)
-    try:
-        r = post(gw, chat_body("chat", "hello"))
-        assert r.status_code == 500, r.text
-        err = error_body(r)
-        assert err["code"] == "plugin_error"
-        assert "keyword-guard" in err["message"] and "block" in err["message"], err["message"]
-        untouched(m)
-        with gw.http() as h:
-            assert h.get("/healthz").status_code == 200
-    finally:
-        gw.stop()
+def test_bad_keyword_guard_settings_refuse_to_start(m, module_gateways):
+    """The Python filter's `check-settings` runs at start: the config is refused, naming the
+    key and the plugin's own reason."""
+    err = module_gateways.start_refused(polyglot_config(m, guard={"block": "forbidden"}),
+                                        env=keys_for(*m.values()), plugins=PLUGINS)
+    assert "pipeline.settings.keyword-guard" in err, err
+    assert "keyword-guard" in err and "`block` must be a list of strings" in err, err
+    untouched(m)

@@ -67,8 +67,6 @@ FLAVOURS: dict[str, dict[str, Any]] = {
                            "reversible": True}},
     "trap": {"pii": {}, "guard": "trap"},
     "loop": {"pii": {}, "guard": "loop"},
-    # A misspelt action: the filter must refuse to work rather than let data through.
-    "misspelt": {"pii": {"actions": {"emial": "redact"}}},
 }
 
 
@@ -327,14 +325,29 @@ def test_block_beats_route_trusted_and_redact(p):
     p.untouched()
 
 
-def test_route_trusted_beats_redact_and_forwards_unredacted(p):
+def test_route_trusted_and_redact_apply_together(p):
+    """The SSN (route-trusted) keeps the request on a trusted provider, which sees it; the
+    e-mail (redact) is still replaced, and its pseudonym is restored in the answer."""
     email, ssn = ENTITIES["email"][0], ENTITIES["ssn"][0]
-    prompt = f"mail {email} my SSN {ssn}"
+    p["private"].script(mo.text("Done: wrote to [EMAIL_1]."))
     raw = p.gw("reversible").client().chat.completions.with_raw_response.create(
-        **chat_body("chat", prompt))
+        **chat_body("chat", f"mail {email} my SSN {ssn}"))
     assert raw.headers["x-freeway-provider"] == "private"
+    assert raw.parse().choices[0].message.content == f"Done: wrote to {email}."
     assert p["public"].chat_requests == []
-    assert p["private"].last().json["messages"][0]["content"] == prompt
+    rec = p["private"].last()
+    assert rec.json["messages"][0]["content"] == f"mail [EMAIL_1] my SSN {ssn}"
+    assert email.encode() not in rec.raw
+
+
+def test_route_trusted_and_redact_apply_together_in_streams(p):
+    email, ssn = ENTITIES["email"][0], ENTITIES["ssn"][0]
+    p["private"].script(mo.text("Done: [EMAIL_1].", pieces=["Done: [EM", "AIL_1", "]."]))
+    chunks = list(p.gw("reversible").client().chat.completions.create(
+        **chat_body("chat", f"mail {email} my SSN {ssn}"), stream=True))
+    assert stream_text(chunks) == f"Done: {email}."
+    assert p["public"].chat_requests == []
+    assert p["private"].last().json["messages"][0]["content"] == f"mail [EMAIL_1] my SSN {ssn}"
 
 
 def test_allowed_type_passes_while_another_is_redacted(p):
@@ -588,15 +601,17 @@ def test_broken_filter_fails_closed(p, behaviour):
     assert p.chat_counts()["public"] == 1
 
 
-def test_misspelt_pii_settings_fail_closed(p):
-    gw = p.gw("misspelt")
-    value, prompt, _ = ENTITIES["email"]
-    r = post(gw, chat_body("chat", prompt))
-    assert r.status_code == 500, r.text
-    err = error_body(r)
-    assert err["code"] == "plugin_error"
-    assert "pii" in err["message"] and "emial" in err["message"], err["message"]
-    assert value not in r.text
+@pytest.mark.parametrize("pii,culprit", [
+    ({"actions": {"emial": "redact"}}, "emial"),
+    ({"actions": {"email": "hide"}}, "hide"),
+    ({"reversible": "yes"}, "reversible"),
+])
+def test_misspelt_pii_settings_refuse_to_start(p, pii, culprit):
+    """A misspelt action must never silently let data through: the pii plugin checks its
+    settings when the gateway starts, and the gateway refuses the config, naming the key."""
+    err = p.factory.start_refused(privacy_config(p.ms, pii), env=keys_for(p["public"]),
+                                  plugins=PLUGINS)
+    assert "pipeline.settings.pii" in err and culprit in err, err
     p.untouched()
 
 

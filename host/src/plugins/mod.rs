@@ -261,6 +261,18 @@ impl Plugin {
         })
     }
 
+    /// Ask the plugin whether `settings` suit it: `Ok(Err(why))` when it refuses them. Runs
+    /// on its own instance under the plugin's limits, at load and reload only.
+    pub async fn check_settings(
+        self: &Arc<Self>,
+        settings: &str,
+    ) -> Result<Result<(), String>, PluginFault> {
+        let mut lease = self.lease().await?;
+        crate::plugin_call!(lease, "check-settings", |store, exports| exports
+            .check_settings(store, settings)
+            .await)
+    }
+
     fn deadline_ticks(&self) -> u64 {
         let tick = EPOCH_TICK.as_micros().max(1);
         (self.limits.timeout.as_micros().div_ceil(tick) as u64).max(1)

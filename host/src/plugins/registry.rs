@@ -97,6 +97,19 @@ impl WorldBindings {
         }
     }
 
+    /// The plugin's verdict on a settings object (every world exports `check-settings`).
+    pub async fn check_settings(
+        &self,
+        store: &mut Store<PluginState>,
+        settings: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            WorldBindings::Provider(b) => b.call_check_settings(store, settings).await,
+            WorldBindings::Router(b) => b.call_check_settings(store, settings).await,
+            WorldBindings::Filter(b) => b.call_check_settings(store, settings).await,
+        }
+    }
+
     /// The adapter exports, or an error if this instance is another kind of plugin.
     pub fn adapter(&self) -> wasmtime::Result<&adapter::Guest> {
         match self {
@@ -413,6 +426,9 @@ async fn load_bytes(
     })
 }
 
+/// The version of the `freeway:plugin` package this gateway speaks (from `wit/freeway.wit`).
+pub const WIT_VERSION: &str = "0.2.0";
+
 fn identify_world(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result<PluginWorld> {
     let exports: Vec<String> = component
         .component_type()
@@ -428,7 +444,21 @@ fn identify_world(engine: &wasmtime::Engine, component: &Component) -> anyhow::R
     .filter(|world| exports.iter().any(|e| e.starts_with(world.interface())))
     .collect();
     match worlds.as_slice() {
-        [world] => Ok(*world),
+        [world] => {
+            // A component built against another version of the contract would fail type
+            // checking with an opaque message; say what it speaks instead.
+            let spoken = exports
+                .iter()
+                .find_map(|e| e.strip_prefix(world.interface()))
+                .unwrap_or_default();
+            if spoken != WIT_VERSION {
+                bail!(
+                    "it was built for freeway:plugin@{spoken}, but this gateway speaks \
+                     freeway:plugin@{WIT_VERSION}: rebuild it against wit/freeway.wit"
+                );
+            }
+            Ok(*world)
+        }
         [] => bail!(
             "it is not a Freeway plugin: it exports none of freeway:plugin/adapter, policy or guard (exports: {})",
             exports.join(", ")

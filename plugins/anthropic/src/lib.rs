@@ -42,6 +42,12 @@ impl provider::Guest for Anthropic {
             description: "Adapter for Anthropic's Messages API (Claude)".to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        settings::Settings::parse("", &settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
+    }
 }
 
 impl adapter::Guest for Anthropic {

@@ -11,8 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use freeway_plugin_sdk::http::error;
-use freeway_plugin_sdk::types::{Error, ErrorKind};
+use freeway_plugin_sdk::http::invalid_adapter_settings;
+use freeway_plugin_sdk::types::Error;
 
 pub(crate) const DEFAULT_VERSION: &str = "2023-06-01";
 pub(crate) const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -35,20 +35,14 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Parses the settings JSON of `provider` (named in error messages).
+    /// Parses the settings JSON of `provider` (named in error messages; empty when the host
+    /// checks settings at load, where it names the config key itself).
     pub fn parse(provider: &str, json: &str) -> Result<Self, Error> {
         let json = json.trim();
         if json.is_empty() || json == "{}" {
             return Ok(Self::default());
         }
-        let invalid = |problem: String| {
-            // Retryable: another provider's configuration may be fine.
-            error(
-                ErrorKind::Internal,
-                true,
-                format!("invalid anthropic settings for provider `{provider}`: {problem}"),
-            )
-        };
+        let invalid = |problem: String| invalid_adapter_settings("anthropic", provider, problem);
         let object: Map<String, Value> = match serde_json::from_str(json) {
             Ok(Value::Object(object)) => object,
             Ok(_) => return Err(invalid("settings must be a JSON object".into())),
@@ -94,6 +88,7 @@ fn header_value(key: &str, value: Value) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::types::ErrorKind;
 
     fn parse(json: &str) -> Result<Settings, Error> {
         Settings::parse("claude", json)

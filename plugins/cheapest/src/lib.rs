@@ -168,6 +168,12 @@ impl router_world::Guest for Cheapest {
                 .to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        Settings::parse(&settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
+    }
 }
 
 impl policy::Guest for Cheapest {

@@ -234,6 +234,12 @@ impl router_world::Guest for Classify {
                 .to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        Settings::parse(&settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
+    }
 }
 
 impl policy::Guest for Classify {

@@ -44,6 +44,12 @@ impl provider::Guest for Gemini {
             description: "Adapter for Google's Gemini API (generateContent)".to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        settings::Settings::parse("", &settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
+    }
 }
 
 impl adapter::Guest for Gemini {

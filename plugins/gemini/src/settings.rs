@@ -10,8 +10,8 @@
 
 use serde_json::{Map, Value};
 
-use freeway_plugin_sdk::http::error;
-use freeway_plugin_sdk::types::{Error, ErrorKind};
+use freeway_plugin_sdk::http::invalid_adapter_settings;
+use freeway_plugin_sdk::types::Error;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Settings {
@@ -20,20 +20,14 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Parses the settings JSON of `provider` (named in error messages).
+    /// Parses the settings JSON of `provider` (named in error messages; empty when the host
+    /// checks settings at load, where it names the config key itself).
     pub fn parse(provider: &str, json: &str) -> Result<Self, Error> {
         let json = json.trim();
         if json.is_empty() || json == "{}" {
             return Ok(Self::default());
         }
-        let invalid = |problem: String| {
-            // Retryable: another provider's configuration may be fine.
-            error(
-                ErrorKind::Internal,
-                true,
-                format!("invalid gemini settings for provider `{provider}`: {problem}"),
-            )
-        };
+        let invalid = |problem: String| invalid_adapter_settings("gemini", provider, problem);
         let object: Map<String, Value> = match serde_json::from_str(json) {
             Ok(Value::Object(object)) => object,
             Ok(_) => return Err(invalid("settings must be a JSON object".into())),
@@ -68,6 +62,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::types::ErrorKind;
     use serde_json::json;
 
     #[test]

@@ -39,6 +39,12 @@ impl provider::Guest for OpenAiCompatible {
                 .to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        settings::Settings::parse("", &settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
+    }
 }
 
 impl adapter::Guest for OpenAiCompatible {

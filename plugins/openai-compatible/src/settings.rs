@@ -12,9 +12,9 @@
 
 use serde_json::{Map, Value};
 
-use freeway_plugin_sdk::http::error;
+use freeway_plugin_sdk::http::invalid_adapter_settings;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Auth;
-use freeway_plugin_sdk::types::{Error, ErrorKind};
+use freeway_plugin_sdk::types::Error;
 
 pub(crate) const DEFAULT_PATH: &str = "/chat/completions";
 
@@ -37,20 +37,15 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Parses the settings JSON of `provider` (named in error messages).
+    /// Parses the settings JSON of `provider` (named in error messages; empty when the host
+    /// checks settings at load, where it names the config key itself).
     pub fn parse(provider: &str, json: &str) -> Result<Self, Error> {
         let json = json.trim();
         if json.is_empty() || json == "{}" {
             return Ok(Self::default());
         }
-        let invalid = |problem: String| {
-            // Retryable: another provider's configuration may be fine.
-            error(
-                ErrorKind::Internal,
-                true,
-                format!("invalid openai-compatible settings for provider `{provider}`: {problem}"),
-            )
-        };
+        let invalid =
+            |problem: String| invalid_adapter_settings("openai-compatible", provider, problem);
         let object: Map<String, Value> = match serde_json::from_str(json) {
             Ok(Value::Object(object)) => object,
             Ok(_) => return Err(invalid("settings must be a JSON object".into())),
@@ -142,6 +137,7 @@ fn is_header_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::types::ErrorKind;
 
     fn parse(json: &str) -> Result<Settings, Error> {
         Settings::parse("test", json)

@@ -5,10 +5,11 @@
 //! and secrets (API keys, tokens, private keys). Per type, the settings choose an action:
 //! `redact` (typed placeholders such as `[EMAIL_1]`), `block`, `route-trusted` (tags
 //! `pii:trusted-only` and `pii:<type>`, so the router keeps the request on trusted providers)
-//! or `allow`. When several types are found the strongest action wins: block, then
-//! route-trusted, then redact. With `"reversible": true` the placeholders are pseudonyms: the
-//! mapping travels in the request's opaque state, and the answer — whole or streamed — gets
-//! the originals back, so the user reads their own data while the provider never saw it.
+//! or `allow`. A block of any type blocks the request; otherwise redactions and route-trusted
+//! apply together (the trusted provider sees the route-trusted values, never the redacted
+//! ones). With `"reversible": true` the placeholders are pseudonyms: the mapping travels in
+//! the request's opaque state, and the answer — whole or streamed — gets the originals back,
+//! so the user reads their own data while the provider never saw it.
 //!
 //! Only message text is read (contents, text parts, tool-call arguments, tool results), never
 //! keys, roles or the model, and a rewritten body differs from the client's only inside the
@@ -74,6 +75,10 @@ impl filter_world::Guest for Pii {
                 .to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        Settings::parse(&settings).map(drop)
+    }
 }
 
 impl guard::Guest for Pii {
@@ -92,13 +97,17 @@ impl guard::Guest for Pii {
                 format!("pii filter: {problem}"),
             )
         })?;
-        let (verdict, state) = match outcome {
-            Outcome::Allow => (RequestVerdict::Allow, None),
-            Outcome::Block(reason) => (RequestVerdict::Block(reason), None),
-            Outcome::Label(tags) => (RequestVerdict::Label(tags), None),
-            Outcome::Rewrite { body, state } => (RequestVerdict::Rewrite(body), state),
+        let (verdict, tags, state) = match outcome {
+            Outcome::Allow => (RequestVerdict::Allow, Vec::new(), None),
+            Outcome::Block(reason) => (RequestVerdict::Block(reason), Vec::new(), None),
+            Outcome::Label(tags) => (RequestVerdict::Allow, tags, None),
+            Outcome::Rewrite { body, tags, state } => (RequestVerdict::Rewrite(body), tags, state),
         };
-        Ok(RequestOutcome { verdict, state })
+        Ok(RequestOutcome {
+            verdict,
+            tags,
+            state,
+        })
     }
 
     fn on_response(
@@ -276,7 +285,7 @@ mod tests {
             );
             let (rewritten, state) = match request::judge(&body, &settings).expect("valid") {
                 Outcome::Allow => continue,
-                Outcome::Rewrite { body, state } => (body, state.expect("reversible state")),
+                Outcome::Rewrite { body, state, .. } => (body, state.expect("reversible state")),
                 other => panic!("unexpected {other:?}"),
             };
             redacted_lines += 1;
@@ -345,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn blocked_and_labelled_requests_carry_no_state() {
+    fn one_outcome_rewrites_and_labels() {
         let outcome = Pii::on_request(
             info(),
             PROMPT.into(),
@@ -353,8 +362,41 @@ mod tests {
         )
         .expect("ok");
         assert!(
-            matches!(outcome.verdict, RequestVerdict::Label(tags) if tags == ["pii:trusted-only", "pii:card", "pii:email"])
+            matches!(&outcome.verdict, RequestVerdict::Rewrite(body) if body.contains("Write to [EMAIL_1] about card 4111 1111 1111 1111"))
         );
-        assert_eq!(outcome.state, None);
+        assert_eq!(outcome.tags, ["pii:trusted-only", "pii:card", "pii:email"]);
+        assert!(
+            outcome
+                .state
+                .is_some_and(|state| state.contains("[EMAIL_1]"))
+        );
+    }
+
+    #[test]
+    fn blocked_and_labelled_requests_carry_no_state() {
+        for actions in [
+            r#"{"reversible":true,"actions":{"card":"block"}}"#,
+            r#"{"reversible":true,"actions":{"card":"route-trusted","email":"route-trusted"}}"#,
+        ] {
+            let outcome = Pii::on_request(info(), PROMPT.into(), actions.into()).expect("ok");
+            assert!(
+                !matches!(outcome.verdict, RequestVerdict::Rewrite(_)),
+                "{actions}"
+            );
+            assert_eq!(outcome.state, None, "{actions}");
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_without_a_request() {
+        assert_eq!(
+            <Pii as filter_world::Guest>::check_settings("{}".into()),
+            Ok(())
+        );
+        let problem = <Pii as filter_world::Guest>::check_settings(
+            r#"{"actions":{"emial":"redact"}}"#.into(),
+        )
+        .expect_err("typo");
+        assert!(problem.contains("emial"), "{problem}");
     }
 }

@@ -1,13 +1,12 @@
-//! The request hook: scan every message text, pick the strongest action among the entity
-//! types found, and carry it out.
+//! The request hook: scan every message text and carry out each entity type's action.
 //!
-//! Block beats route-trusted beats redact. A block reason and the routing tags name entity
-//! types, never values. Redaction splices placeholders into the texts that held findings and
-//! leaves every other byte of the body alone.
-//!
-//! A verdict is one of allow, rewrite, block or label (the WIT `request-verdict`), so a request
-//! cannot be both redacted and routed: when route-trusted wins, the body goes to the trusted
-//! providers unredacted, tagged with every type found (`pii:trusted-only`, `pii:email`, ...).
+//! A block of any type blocks the request; otherwise every `redact` finding is replaced by its
+//! placeholder *and*, when any `route-trusted` finding is present, the request is tagged for
+//! trusted providers only (`pii:trusted-only`, plus `pii:<type>` for every type found). So an
+//! operator who redacts e-mails and routes IBANs gets both: the trusted provider sees the IBAN
+//! but never the e-mail. A block reason and the routing tags name entity types, never values.
+//! Redaction splices placeholders into the texts that held findings and leaves every other byte
+//! of the body alone.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -28,9 +27,11 @@ pub enum Outcome {
     Block(String),
     /// Forward unchanged with these tags.
     Label(Vec<String>),
-    /// Forward this body; `state` is the pseudonym map when reversible.
+    /// Forward this body with these tags (none unless a route-trusted type was found too);
+    /// `state` is the pseudonym map when reversible.
     Rewrite {
         body: String,
+        tags: Vec<String>,
         state: Option<String>,
     },
 }
@@ -41,7 +42,7 @@ struct Request<'a> {
     messages: Option<Vec<Message<'a>>>,
 }
 
-/// One scanned text with findings that are acted on.
+/// One scanned text with findings to redact.
 struct Piece<'a> {
     segment: usize,
     /// Inside tool-call arguments: the string literal's range in the decoded arguments.
@@ -69,13 +70,18 @@ pub fn judge(body: &str, settings: &Settings) -> Result<Outcome, String> {
     let mut scratch = Vec::new();
     let mut consider = |segment, inner, text: Cow<'_, str>, pieces: &mut Vec<Piece<'_>>| {
         detect::scan_into(&text, &mut scratch);
-        scratch.retain(|hit| settings.action(hit.kind) != Action::Allow);
+        for hit in &scratch {
+            let action = settings.action(hit.kind);
+            if action != Action::Allow {
+                strongest = strongest.max(action);
+                kinds[hit.kind as usize] = true;
+            }
+        }
+        // Only redactions change the text; route-trusted findings stay for the trusted
+        // provider, allowed ones are nobody's business.
+        scratch.retain(|hit| settings.action(hit.kind) == Action::Redact);
         if scratch.is_empty() {
             return;
-        }
-        for hit in &scratch {
-            strongest = strongest.max(settings.action(hit.kind));
-            kinds[hit.kind as usize] = true;
         }
         let found = std::mem::take(&mut scratch);
         pieces.push(Piece {
@@ -120,9 +126,27 @@ pub fn judge(body: &str, settings: &Settings) -> Result<Outcome, String> {
         Action::RouteTrusted => {
             let mut tags = vec![TRUSTED_ONLY_TAG.to_owned()];
             tags.extend(found_kinds().map(|kind| format!("pii:{}", kind.name())));
-            Outcome::Label(tags)
+            if pieces.is_empty() {
+                Outcome::Label(tags)
+            } else {
+                redact(
+                    body,
+                    &segments,
+                    &arguments,
+                    &pieces,
+                    settings.reversible,
+                    tags,
+                )
+            }
         }
-        Action::Redact => redact(body, &segments, &arguments, &pieces, settings.reversible),
+        Action::Redact => redact(
+            body,
+            &segments,
+            &arguments,
+            &pieces,
+            settings.reversible,
+            Vec::new(),
+        ),
     })
 }
 
@@ -132,6 +156,7 @@ fn redact(
     arguments: &[Option<String>],
     pieces: &[Piece<'_>],
     reversible: bool,
+    tags: Vec<String>,
 ) -> Outcome {
     let mut names = Pseudonyms::default();
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
@@ -161,6 +186,7 @@ fn redact(
     let state = (reversible && !names.is_empty()).then(|| names.to_state());
     Outcome::Rewrite {
         body: json::splice(body, &edits),
+        tags,
         state,
     }
 }
@@ -188,7 +214,7 @@ mod tests {
 
     fn rewrite(outcome: Outcome) -> (String, Option<String>) {
         match outcome {
-            Outcome::Rewrite { body, state } => (body, state),
+            Outcome::Rewrite { body, state, .. } => (body, state),
             other => panic!("expected a rewrite, got {other:?}"),
         }
     }
@@ -259,7 +285,9 @@ mod tests {
                 "the prompt contains data of type card".into()
             ))
         );
-        let s = settings(r#"{"actions":{"email":"route-trusted"}}"#);
+        let s = settings(
+            r#"{"actions":{"email":"route-trusted","phone":"route-trusted","card":"route-trusted"}}"#,
+        );
         assert_eq!(
             judge(body, &s),
             Ok(Outcome::Label(vec![
@@ -271,6 +299,30 @@ mod tests {
         );
         let s = settings(r#"{"actions":{"email":"allow","phone":"allow","card":"allow"}}"#);
         assert_eq!(judge(body, &s), Ok(Outcome::Allow));
+    }
+
+    /// Route-trusted no longer swallows redaction: the e-mail (route-trusted) stays for the
+    /// trusted provider, the card and phone (redact) are replaced, and the tags name all three.
+    #[test]
+    fn route_trusted_and_redact_apply_together() {
+        let body = r#"{"messages":[{"role":"user","content":"jane@example.org +44 20 7946 0958 4111 1111 1111 1111"}]}"#;
+        let s = settings(r#"{"actions":{"email":"route-trusted"},"reversible":true}"#);
+        let Ok(Outcome::Rewrite { body, tags, state }) = judge(body, &s) else {
+            panic!("expected a rewrite")
+        };
+        assert_eq!(
+            body,
+            r#"{"messages":[{"role":"user","content":"jane@example.org [PHONE_1] [CARD_1]"}]}"#
+        );
+        assert_eq!(
+            tags,
+            ["pii:trusted-only", "pii:card", "pii:email", "pii:phone"]
+        );
+        let state = state.expect("reversible");
+        assert!(
+            state.contains("[CARD_1]") && !state.contains("jane"),
+            "{state}"
+        );
     }
 
     #[test]

@@ -20,19 +20,34 @@
 //! good: the placeholders are put back into the answer. Unknown keys and values are errors, so
 //! a misspelt action fails closed instead of silently letting data through.
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::detect::Kind;
 
-/// What happens to a request carrying an entity. Ordered by strength: when several apply,
-/// the strongest wins (block beats route-trusted beats redact).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// What happens to a request carrying an entity. Ordered by strength: a block of any type
+/// blocks the request; otherwise redactions and route-trusted apply together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
     Allow,
     Redact,
     RouteTrusted,
     Block,
+}
+
+impl Action {
+    const NAMES: [(&'static str, Action); 4] = [
+        ("redact", Action::Redact),
+        ("block", Action::Block),
+        ("route-trusted", Action::RouteTrusted),
+        ("allow", Action::Allow),
+    ];
+
+    fn from_name(name: &str) -> Option<Action> {
+        Self::NAMES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, action)| *action)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,55 +68,55 @@ impl Default for Settings {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    #[serde(default)]
-    actions: RawActions,
-    #[serde(default)]
-    reversible: bool,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawActions {
-    secret: Option<Action>,
-    card: Option<Action>,
-    iban: Option<Action>,
-    ssn: Option<Action>,
-    email: Option<Action>,
-    phone: Option<Action>,
-    ip: Option<Action>,
-}
-
 impl Settings {
+    /// Parses the settings object key by key, so every error names the setting at fault.
     pub fn parse(json: &str) -> Result<Settings, String> {
         let json = json.trim();
         if json.is_empty() {
             return Ok(Settings::default());
         }
-        // serde would also fill a struct from a JSON array.
-        if !json.starts_with('{') {
-            return Err("invalid pii settings: expected a JSON object".to_owned());
-        }
-        let raw: Raw = serde_json::from_str(json)
-            .map_err(|problem| format!("invalid pii settings: {problem}"))?;
-        let mut settings = Settings {
-            reversible: raw.reversible,
-            ..Settings::default()
+        let invalid = |problem: String| format!("invalid pii settings: {problem}");
+        let object: Map<String, Value> = match serde_json::from_str(json) {
+            Ok(Value::Object(object)) => object,
+            Ok(_) => return Err(invalid("expected a JSON object".to_owned())),
+            Err(problem) => return Err(invalid(format!("not JSON: {problem}"))),
         };
-        let a = raw.actions;
-        for (kind, action) in [
-            (Kind::Secret, a.secret),
-            (Kind::Card, a.card),
-            (Kind::Iban, a.iban),
-            (Kind::Ssn, a.ssn),
-            (Kind::Email, a.email),
-            (Kind::Phone, a.phone),
-            (Kind::Ip, a.ip),
-        ] {
-            if let Some(action) = action {
-                settings.actions[kind as usize] = action;
+        let mut settings = Settings::default();
+        for (key, value) in object {
+            match key.as_str() {
+                "reversible" => {
+                    settings.reversible = value.as_bool().ok_or_else(|| {
+                        invalid(format!("`reversible` must be true or false, got {value}"))
+                    })?;
+                }
+                "actions" => {
+                    let Value::Object(actions) = value else {
+                        return Err(invalid(
+                            "`actions` must be a table of entity type -> action".to_owned(),
+                        ));
+                    };
+                    for (name, action) in actions {
+                        let kind = Kind::from_name(&name).ok_or_else(|| {
+                            invalid(format!(
+                                "unknown entity type `{name}` in `actions` (known: {})",
+                                Kind::ALL.map(Kind::name).join(", ")
+                            ))
+                        })?;
+                        let action =
+                            action.as_str().and_then(Action::from_name).ok_or_else(|| {
+                                invalid(format!(
+                                    "`actions.{name}` must be one of {}, got {action}",
+                                    Action::NAMES.map(|(known, _)| known).join(", ")
+                                ))
+                            })?;
+                        settings.actions[kind as usize] = action;
+                    }
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "unknown setting `{other}` (known: actions, reversible)"
+                    )));
+                }
             }
         }
         Ok(settings)
@@ -175,6 +190,15 @@ mod tests {
         ] {
             let problem = Settings::parse(json).expect_err(json);
             assert!(problem.starts_with("invalid pii settings"), "{problem}");
+        }
+        for (json, named) in [
+            (r#"{"revers":true}"#, "`revers`"),
+            (r#"{"actions":{"emial":"redact"}}"#, "`emial`"),
+            (r#"{"actions":{"email":"hide"}}"#, "`actions.email`"),
+            (r#"{"reversible":"yes"}"#, "`reversible`"),
+        ] {
+            let problem = Settings::parse(json).expect_err(json);
+            assert!(problem.contains(named), "{problem}");
         }
     }
 }

@@ -7,41 +7,26 @@
 //! is briefly rate-limited. Unhealthy candidates are never returned: the circuit breaker holds
 //! them out on purpose.
 
-use serde::Deserialize;
-
-use freeway_plugin_sdk::http::error;
 use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
 use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::types::{Error, ErrorKind, PluginKind};
+use freeway_plugin_sdk::types::{Error, PluginKind};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+const NAME: &str = "priority-fallback";
+
+#[derive(Debug, Default)]
 struct Settings {
-    #[serde(default)]
     include_cooling: bool,
 }
 
 impl Settings {
+    /// Strict, key by key (the SDK's settings reader), so every error names the setting.
     fn parse(json: &str) -> Result<Self, Error> {
-        let json = json.trim();
-        if json.is_empty() || json == "{}" {
-            return Ok(Self::default());
-        }
-        // serde would also fill a struct from a JSON array.
-        if !json.starts_with('{') {
-            return Err(error(
-                ErrorKind::Internal,
-                false,
-                "invalid priority-fallback settings: expected a JSON object",
-            ));
-        }
-        serde_json::from_str(json).map_err(|problem| {
-            error(
-                ErrorKind::Internal,
-                false,
-                format!("invalid priority-fallback settings: {problem}"),
-            )
-        })
+        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
+        let settings = Self {
+            include_cooling: raw.take("include_cooling")?.unwrap_or(false),
+        };
+        raw.finish()?;
+        Ok(settings)
     }
 }
 
@@ -69,12 +54,18 @@ struct PriorityFallback;
 impl router_world::Guest for PriorityFallback {
     fn metadata() -> PluginMetadata {
         PluginMetadata {
-            name: "priority-fallback".to_owned(),
+            name: NAME.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kind: PluginKind::Router,
             description: "Tries targets in configured order, skipping unhealthy and cooling ones"
                 .to_owned(),
         }
+    }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        Settings::parse(&settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
     }
 }
 
@@ -93,6 +84,7 @@ freeway_plugin_sdk::export_router!(PriorityFallback with_types_in freeway_plugin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::types::ErrorKind;
 
     fn candidate(id: u32, healthy: bool, cooldown_ms: u64) -> Candidate {
         Candidate {
@@ -171,7 +163,7 @@ mod tests {
         ] {
             let error = route(&fleet(), settings).expect_err("invalid");
             assert_eq!(error.kind, ErrorKind::Internal);
-            assert!(error.message.contains("priority-fallback settings"));
+            assert!(error.message.contains("priority-fallback setting"));
         }
     }
 }

@@ -34,7 +34,7 @@ from wit_world.imports import types
 from componentize_py_types import Err
 
 NAME = "keyword-guard"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 # Roles whose text is the client's prompt. Assistant and tool messages repeat what a model or a
 # tool produced earlier; they are not checked.
@@ -221,6 +221,13 @@ class WitWorld(wit_world.WitWorld):
             "labels requests by keyword",
         )
 
+    def check_settings(self, settings: str) -> None:
+        """Called by the host at load and reload: refuse bad settings before any request."""
+        try:
+            parse_settings(settings)
+        except ValueError as problem:
+            raise Err(f"invalid {NAME} settings: {problem}") from None
+
 
 class Guard(exports.Guard):
     def on_request(
@@ -230,18 +237,20 @@ class Guard(exports.Guard):
         texts = list(prompt_texts(parse_body(body, "request")))
         rule = first_matching_rule(compiled, texts)
         if rule is not None:
-            verdict: guard.RequestVerdict = guard.RequestVerdict_Block(
-                f"request blocked by {NAME}: it matches rule {rule.name}"
+            return guard.RequestOutcome(
+                verdict=guard.RequestVerdict_Block(
+                    f"request blocked by {NAME}: it matches rule {rule.name}"
+                ),
+                tags=[],
+                state=None,
             )
-        else:
-            tags = [
-                tag
-                for tag, regexes in compiled.labels
-                if tag not in info.tags
-                and any(regex.search(text) for regex in regexes for text in texts)
-            ]
-            verdict = guard.RequestVerdict_Label(tags) if tags else guard.RequestVerdict_Allow()
-        return guard.RequestOutcome(verdict=verdict, state=None)
+        tags = [
+            tag
+            for tag, regexes in compiled.labels
+            if tag not in info.tags
+            and any(regex.search(text) for regex in regexes for text in texts)
+        ]
+        return guard.RequestOutcome(verdict=guard.RequestVerdict_Allow(), tags=tags, state=None)
 
     def on_response(
         self,

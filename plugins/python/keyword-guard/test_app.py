@@ -35,6 +35,10 @@ def verdict(body, settings=SETTINGS, info=INFO):
     return app.Guard().on_request(info, body, settings).verdict
 
 
+def tags(body, settings=SETTINGS, info=INFO):
+    return app.Guard().on_request(info, body, settings).tags
+
+
 class RequestTests(unittest.TestCase):
     def test_blocked_word_names_the_rule_not_the_prompt(self):
         result = verdict(chat(("user", "this is FORBIDDEN, my secret plan")))
@@ -71,21 +75,18 @@ class RequestTests(unittest.TestCase):
         )
 
     def test_labels_in_settings_order_without_duplicates(self):
-        result = verdict(chat(("user", "my salary in Rust and python")))
-        self.assertEqual(result, wit_guard.RequestVerdict_Label(["sensitive", "code"]))
+        body = chat(("user", "my salary in Rust and python"))
+        self.assertIsInstance(verdict(body), wit_guard.RequestVerdict_Allow)
+        self.assertEqual(tags(body), ["sensitive", "code"])
         tagged = wit_guard.RequestInfo(model="chat", tags=["sensitive"], metadata=[])
-        self.assertEqual(
-            verdict(chat(("user", "salary, rust")), info=tagged),
-            wit_guard.RequestVerdict_Label(["code"]),
-        )
-        self.assertIsInstance(
-            verdict(chat(("user", "salary")), info=tagged), wit_guard.RequestVerdict_Allow
-        )
+        self.assertEqual(tags(chat(("user", "salary, rust")), info=tagged), ["code"])
+        self.assertEqual(tags(chat(("user", "salary")), info=tagged), [])
 
     def test_block_wins_over_label(self):
         self.assertIsInstance(
             verdict(chat(("user", "salary forbidden"))), wit_guard.RequestVerdict_Block
         )
+        self.assertEqual(tags(chat(("user", "salary forbidden"))), [])
 
     def test_empty_settings_allow_everything(self):
         for settings in ["", "{}", " { } "]:
@@ -112,6 +113,13 @@ class RequestTests(unittest.TestCase):
             self.assertEqual(error.kind, types.ErrorKind.INTERNAL)
             self.assertFalse(error.retryable)
             self.assertTrue(error.message.startswith("invalid keyword-guard settings"))
+
+    def test_check_settings_refuses_what_requests_would(self):
+        app.WitWorld().check_settings(SETTINGS)
+        app.WitWorld().check_settings("")
+        with self.assertRaises(Err) as caught:
+            app.WitWorld().check_settings('{"blocks": ["x"]}')
+        self.assertEqual(caught.exception.value, "invalid keyword-guard settings: unknown key `blocks`")
 
     def test_body_that_is_not_json_is_a_bad_request(self):
         with self.assertRaises(Err) as caught:

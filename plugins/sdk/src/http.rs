@@ -5,6 +5,7 @@
 //! error with the same retry hint: the host's failover engine decides from those fields only,
 //! so two adapters disagreeing about what a status means would make routing inconsistent.
 
+use std::fmt::Display;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::types::{Error, ErrorKind, RateLimits};
@@ -31,6 +32,23 @@ pub fn error(kind: ErrorKind, retryable: bool, message: impl Into<String>) -> Er
         code: None,
         param: None,
     }
+}
+
+/// An adapter's settings are wrong: `invalid <adapter> settings for provider `<provider>`:
+/// <problem>` (without the provider part when `provider` is empty, as when the host checks
+/// settings at load and names the config key itself). Retryable: another provider's
+/// configuration may be fine.
+pub fn invalid_adapter_settings(adapter: &str, provider: &str, problem: impl Display) -> Error {
+    let whose = if provider.is_empty() {
+        String::new()
+    } else {
+        format!(" for provider `{provider}`")
+    };
+    error(
+        ErrorKind::Internal,
+        true,
+        format!("invalid {adapter} settings{whose}: {problem}"),
+    )
 }
 
 /// Classifies an upstream HTTP status into a typed error.

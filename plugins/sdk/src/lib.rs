@@ -51,7 +51,7 @@ pub mod router {
         pub_export_macro: true,
         export_macro_name: "export_router",
         default_bindings_module: "freeway_plugin_sdk::router",
-        with: { "freeway:plugin/types@0.1.0": crate::types },
+        with: { "freeway:plugin/types@0.2.0": crate::types },
     });
 }
 
@@ -63,6 +63,6 @@ pub mod filter {
         pub_export_macro: true,
         export_macro_name: "export_filter",
         default_bindings_module: "freeway_plugin_sdk::filter",
-        with: { "freeway:plugin/types@0.1.0": crate::types },
+        with: { "freeway:plugin/types@0.2.0": crate::types },
     });
 }

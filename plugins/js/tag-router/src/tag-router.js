@@ -22,7 +22,7 @@
 import { order, parseSettings } from "./route.js";
 
 const NAME = "tag-router";
-const VERSION = "0.1.0";
+const VERSION = "0.2.0";
 
 // Settings arrive as text on every call; with pooled instances the same instance serves many
 // requests, so keep the last parse. Pure memoisation: the answer depends on the text only.
@@ -45,6 +45,18 @@ export function metadata() {
     kind: "router",
     description: "Routes tagged requests to the providers configured for the tag first",
   };
+}
+
+/**
+ * World-level export, called by the host at load and reload: bad settings are refused before
+ * any request. `result<_, string>`: return nothing, or throw the message.
+ */
+export function checkSettings(text) {
+  try {
+    parseSettings(text);
+  } catch (problem) {
+    throw problem.message ?? String(problem);
+  }
 }
 
 /** The `freeway:plugin/policy` export. */

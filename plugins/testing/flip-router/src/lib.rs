@@ -24,6 +24,14 @@ impl router_world::Guest for FlipRouter {
             .to_owned(),
         }
     }
+
+    /// Takes no settings.
+    fn check_settings(settings: String) -> Result<(), String> {
+        match settings.trim() {
+            "" | "{}" => Ok(()),
+            _ => Err("flip-router takes no settings".to_owned()),
+        }
+    }
 }
 
 impl policy::Guest for FlipRouter {

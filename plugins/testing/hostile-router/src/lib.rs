@@ -91,6 +91,12 @@ impl router_world::Guest for HostileRouter {
                 .to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        parse_settings(&settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
+    }
 }
 
 impl policy::Guest for HostileRouter {

@@ -60,6 +60,14 @@ impl provider::Guest for Hostile {
                 .to_owned(),
         }
     }
+
+    /// Takes no settings: its behaviour comes from the model name.
+    fn check_settings(settings: String) -> Result<(), String> {
+        match settings.trim() {
+            "" | "{}" => Ok(()),
+            _ => Err("hostile takes no settings".to_owned()),
+        }
+    }
 }
 
 impl adapter::Guest for Hostile {

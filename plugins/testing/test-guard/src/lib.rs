@@ -2,7 +2,7 @@
 //! Never bundled.
 //!
 //! Requests: a body containing `FORBIDDEN` is blocked, `REWRITEME` is rewritten to `rewritten`,
-//! `LABELME` adds the tag `labelled`; anything else is allowed. Every request's state is
+//! `LABELME` adds the tag `labelled` (with any of the others); anything else is allowed. Every request's state is
 //! `"seen"`, so a test can check that state reaches the response hooks. Responses and stream
 //! chunks have `SECRET-ANSWER` replaced by `[redacted]`. Settings `{"behaviour": "trap"}` or
 //! `{"behaviour": "loop"}` make `on-request` trap or spin, to test that a broken filter fails
@@ -57,15 +57,24 @@ fn parse_settings(json: &str) -> Result<Settings, Error> {
     })
 }
 
-fn judge_request(body: &str) -> RequestVerdict {
-    if body.contains("FORBIDDEN") {
-        RequestVerdict::Block("the prompt contains a forbidden word".to_owned())
-    } else if body.contains("REWRITEME") {
-        RequestVerdict::Rewrite(body.replace("REWRITEME", "rewritten"))
-    } else if body.contains("LABELME") {
-        RequestVerdict::Label(vec!["labelled".to_owned()])
+/// The verdict and the tags for a request body. `LABELME` labels whatever else happens, so
+/// `REWRITEME LABELME` is rewritten and labelled at once.
+fn judge_request(body: &str) -> (RequestVerdict, Vec<String>) {
+    let tags = if body.contains("LABELME") {
+        vec!["labelled".to_owned()]
     } else {
-        RequestVerdict::Allow
+        Vec::new()
+    };
+    if body.contains("FORBIDDEN") {
+        let reason = "the prompt contains a forbidden word".to_owned();
+        (RequestVerdict::Block(reason), tags)
+    } else if body.contains("REWRITEME") {
+        (
+            RequestVerdict::Rewrite(body.replace("REWRITEME", "rewritten")),
+            tags,
+        )
+    } else {
+        (RequestVerdict::Allow, tags)
     }
 }
 
@@ -95,6 +104,12 @@ impl filter_world::Guest for TestGuard {
                 .to_owned(),
         }
     }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        parse_settings(&settings)
+            .map(drop)
+            .map_err(|problem| problem.message)
+    }
 }
 
 impl guard::Guest for TestGuard {
@@ -110,8 +125,10 @@ impl guard::Guest for TestGuard {
             Some(Behaviour::Loop) => spin_forever(),
             None => {}
         }
+        let (verdict, tags) = judge_request(&body);
         Ok(RequestOutcome {
-            verdict: judge_request(&body),
+            verdict,
+            tags,
             state: Some("seen".to_owned()),
         })
     }
@@ -160,17 +177,17 @@ mod tests {
     fn request_rules() {
         assert!(matches!(
             judge_request(r#"{"messages":[{"content":"say FORBIDDEN REWRITEME"}]}"#),
-            RequestVerdict::Block(reason) if reason == "the prompt contains a forbidden word"
+            (RequestVerdict::Block(reason), _) if reason == "the prompt contains a forbidden word"
         ));
         assert!(matches!(
             judge_request("REWRITEME and REWRITEME LABELME"),
-            RequestVerdict::Rewrite(body) if body == "rewritten and rewritten LABELME"
+            (RequestVerdict::Rewrite(body), tags) if body == "rewritten and rewritten LABELME" && tags == ["labelled"]
         ));
         assert!(matches!(
             judge_request("LABELME"),
-            RequestVerdict::Label(tags) if tags == ["labelled"]
+            (RequestVerdict::Allow, tags) if tags == ["labelled"]
         ));
-        assert!(matches!(judge_request("hello"), RequestVerdict::Allow));
+        assert!(matches!(judge_request("hello"), (RequestVerdict::Allow, tags) if tags.is_empty()));
     }
 
     #[test]
