@@ -142,6 +142,8 @@ mod raw {
         #[serde(default)]
         pub tags: Vec<String>,
         pub health_check: Option<HealthCheck>,
+        /// Whether prompts and answers of requests this provider serves may be logged.
+        pub log_content: Option<LogContent>,
     }
 
     #[derive(Deserialize, Clone, Debug)]
@@ -212,6 +214,8 @@ mod raw {
         #[serde(default)]
         pub filters: Vec<String>,
         pub on_router_error: Option<OnRouterError>,
+        /// Overrides the serving provider's `log_content` for requests to this model.
+        pub log_content: Option<LogContent>,
     }
 }
 
@@ -287,6 +291,8 @@ pub struct Provider {
     pub stream_idle_timeout: Duration,
     /// Adapter settings as a JSON object.
     pub settings: Arc<str>,
+    /// Whether the text of requests this provider serves may be logged.
+    pub log_content: LogContent,
 }
 
 /// One attempt destination: a provider and one of its upstream models.
@@ -299,6 +305,30 @@ pub struct TargetRef {
 impl std::fmt::Display for TargetRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// Whether a request's text may appear in the log (`log_content` of a provider or a public
+/// model). The default is `none`: log lines carry sizes and counts, never text. Content is
+/// logged as the provider saw it — after request filters, before response filters — so a
+/// redacting filter protects the log too; requests tagged trusted-only are never logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogContent {
+    #[default]
+    None,
+    Prompts,
+    Answers,
+    All,
+}
+
+impl LogContent {
+    pub fn prompts(self) -> bool {
+        matches!(self, LogContent::Prompts | LogContent::All)
+    }
+
+    pub fn answers(self) -> bool {
+        matches!(self, LogContent::Answers | LogContent::All)
     }
 }
 
@@ -323,6 +353,8 @@ pub struct PublicModel {
     pub filters: Vec<String>,
     pub on_router_error: OnRouterError,
     pub targets: Vec<TargetRef>,
+    /// When set, overrides the serving provider's `log_content`.
+    pub log_content: Option<LogContent>,
 }
 
 #[derive(Debug, Clone)]
@@ -968,6 +1000,7 @@ fn validate(
                 timeout: Duration::from_millis(timeout_ms),
                 stream_idle_timeout: Duration::from_millis(idle_ms),
                 settings: table_to_json(p.settings),
+                log_content: p.log_content.unwrap_or_default(),
             },
         );
     }
@@ -1025,6 +1058,7 @@ fn validate(
                 filters: m.filters,
                 on_router_error: m.on_router_error.unwrap_or_default(),
                 targets,
+                log_content: m.log_content,
             },
         );
     }

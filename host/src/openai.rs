@@ -84,6 +84,8 @@ pub struct ChatRequestInfo {
     pub max_tokens: Option<u32>,
     /// A rough prompt size: characters / 4, the usual estimate for English text.
     pub prompt_tokens: u32,
+    /// How many messages the conversation holds (logged instead of their text).
+    pub messages: usize,
     pub metadata: Vec<(String, String)>,
     pub user: Option<String>,
     /// A hash of how the conversation began (system and first user message): the same for
@@ -133,6 +135,7 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
     };
     let mut info = ChatRequestInfo {
         model,
+        messages: messages.len(),
         ..Default::default()
     };
     let mut chars = 0usize;

@@ -17,7 +17,7 @@ use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceAny;
 
-use crate::config::{Config, OnRouterError, Provider, TargetRef};
+use crate::config::{Config, LogContent, OnRouterError, Provider, TargetRef};
 use crate::openai::{ApiError, ChatRequestInfo, inspect_chat_request};
 use crate::plugin_call;
 use crate::plugins::bindings::adapter::{self, Target};
@@ -97,6 +97,10 @@ struct RequestContext {
     session: Option<String>,
     /// The gateway key's name, when keys are configured.
     caller: Option<String>,
+    /// Size of the body sent upstream, after request filters (logged instead of its text).
+    prompt_bytes: usize,
+    /// Whether this request's text may be logged, once its serving target is known.
+    log_content: LogContent,
 }
 
 /// A public model resolved to what serves it.
@@ -191,6 +195,8 @@ impl Gateway {
             tags,
             session,
             caller,
+            prompt_bytes: 0,
+            log_content: LogContent::None,
         };
         let snapshot = self.snapshot.load_full();
         let result = self.serve(&snapshot, &mut ctx, body).await;
@@ -251,6 +257,7 @@ impl Gateway {
             .run_request_filters(snapshot, &route, ctx, &mut body)
             .await
             .map_err(no_route)?;
+        ctx.prompt_bytes = body.len();
 
         let mut log = RouteLog::default();
         let mut order = match self.order_targets(snapshot, &route, ctx, &mut log).await {
@@ -319,6 +326,10 @@ impl Gateway {
                             .set(key, &target, Instant::now() + config.sticky_ttl);
                     }
                     log.push(&target, RouteOutcome::Ok(took));
+                    ctx.log_content = content_policy(config, ctx, provider);
+                    if ctx.log_content.prompts() {
+                        log_text(&ctx.id, "prompt", &body);
+                    }
                     return Ok(match success {
                         Success::Json(completion) => {
                             drop(in_flight);
@@ -782,6 +793,10 @@ impl Gateway {
         log: &RouteLog,
     ) -> Result<Response<ResponseBody>, (ApiError, RouteLog)> {
         let mut body = completion.body;
+        let answer_bytes = body.len();
+        if ctx.log_content.answers() {
+            log_text(&ctx.id, "answer", &body);
+        }
         let info = guard_info(ctx);
         for filter in filters {
             let verdict = match filter.plugin.lease().await {
@@ -827,6 +842,9 @@ impl Gateway {
             stream = false,
             attempts = log.attempts(),
             latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            messages = ctx.info.messages,
+            prompt_bytes = ctx.prompt_bytes,
+            answer_bytes,
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
             route = %log.header_value(),
@@ -870,6 +888,9 @@ impl Gateway {
             filters: Vec::new(),
             gateway: self.clone(),
             caller: ctx.caller.clone(),
+            messages: ctx.info.messages,
+            prompt_bytes: ctx.prompt_bytes,
+            answer: AnswerTally::new(ctx.log_content.answers()),
         };
         let info = guard_info(ctx);
         tokio::spawn(pump.run(open, filters, info, tx, in_flight));
@@ -1031,6 +1052,10 @@ struct StreamPump {
     filters: Vec<StreamFilter>,
     gateway: Arc<Gateway>,
     caller: Option<String>,
+    messages: usize,
+    prompt_bytes: usize,
+    /// What the upstream streamed: its size always, its text when it may be logged.
+    answer: AnswerTally,
 }
 
 /// Why a committed stream ended early when it was not the upstream's fault.
@@ -1152,9 +1177,15 @@ impl StreamPump {
             prompt_tokens = usage.map(|u: crate::plugins::bindings::types::Usage| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
             route = %self.log.header_value(),
+            messages = self.messages,
+            prompt_bytes = self.prompt_bytes,
+            answer_bytes = self.answer.bytes,
             error = outcome.as_ref().err().map(String::as_str),
             "stream served"
         );
+        if let Some(text) = &self.answer.text {
+            log_text(&self.request_id, "answer", text);
+        }
     }
 
     async fn send(
@@ -1170,6 +1201,7 @@ impl StreamPump {
                     continue;
                 }
             }
+            self.answer.add(&chunk.data);
             let mut texts = vec![chunk.data];
             for filter in &mut self.filters {
                 texts = filter.apply(texts).await?;
@@ -1181,6 +1213,77 @@ impl StreamPump {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a served request's text may be logged: the public model's `log_content` when it
+/// sets one, else the serving provider's. Never for a request labelled trusted-only: whoever
+/// marked it sensitive did not mean "but write it to the log".
+fn content_policy(config: &Config, ctx: &RequestContext, provider: &Provider) -> LogContent {
+    if ctx
+        .tags
+        .iter()
+        .any(|tag| config.trusted_only_tags.contains(tag))
+    {
+        return LogContent::None;
+    }
+    config
+        .models
+        .get(&ctx.info.model)
+        .and_then(|model| model.log_content)
+        .unwrap_or(provider.log_content)
+}
+
+/// The most of one prompt or answer a content log line holds.
+const MAX_LOGGED_TEXT: usize = 16 * 1024;
+
+/// One content log line (target `freeway::content`, so it can be routed or filtered apart
+/// from the request log). Only called where `log_content` allows it. Debug-quoted, so a
+/// newline in a prompt cannot forge a log line.
+fn log_text(request_id: &str, part: &'static str, text: &str) {
+    let mut end = text.len().min(MAX_LOGGED_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    tracing::info!(
+        target: "freeway::content",
+        request_id,
+        part,
+        bytes = text.len(),
+        truncated = end < text.len(),
+        text = ?&text[..end],
+        "content"
+    );
+}
+
+/// Sizes a streamed answer and, when it may be logged, collects its text (the `content` of
+/// every chunk's deltas, as the upstream sent it) up to [`MAX_LOGGED_TEXT`].
+struct AnswerTally {
+    bytes: usize,
+    text: Option<String>,
+}
+
+impl AnswerTally {
+    fn new(keep_text: bool) -> Self {
+        AnswerTally {
+            bytes: 0,
+            text: keep_text.then(String::new),
+        }
+    }
+
+    fn add(&mut self, chunk: &str) {
+        self.bytes += chunk.len();
+        let Some(text) = self.text.as_mut().filter(|t| t.len() < MAX_LOGGED_TEXT) else {
+            return;
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(chunk) else {
+            return;
+        };
+        for choice in value["choices"].as_array().into_iter().flatten() {
+            if let Some(content) = choice["delta"]["content"].as_str() {
+                text.push_str(content);
+            }
+        }
     }
 }
 
