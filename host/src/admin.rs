@@ -298,6 +298,7 @@ fn config_view(config: &Config) -> Value {
                     "settings": settings(&p.settings),
                     "trusted": p.trusted,
                     "tags": p.tags,
+                    "log_content": p.log_content,
                 }),
             )
         })
@@ -313,6 +314,7 @@ fn config_view(config: &Config) -> Value {
                     "settings": settings(&m.router_settings),
                     "filters": m.filters,
                     "targets": m.targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "log_content": m.log_content,
                 }),
             )
         })

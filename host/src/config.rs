@@ -312,7 +312,7 @@ impl std::fmt::Display for TargetRef {
 /// model). The default is `none`: log lines carry sizes and counts, never text. Content is
 /// logged as the provider saw it — after request filters, before response filters — so a
 /// redacting filter protects the log too; requests tagged trusted-only are never logged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogContent {
     #[default]

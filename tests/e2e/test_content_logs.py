@@ -50,6 +50,7 @@ def gw(ms, module_gateways) -> Gateway:
             "redacted": {"targets": ["open/m-open"], "filters": ["pii"]},
             "vault": {"targets": ["vault/m-vault"]},
         },
+        admin={"listen": "127.0.0.1:0"},
     )
     cfg["pipeline"]["settings"] = {"pii": {"reversible": True}}
     env = {**keys_for(*ms.values()), "FREEWAY_LOG_FORMAT": "json"}
@@ -188,6 +189,15 @@ def test_requests_marked_sensitive_are_never_logged(gw, m, how):
     m["vault"].script(mo.text("open answer"))
     _, _, events = ask(gw, "vault", "an unmarked vault prompt")
     assert "an unmarked vault prompt" in content(events)["prompt"]
+
+
+def test_the_admin_view_shows_the_policy(gw, m):
+    with gw.admin() as h:
+        config = h.get("/admin/config").json()["config"]
+    assert config["providers"]["open"]["log_content"] == "all"
+    assert config["providers"]["quiet"]["log_content"] == "none"
+    assert config["models"]["muted"]["log_content"] == "none"
+    assert config["models"]["open"]["log_content"] is None  # the provider's applies
 
 
 def test_a_bad_log_content_value_is_refused(m, module_gateways):
