@@ -3,6 +3,9 @@
 //! A target that fails (error, timeout, or slower than `max_latency_ms`) leaves the pool —
 //! requests skip it without a network call — until a later check passes.
 //!
+//! A probe spends the upstream's free-tier quota like a request, so it takes from the target's
+//! token buckets; when a limit is reached the probe waits for the next interval instead.
+//!
 //! One task serves every provider; it reads the live config snapshot on each tick, so a reload
 //! that adds, changes or removes a health check takes effect without a restart.
 
@@ -14,6 +17,9 @@ use crate::config::{HealthCheckSpec, Provider, TargetRef};
 use crate::pipeline::{Gateway, Snapshot};
 
 const TICK: Duration = Duration::from_millis(100);
+
+/// The longest answer a probe asks for.
+const PROBE_MAX_TOKENS: u64 = 5;
 
 pub fn spawn(gateway: Arc<Gateway>) {
     tokio::spawn(async move {
@@ -67,10 +73,17 @@ async fn check(
     let body = serde_json::json!({
         "model": target.model,
         "messages": [{"role": "user", "content": spec.prompt}],
-        "max_tokens": 5,
+        "max_tokens": PROBE_MAX_TOKENS,
     })
     .to_string();
     let state = gateway.targets.get(&target);
+    // Estimated like a request: prompt characters / 4, plus the answer it allows.
+    let estimate = spec.prompt.len() as u64 / 4 + PROBE_MAX_TOKENS;
+    let limits = crate::pipeline::target_limits(&provider, &target);
+    if let Err((limit, wait)) = state.take_for_probe(limits, estimate, Instant::now()) {
+        tracing::debug!(target = %target, "health check skipped: its {limit} limit is reached, frees in {}s", wait.as_secs().max(1));
+        return;
+    }
     let started = Instant::now();
     let verdict = match gateway
         .attempt_json(adapter, &provider, &target, &body, &state)

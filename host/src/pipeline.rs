@@ -1304,7 +1304,7 @@ fn sticky_key(ctx: &RequestContext) -> Option<String> {
 /// Output tokens assumed for the token-bucket pre-check when a request sets no max_tokens.
 const EXPECTED_OUTPUT_TOKENS: u32 = 256;
 
-fn target_limits(provider: &Provider, target: &TargetRef) -> Limits {
+pub(crate) fn target_limits(provider: &Provider, target: &TargetRef) -> Limits {
     provider
         .model_info
         .get(&target.model)

@@ -464,6 +464,21 @@ impl TargetState {
         })
     }
 
+    /// Take a health probe's share of the free-tier buckets: a probe spends the upstream's
+    /// quota like any request, so it must count, or probes alone could earn 429s. Unlike
+    /// [`TargetState::admit`] it ignores cooldowns, failed health and the breaker: a probe is
+    /// how an ejected target gets back. `Err` names the full limit and when it frees.
+    pub fn take_for_probe(
+        &self,
+        limits: Limits,
+        estimated_tokens: u64,
+        now: Instant,
+    ) -> Result<(), (&'static str, Duration)> {
+        let mut stats = self.stats();
+        stats.buckets.configure(limits, now);
+        stats.buckets.take(estimated_tokens, now)
+    }
+
     /// Why this target would be refused now, if it would (without taking anything).
     pub fn refusal(&self, now: Instant) -> Option<Refusal> {
         let stats = self.stats();

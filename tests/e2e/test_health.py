@@ -58,3 +58,26 @@ def test_slow_answers_fail_the_health_check(mocks, gateways):
     with gw.http() as h:
         r = h.post("/v1/chat/completions", json=chat_body("chain"))
     assert r.headers["x-freeway-provider"] == "mock-b"
+
+
+def test_probes_count_against_the_free_tier_limits(mocks, gateways):
+    """A probe spends the upstream's quota like a request: with `rpm = 3` and a probe every
+    100 ms, three probes go out in the minute, then the checks wait for room — and a request
+    in that minute is refused without a network call, as the upstream would have refused it."""
+    a = mocks.add("mock-a")
+    b = mocks.add("mock-b")
+    cfg = base_config(
+        providers={
+            "mock-a": provider(a, {"gpt-a": {"rpm": 3}}, health_check={"interval_ms": 100}),
+            "mock-b": provider(b, ["gpt-b"]),
+        },
+        models={"chain": {"targets": ["mock-a/gpt-a", "mock-b/gpt-b"]}},
+    )
+    gw = gateways.start(cfg, env={**keys_for(a, b), "FREEWAY_LOG": "debug"})
+    poll(lambda: len(a.chat_requests) >= 3, timeout=5, what="three probes")
+    gw.wait_for_log("health check skipped: its requests per minute limit is reached", timeout=5)
+    with gw.http() as h:
+        r = h.post("/v1/chat/completions", json=chat_body("chain"))
+    assert r.status_code == 200 and r.headers["x-freeway-provider"] == "mock-b", r.text
+    assert "requests per minute limit reached" in r.headers["x-freeway-route"], r.headers
+    assert len(a.chat_requests) == 3, [req.json for req in a.chat_requests]
