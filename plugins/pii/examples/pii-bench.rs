@@ -1,9 +1,17 @@
 //! What the `pii` filter costs, natively: µs per detector scan for 1 KB, 4 KB and 32 KB
 //! prompts, per whole request hook (JSON walk + scan + redaction), and per stream chunk.
 //!
+//! Three prompt mixes: a realistic one (mostly prose, code and numbers that are not personal
+//! data); the dense one `freeway-plugin-bench` sends in wasm (an e-mail, a phone number and
+//! an IBAN every 290 bytes), so native and wasm figures can be compared row for row; and plain
+//! prose with nothing to find, the floor: what walking the text alone costs.
+//!
 //! ```text
-//! cargo run --release -p freeway-pii --example pii-bench
+//! cargo run --release -p freeway-pii --example pii-bench [FILTER]
 //! ```
+//!
+//! With `FILTER`, only the rows whose name contains it run (`"host mix: scan 4"`), which keeps
+//! a profiler's samples (`perf record`, `valgrind --tool=callgrind`) on one workload.
 //!
 //! The modules are included by path, so this measures the shipped code without the bindings;
 //! inside wasm add the host's call overhead and the compiled-wasm factor.
@@ -45,6 +53,30 @@ const PARAGRAPHS: &[&str] = &[
      tarde, pero el servicio fue excelente. Gracias por todo. ",
 ];
 
+/// The paragraph `host/src/bin/freeway-plugin-bench.rs` (`prompt_of`) repeats.
+const HOST_PARAGRAPH: &str = "Please summarise the meeting notes below and list action items with owners. \
+    Ana will send the Q3 numbers to the finance team by Friday; contact her at ana.silva@example.com \
+    or +351 912 345 678. The vendor invoice (IBAN DE89 3704 0044 0532 0130 00) is due next week. ";
+
+/// The host benchmark's prompt: [`HOST_PARAGRAPH`] repeated and cut at `bytes`.
+fn host_prompt(bytes: usize) -> String {
+    let mut text = HOST_PARAGRAPH.repeat(bytes / HOST_PARAGRAPH.len() + 1);
+    text.truncate(bytes);
+    text
+}
+
+/// Prose with no digits, no `@` and no secret-like words.
+const PROSE: &str = "The committee met on a quiet afternoon to review the proposal. Most of the \
+    members agreed that the plan was sound, though a few wanted more detail on the timeline \
+    and on who would own each part of the work. They will meet again next week to decide. ";
+
+/// [`PROSE`] repeated and cut at `bytes`.
+fn prose(bytes: usize) -> String {
+    let mut text = PROSE.repeat(bytes / PROSE.len() + 1);
+    text.truncate(bytes);
+    text
+}
+
 fn prompt(bytes: usize) -> String {
     let mut text = String::with_capacity(bytes + 512);
     let mut index = 0;
@@ -83,35 +115,60 @@ fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
     best
 }
 
-fn main() {
-    let budget = Duration::from_millis(500);
-    let defaults = settings::Settings::default();
-    println!("{:<30} {:>10} {:>8}", "", "µs", "MB/s");
-    for size in [1024, 4096, 32 * 1024] {
-        let text = prompt(size);
-        let mut found = Vec::new();
-        let micros = time(budget, || {
-            detect::scan_into(black_box(&text), &mut found);
-            black_box(&found);
-        });
-        println!(
-            "{:<30} {micros:>10.2} {:>8.0}",
-            format!("scan {} KB", size / 1024),
-            size as f64 / micros
-        );
+/// Times `f` and prints one row, unless the command line's filter leaves the row out.
+/// `bytes`: the input size, for a throughput column.
+fn row(name: &str, bytes: Option<usize>, f: impl FnMut()) {
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    if !name.contains(&filter) {
+        return;
+    }
+    let micros = time(Duration::from_millis(500), f);
+    match bytes {
+        Some(bytes) => println!("{name:<36} {micros:>10.2} {:>8.0}", bytes as f64 / micros),
+        None => println!("{name:<36} {micros:>10.3}"),
+    }
+}
 
-        let body = format!(
-            r#"{{"model":"gpt-4o","messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":{}}}]}}"#,
-            pseudonym::json_string(&text)
-        );
-        let micros = time(budget, || {
-            black_box(request::judge(black_box(&body), &defaults).ok());
-        });
-        println!(
-            "{:<30} {micros:>10.2} {:>8.0}",
-            format!("on-request {} KB (redacts)", size / 1024),
-            body.len() as f64 / micros
-        );
+/// A prompt mix: the row prefix, the prompt of a given size, and the request body around it.
+type Mix = (&'static str, fn(usize) -> String, fn(&str) -> String);
+
+fn main() {
+    let defaults = settings::Settings::default();
+    println!("{:<36} {:>10} {:>8}", "", "µs", "MB/s");
+    let mixes: [Mix; 3] = [
+        ("", prompt, |content| {
+            format!(
+                r#"{{"model":"gpt-4o","messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":{content}}}]}}"#
+            )
+        }),
+        ("host mix: ", host_prompt, |content| {
+            format!(r#"{{"model":"bench","messages":[{{"role":"user","content":{content}}}]}}"#)
+        }),
+        ("prose: ", prose, |content| {
+            format!(r#"{{"model":"bench","messages":[{{"role":"user","content":{content}}}]}}"#)
+        }),
+    ];
+    for (prefix, make_prompt, make_body) in mixes {
+        for size in [1024, 4096, 32 * 1024] {
+            let text = make_prompt(size);
+            let mut found = Vec::new();
+            row(
+                &format!("{prefix}scan {} KB", size / 1024),
+                Some(size),
+                || {
+                    detect::scan_into(black_box(&text), &mut found);
+                    black_box(&found);
+                },
+            );
+            let body = make_body(&pseudonym::json_string(&text));
+            row(
+                &format!("{prefix}on-request {} KB", size / 1024),
+                Some(body.len()),
+                || {
+                    black_box(request::judge(black_box(&body), &defaults).ok());
+                },
+            );
+        }
     }
 
     let state = r#"{"[EMAIL_1]":"jane.doe@example.org","[PHONE_1]":"+33 1 23 45 67 89"}"#;
@@ -123,9 +180,8 @@ fn main() {
     ] {
         let restorer = pseudonym::Restorer::from_state(state).expect("state");
         let mut filter = stream::StreamRestorer::new(restorer);
-        let micros = time(budget, || {
+        row(name, None, || {
             black_box(filter.on_chunk(black_box(chunk)).ok());
         });
-        println!("{name:<30} {micros:>10.3}");
     }
 }

@@ -124,12 +124,73 @@ pub fn shape(what: &str, error: &serde_json::Error) -> String {
 /// The value of a JSON string literal; borrowed when it holds no escapes.
 pub fn decode(literal: &str) -> Result<Cow<'_, str>, String> {
     let inner = &literal[1..literal.len() - 1];
-    if !inner.contains('\\') {
+    if !has_backslash(inner.as_bytes()) {
         return Ok(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(literal)
         .map(Cow::Owned)
         .map_err(|e| shape("string", &e))
+}
+
+/// Does `bytes` hold a `\\`? Every message text is searched once, whole.
+fn has_backslash(bytes: &[u8]) -> bool {
+    any_byte(
+        bytes,
+        |x| zero_lanes(x ^ (LOW * u64::from(b'\\'))),
+        |b| b == b'\\',
+    )
+}
+
+/// Does `text` hold anything a JSON string literal must escape (`"`, `\\`, a control
+/// character)? A redacted text is written back as a literal, and most need no escaping.
+pub fn needs_escaping(bytes: &[u8]) -> bool {
+    any_byte(
+        bytes,
+        |x| {
+            // `x - 0x20` borrows into a lane's high bit only where the byte was below 0x20
+            // (`!x` drops bytes >= 0x80); `"` and `\\` lanes are zero after the XOR.
+            (x.wrapping_sub(LOW * 0x20) & !x)
+                | zero_lanes(x ^ (LOW * u64::from(b'"')))
+                | zero_lanes(x ^ (LOW * u64::from(b'\\')))
+        },
+        |b| b < 0x20 || b == b'"' || b == b'\\',
+    )
+}
+
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The classic zero-byte test: sets the high bit of each zero lane of `x`. A lane above a true
+/// zero may be flagged too (by the borrow), never one without a zero below it, so "any lane
+/// flagged" is exact.
+fn zero_lanes(x: u64) -> u64 {
+    x.wrapping_sub(LOW) & !x
+}
+
+/// Whether `flag` marks any byte of `bytes`: eight bytes at a time (SWAR, the bytes of a
+/// little-endian `u64` as lanes; `flag` sets the high bit of the lanes it marks, exact for
+/// "any" as [`zero_lanes`] is), `scalar` for the tail. Thirty-two bytes per loop turn:
+/// inside wasm, `str::contains` goes a byte at a time and every loop turn also pays an
+/// interruption check, and these scans are a good part of what a clean request costs.
+fn any_byte(bytes: &[u8], flag: impl Fn(u64) -> u64, scalar: impl Fn(u8) -> bool) -> bool {
+    let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        let marked = flag(word(&block[..8]))
+            | flag(word(&block[8..16]))
+            | flag(word(&block[16..24]))
+            | flag(word(&block[24..]));
+        if marked & HIGH != 0 {
+            return true;
+        }
+    }
+    let mut words = blocks.remainder().chunks_exact(8);
+    for chunk in &mut words {
+        if flag(word(chunk)) & HIGH != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| scalar(b))
 }
 
 /// The string literals in JSON `text` that are values, not keys (ranges include the quotes).
@@ -204,6 +265,24 @@ mod tests {
     }
 
     #[test]
+    fn backslash_search_agrees_with_contains() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes = vec![b'a'; len];
+                for (k, byte) in bytes.iter_mut().enumerate() {
+                    // Neighbours of `\\` (0x5c) and bytes with the high bit set.
+                    *byte = [b'[', b']', 0xdc, b'\x1c', b'a'][k % 5];
+                }
+                assert!(!has_backslash(&bytes), "{len}");
+                if at < len {
+                    bytes[at] = b'\\';
+                    assert!(has_backslash(&bytes), "{len} {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn decoding_literals() {
         assert!(matches!(decode(r#""plain""#), Ok(Cow::Borrowed("plain"))));
         assert_eq!(decode(r#""a\nb\u00e9""#).expect("valid"), "a\nb\u{e9}");
@@ -228,5 +307,29 @@ mod tests {
             "aXXcd"
         );
         assert_eq!(splice("abc", &[]), "abc");
+    }
+
+    #[test]
+    fn needs_escaping_agrees_with_the_bytewise_rule() {
+        let rule = |b: &[u8]| b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        for text in ["", "plain text, no escapes", "é ü 😀 ünïcödé", "tab\there"] {
+            assert_eq!(
+                needs_escaping(text.as_bytes()),
+                rule(text.as_bytes()),
+                "{text:?}"
+            );
+        }
+        // Every byte value at every lane position, in a clean neighbourhood.
+        for byte in 0..=255u8 {
+            for at in 0..17 {
+                let mut bytes = vec![b'a'; 17];
+                bytes[at] = byte;
+                assert_eq!(
+                    needs_escaping(&bytes),
+                    rule(&bytes),
+                    "byte {byte:#x} at {at}"
+                );
+            }
+        }
     }
 }

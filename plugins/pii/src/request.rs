@@ -51,7 +51,7 @@ struct Piece<'a> {
     found: Vec<Found>,
 }
 
-pub fn judge(body: &str, settings: &Settings) -> Result<Outcome, String> {
+pub fn judge<'a>(body: &'a str, settings: &Settings) -> Result<Outcome, String> {
     if settings.allows_everything() {
         return Ok(Outcome::Allow);
     }
@@ -68,7 +68,7 @@ pub fn judge(body: &str, settings: &Settings) -> Result<Outcome, String> {
     let mut strongest = Action::Allow;
     let mut kinds = [false; Kind::ALL.len()];
     let mut scratch = Vec::new();
-    let mut consider = |segment, inner, text: Cow<'_, str>, pieces: &mut Vec<Piece<'_>>| {
+    let mut consider = |segment, inner, text: Cow<'a, str>, pieces: &mut Vec<Piece<'a>>| {
         detect::scan_into(&text, &mut scratch);
         for hit in &scratch {
             let action = settings.action(hit.kind);
@@ -87,7 +87,7 @@ pub fn judge(body: &str, settings: &Settings) -> Result<Outcome, String> {
         pieces.push(Piece {
             segment,
             inner,
-            text: Cow::Owned(text.into_owned()),
+            text,
             found,
         });
     };
@@ -168,20 +168,20 @@ fn redact(
         let mut whole = None;
         while index < pieces.len() && pieces[index].segment == segment {
             let piece = &pieces[index];
-            let replaced = replace(&piece.text, &piece.found, &mut names);
+            let literal = replaced_literal(&piece.text, &piece.found, &mut names);
             match &piece.inner {
-                Some(inner) => inner_edits.push((inner.clone(), json_string(&replaced))),
-                None => whole = Some(replaced),
+                Some(inner) => inner_edits.push((inner.clone(), literal)),
+                None => whole = Some(literal),
             }
             index += 1;
         }
-        let text = match (whole, &arguments[segment]) {
-            (Some(text), _) => text,
-            (None, Some(arguments)) => json::splice(arguments, &inner_edits),
+        let literal = match (whole, &arguments[segment]) {
+            (Some(literal), _) => literal,
+            (None, Some(arguments)) => json_string(&json::splice(arguments, &inner_edits)),
             // Every piece without `inner` sets `whole`; pieces with one have arguments.
             (None, None) => continue,
         };
-        edits.push((segments[segment].range.clone(), json_string(&text)));
+        edits.push((segments[segment].range.clone(), literal));
     }
     let state = (reversible && !names.is_empty()).then(|| names.to_state());
     Outcome::Rewrite {
@@ -191,9 +191,24 @@ fn redact(
     }
 }
 
-/// `text` with each finding replaced by its placeholder.
-fn replace(text: &str, found: &[Found], names: &mut Pseudonyms) -> String {
-    let mut out = String::with_capacity(text.len());
+/// `text` with each finding replaced by its placeholder, as a JSON string literal.
+/// Placeholders (`[EMAIL_1]`) never need escaping, so a text that needs none — most do not —
+/// is written once, quotes and all, instead of being built and then escaped into a copy.
+fn replaced_literal(text: &str, found: &[Found], names: &mut Pseudonyms) -> String {
+    if json::needs_escaping(text.as_bytes()) {
+        let mut replaced = String::with_capacity(text.len());
+        replace_onto(&mut replaced, text, found, names);
+        return json_string(&replaced);
+    }
+    let mut literal = String::with_capacity(text.len() + 2);
+    literal.push('"');
+    replace_onto(&mut literal, text, found, names);
+    literal.push('"');
+    literal
+}
+
+/// Appends `text` to `out` with each finding replaced by its placeholder.
+fn replace_onto(out: &mut String, text: &str, found: &[Found], names: &mut Pseudonyms) {
     let mut copied = 0;
     for hit in found {
         out.push_str(&text[copied..hit.start]);
@@ -201,7 +216,6 @@ fn replace(text: &str, found: &[Found], names: &mut Pseudonyms) -> String {
         copied = hit.end;
     }
     out.push_str(&text[copied..]);
-    out
 }
 
 #[cfg(test)]

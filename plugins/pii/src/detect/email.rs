@@ -1,12 +1,10 @@
-//! E-mail addresses, anchored on `@`: a local part of `[A-Za-z0-9._%+-]` to the left and a
+//! E-mail addresses, anchored on `@` (or `(at)`, `[at]`): a local part of `[A-Za-z0-9._%+-]` to the left and a
 //! domain of at least two labels with an alphabetic top-level label to the right.
 //!
 //! The local part is deliberately narrower than RFC 5322 (no quotes, `/`, `'`, ...), because
 //! in prose those characters belong to the sentence around the address. Code decorators
 //! (`@Override`), npm scopes (`@scope/pkg`), versions (`pkg@1.2.3`), `user@localhost` and
 //! retina image names (`icon@2x.png`) are not addresses.
-
-use super::{Found, Kind};
 
 /// Top-level labels that are file extensions in practice (`logo@2x.png`).
 const FILE_EXTENSIONS: &[&[u8]] = &[
@@ -17,50 +15,21 @@ fn local_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
 }
 
-/// Appends every address in `text`, in order.
-pub(super) fn find_all(text: &str, found: &mut Vec<Found>) {
-    let first = found.len();
-    // `@`, or `(at)` / `[at]` as people write to fool harvesters. `str::find` with a `char`
-    // is a SIMD memchr, so each anchor costs one fast pass.
-    for open in ['@', '(', '['] {
-        let mut from = 0;
-        while let Some(offset) = text[from..].find(open) {
-            let at = from + offset;
-            let len = if open == '@' {
-                1
-            } else if text.as_bytes()[at + 1..].starts_with(if open == '(' {
-                b"at)"
-            } else {
-                b"at]"
-            }) {
-                4
-            } else {
-                from = at + 1;
-                continue;
-            };
-            from = at + len;
-            if let Some((start, end)) = address_around(text.as_bytes(), at, len) {
-                found.push(Found {
-                    kind: Kind::Email,
-                    start,
-                    end,
-                });
-                from = end;
-            }
-        }
-    }
-    if found.len() > first {
-        found[first..].sort_by_key(|hit| hit.start);
-        // `a@b.com@c.com` keeps the first address.
-        let mut kept = first;
-        for index in first..found.len() {
-            if kept == first || found[index].start >= found[kept - 1].end {
-                found[kept] = found[index];
-                kept += 1;
-            }
-        }
-        found.truncate(kept);
-    }
+/// The address anchored at `at`, if `b[at]` starts an anchor: `@`, or `(at)` / `[at]` as
+/// people write to fool harvesters. The scan calls this for every `@`, `(` and `[` it meets
+/// (see `scan_into`), so addresses are found in the same pass as everything else.
+///
+/// No two addresses overlap: an address holds exactly one anchor, its own, because neither
+/// the local part nor the domain may contain `@`, `(` or `[`.
+#[inline]
+pub(super) fn at(b: &[u8], at: usize) -> Option<(usize, usize)> {
+    let len = match b[at] {
+        b'@' => 1,
+        b'(' if b[at + 1..].starts_with(b"at)") => 4,
+        b'[' if b[at + 1..].starts_with(b"at]") => 4,
+        _ => return None,
+    };
+    address_around(b, at, len)
 }
 
 fn address_around(b: &[u8], at: usize, anchor: usize) -> Option<(usize, usize)> {
@@ -146,10 +115,21 @@ fn address_around(b: &[u8], at: usize, anchor: usize) -> Option<(usize, usize)> 
 mod tests {
     use super::*;
 
+    /// Every address in `text`, trying each byte as an anchor the way the scan does.
     fn emails(text: &str) -> Vec<&str> {
+        let b = text.as_bytes();
         let mut found = Vec::new();
-        find_all(text, &mut found);
-        found.iter().map(|hit| &text[hit.start..hit.end]).collect()
+        let mut i = 0;
+        while i < b.len() {
+            match at(b, i) {
+                Some((start, end)) => {
+                    found.push(&text[start..end]);
+                    i = end;
+                }
+                None => i += 1,
+            }
+        }
+        found
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::token_end;
 
-/// IBAN length per country, sorted by code for a binary search.
+/// IBAN length per country, sorted by code (the table below is built from it).
 const LENGTHS: &[([u8; 2], u8)] = &[
     (*b"AD", 24),
     (*b"AE", 23),
@@ -97,11 +97,26 @@ const LENGTHS: &[([u8; 2], u8)] = &[
     (*b"YE", 30),
 ];
 
-fn country_length(code: [u8; 2]) -> Option<usize> {
-    LENGTHS
-        .binary_search_by_key(&code, |&(country, _)| country)
-        .ok()
-        .map(|index| usize::from(LENGTHS[index].1))
+/// [`LENGTHS`] as a table indexed by the two capital letters (26 × 26 entries, 0 for no
+/// country): one load per candidate instead of a search.
+const BY_CODE: [u8; 26 * 26] = {
+    let mut table = [0; 26 * 26];
+    let mut k = 0;
+    while k < LENGTHS.len() {
+        let ([first, second], length) = LENGTHS[k];
+        table[(first - b'A') as usize * 26 + (second - b'A') as usize] = length;
+        k += 1;
+    }
+    table
+};
+
+/// The IBAN length for a country code in capitals.
+fn country_length([first, second]: [u8; 2]) -> Option<usize> {
+    if !(first.is_ascii_uppercase() && second.is_ascii_uppercase()) {
+        return None;
+    }
+    let length = BY_CODE[usize::from(first - b'A') * 26 + usize::from(second - b'A')];
+    (length > 0).then_some(usize::from(length))
 }
 
 /// An IBAN at `start`. `Err(Some(end))`: shaped like one (country, length) but failing the
@@ -146,16 +161,30 @@ pub(super) fn iban(b: &[u8], start: usize) -> Result<(usize, usize), Option<usiz
 
 /// ISO 7064 mod 97-10: the first four characters moved to the end, letters as 10..35, the
 /// whole number modulo 97 is 1.
+///
+/// Without a division: the remainder stays below 97, so each step's value stays below 10 000
+/// and [`rem97`] can take its remainder by a multiplication. (A remainder is a division, which
+/// was most of the IBAN check's cost inside wasm.)
 pub(crate) fn mod97(iban: &[u8]) -> bool {
-    let mut remainder = 0u32;
-    for &c in iban[4..].iter().chain(&iban[..4]) {
-        remainder = match c {
-            b'0'..=b'9' => (remainder * 10 + u32::from(c - b'0')) % 97,
-            b'A'..=b'Z' => (remainder * 100 + u32::from(c - b'A' + 10)) % 97,
-            _ => return false,
-        };
+    let (head, bban) = iban.split_at(4);
+    let mut remainder = 0;
+    for part in [bban, head] {
+        for &c in part {
+            remainder = match c {
+                b'0'..=b'9' => rem97(remainder * 10 + u32::from(c - b'0')),
+                b'A'..=b'Z' => rem97(remainder * 100 + u32::from(c - b'A' + 10)),
+                _ => return false,
+            };
+        }
     }
     remainder == 1
+}
+
+/// `x % 97` for `x < 10_000`: `x * 172_961 >> 24` is `x / 97` there (172 961 / 2^24 exceeds
+/// 1/97 by less than 1 / (97 * 2^24); the test checks every `x`).
+fn rem97(x: u32) -> u32 {
+    debug_assert!(x < 10_000);
+    x - 97 * ((x * 172_961) >> 24)
 }
 
 #[cfg(test)]
@@ -166,9 +195,58 @@ mod tests {
         iban(text.as_bytes(), 0).ok().map(|(s, e)| &text[s..e])
     }
 
+    /// The textbook form, one remainder per character.
+    fn mod97_reference(iban: &[u8]) -> bool {
+        let mut remainder = 0u32;
+        for &c in iban[4..].iter().chain(&iban[..4]) {
+            remainder = match c {
+                b'0'..=b'9' => (remainder * 10 + u32::from(c - b'0')) % 97,
+                b'A'..=b'Z' => (remainder * 100 + u32::from(c - b'A' + 10)) % 97,
+                _ => return false,
+            };
+        }
+        remainder == 1
+    }
+
     #[test]
-    fn table_is_sorted_for_binary_search() {
+    fn rem97_is_the_remainder() {
+        for x in 0..10_000 {
+            assert_eq!(rem97(x), x % 97, "{x}");
+        }
+    }
+
+    #[test]
+    fn mod97_matches_the_textbook_form() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..20_000 {
+            let len = 5 + round % 30;
+            let chars: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[(seed % 36) as usize]
+                })
+                .collect();
+            assert_eq!(mod97(&chars), mod97_reference(&chars), "{chars:?}");
+        }
+        assert!(mod97(b"DE89370400440532013000"));
+        assert!(!mod97(b"DE88370400440532013000"));
+    }
+
+    #[test]
+    fn table_is_sorted_and_indexed() {
         assert!(LENGTHS.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        for first in b'A'..=b'Z' {
+            for second in b'A'..=b'Z' {
+                let listed = LENGTHS
+                    .iter()
+                    .find(|(code, _)| *code == [first, second])
+                    .map(|&(_, length)| usize::from(length));
+                assert_eq!(country_length([first, second]), listed);
+            }
+        }
+        assert_eq!(country_length(*b"D4"), None);
     }
 
     #[test]

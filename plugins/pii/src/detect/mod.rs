@@ -1,9 +1,15 @@
 //! The detectors: hand-written scanners that find personal data and secrets in one text.
 //!
-//! One pass over the bytes. Every detector is anchored on a *token start* (a position whose
-//! previous character is not a letter, digit or `_`) and recognised by its first byte, so a
-//! word that cannot start anything is skipped whole and a 4 KB prompt costs a few microseconds.
-//! E-mail addresses are the exception: they are anchored on their `@` and found in a pre-pass.
+//! One pass over the bytes ([`scan_into`]). A prefilter skips, eight bytes at a time, text in
+//! which nothing can start: every finding holds a *trigger* (a digit, one of `@([+-:_`, or one
+//! of a few letter pairs) in or right after its first word. At a trigger, the words around it
+//! are looked at: every detector is anchored on a *token start* (a position whose previous
+//! character is not a letter, digit or `_`) and chosen by the word's first bytes. E-mail
+//! addresses are the exception: they are anchored on their `@` (or `(at)`, `[at]`), and may
+//! start before it. Prose costs about a byte per nanosecond inside wasm.
+//!
+//! This file owns the scan loop, the prefilter and the token helpers the detectors share; each
+//! submodule owns one family of detectors and is called only at its own kind of start.
 //!
 //! Precision comes from structure, not from lists of examples: checksums where the format has
 //! one (Luhn for cards, mod-97 for IBANs), value ranges (IPv4 octets, SSN areas), group shapes
@@ -93,51 +99,234 @@ pub fn scan(text: &str) -> Vec<Found> {
 }
 
 /// [`scan`] into a caller's buffer (cleared first), to reuse one allocation across texts.
+///
+/// One pass in two gears. [`skip_quiet`] runs over the text eight bytes at a time, with no
+/// branch per byte, to the next trigger: a byte or pair of bytes that every finding has in or
+/// right after its first word ([`TRIGGERS`]). Most of a prompt's prose has none. At a trigger,
+/// [`scan_words`] looks at the word or two around it and the detectors decide.
+///
+/// Findings are pushed in the order they are met, which is their order in the text except for
+/// an e-mail address, found at its `@` after whatever its local part held; the rare
+/// out-of-order push is sorted once at the end.
 pub fn scan_into(text: &str, found: &mut Vec<Found>) {
     found.clear();
     let b = text.as_bytes();
-    email::find_all(text, found);
-    let emails = found.len();
+    let mut found = Findings {
+        list: found,
+        sorted: true,
+        email_end: 0,
+    };
 
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        let word = WORD[c as usize];
-        // Outside words only `+`, `(`, `-` and `:` start something; inside a word nothing
-        // does, so each word is looked at once, at its first byte.
-        let candidate = if word {
-            c.is_ascii_digit() || (c != b'_' && letter_may_start(b, i, c))
-        } else {
-            matches!(c, b'+' | b'(' | b'-' | b':')
-        };
-        if candidate && token_start(text, i) {
-            match detect_at(text, i) {
-                Some(Ok(hit)) => {
-                    i = hit.end.max(i + 1);
-                    found.push(hit);
-                    continue;
-                }
-                // Shaped like a card or IBAN but failing its check: its digit groups are not
-                // phone numbers either.
-                Some(Err(end)) => {
-                    i = end.max(i + 1);
-                    continue;
-                }
-                None => {}
-            }
+        let quiet_from = i;
+        let trigger = skip_quiet(b, i);
+        // A start's trigger may come after its first bytes (`sk` before the `-` of `sk-...`,
+        // `abcd` before the `:` of an IPv6 address): the word the trigger is in, or that ends
+        // right before it, is looked at from its start. Nothing skipped can start a finding.
+        i = trigger;
+        while i > quiet_from && WORD[b[i - 1] as usize] {
+            i -= 1;
         }
-        i += 1;
-        if word {
-            while i < b.len() && WORD[b[i] as usize] {
-                i += 1;
-            }
-        }
+        i = scan_words(text, &mut found, i, trigger + 1);
     }
 
-    if emails > 0 && found.len() > emails {
-        found.sort_by_key(|hit| (hit.start, std::cmp::Reverse(hit.end)));
+    if !found.sorted {
+        found
+            .list
+            .sort_by_key(|hit| (hit.start, std::cmp::Reverse(hit.end)));
     }
-    remove_overlaps(found);
+    remove_overlaps(found.list);
+}
+
+/// Scans `text` from `i`, a word at a time, until at least `until`; returns where it stopped:
+/// between words, or at the end of a finding. `i` is between words, at a word's first byte, or
+/// at the end of a finding.
+///
+/// A word (a run of [`WORD`] bytes) is skipped whole unless its first bytes could start an
+/// entity ([`word_may_start`]); between words, only the few bytes in [`PUNCT`] are looked at.
+fn scan_words(text: &str, found: &mut Findings<'_>, mut i: usize, until: usize) -> usize {
+    let b = text.as_bytes();
+    while i < until {
+        let c = b[i];
+        if WORD[c as usize] {
+            let start = i;
+            i = word_end(b, i + 1);
+            // Nothing starts inside a word, so each word is looked at once, here.
+            if word_may_start(b, start, i) && token_start(text, start) {
+                match detect_at(b, start) {
+                    Some(Ok(hit)) => {
+                        found.push(hit.kind, (hit.start, hit.end));
+                        i = hit.end.max(start + 1);
+                    }
+                    // Shaped like a card or IBAN but failing its check: its digit groups are
+                    // not phone numbers either.
+                    Some(Err(end)) => i = end.max(start + 1),
+                    None => {}
+                }
+            }
+            continue;
+        }
+        // Between words: a byte in `PUNCT`, a space, punctuation or part of a non-ASCII
+        // character.
+        let hit = match PUNCT[c as usize] {
+            ANCHOR => {
+                // An address does not move `i`: the scan goes on through it as if it were
+                // not there (it may hold a number, say), and `remove_overlaps` settles it.
+                if found.email(b, i) {
+                    None
+                } else if c == b'(' && token_start(text, i) {
+                    numbers::phone(b, i).map(|span| (Kind::Phone, span))
+                } else {
+                    None
+                }
+            }
+            PLUS if token_start(text, i) => numbers::phone(b, i).map(|span| (Kind::Phone, span)),
+            DASH if b[i..].starts_with(b"-----") && token_start(text, i) => {
+                secret::pem(b, i).map(|span| {
+                    // The block is skipped below, yet an address anchored inside it may run
+                    // past its end (a block cut short ends anywhere): try its anchors too.
+                    for at in span.0 + 1..span.1 {
+                        if PUNCT[b[at] as usize] == ANCHOR {
+                            found.email(b, at);
+                        }
+                    }
+                    (Kind::Secret, span)
+                })
+            }
+            // A leading `::` (`::1`). An address that starts with a hex group is tried at that
+            // group's word (see `word_may_start`).
+            COLON if b.get(i + 1) == Some(&b':') && token_start(text, i) => {
+                ip::ipv6(b, i).map(|span| (Kind::Ip, span))
+            }
+            _ => None,
+        };
+        match hit {
+            Some((kind, span)) => {
+                found.push(kind, span);
+                i = span.1.max(i + 1);
+            }
+            None => i += 1,
+        }
+    }
+    i
+}
+
+/// The first trigger from `i` on (see [`TRIGGERS`]), or a position in the last eight bytes of
+/// the text, which are not tested.
+///
+/// Eight bytes at a time: a chunk is quiet when none of its bytes and the byte after it form a
+/// trigger pair, a test of table lookups and bit operations with one branch per chunk, which
+/// is what makes prose cheap. (Inside wasm, where a loop's every iteration also pays an
+/// interruption check, a word-at-a-time scan costs three times as much.) Only in a loud chunk
+/// is the trigger's own position looked for.
+#[inline]
+fn skip_quiet(b: &[u8], mut i: usize) -> usize {
+    while let Some(window) = b.get(i..i + 9) {
+        let mut loud = 0;
+        let mut first = TRIGGER_FIRST[window[0] as usize];
+        for &c in &window[1..] {
+            loud |= first & TRIGGER_SECOND[c as usize];
+            first = TRIGGER_FIRST[c as usize];
+        }
+        if loud != 0 {
+            let mut k = 0;
+            while TRIGGER_FIRST[window[k] as usize] & TRIGGER_SECOND[window[k + 1] as usize] == 0 {
+                k += 1;
+            }
+            return i + k;
+        }
+        i += 8;
+    }
+    i
+}
+
+/// Triggers, as pairs of bytes: a first byte from a row's first set followed by a byte from
+/// its second set (`None`: any byte, the first alone is the trigger). Each detector's start
+/// holds one of them in its first word, or ends that word with one:
+///
+/// - digits: numbers, IP addresses, IBANs (two letters, then digits);
+/// - `@`, `(`, `[`: e-mail addresses (`(at)`, `[at]`); `(` and `+`: phone numbers;
+/// - `-`: `-----BEGIN` and `sk-`; `_`: `sk_live_`, `ghp_`, `github_pat_`; `:`: IPv6;
+/// - `J`: the `eyJ` of a JSON Web Token;
+/// - `A` and a capital: AWS key ids (`AKIA`...), Google keys (`AIza`);
+/// - `aw`, `cr`, `be` in any case: the labels `aws...`, `secret...` and `bearer`.
+const TRIGGERS: [(&[u8], Option<&[u8]>); 5] = [
+    (b"0123456789@([+-:_J", None),
+    (b"A", Some(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")),
+    (b"aA", Some(b"wW")),
+    (b"cC", Some(b"rR")),
+    (b"bB", Some(b"eE")),
+];
+/// Per byte, the [`TRIGGERS`] rows (one bit each) in whose first set it is.
+const TRIGGER_FIRST: [u8; 256] = trigger_table(true);
+/// Per byte, the [`TRIGGERS`] rows in whose second set it is.
+const TRIGGER_SECOND: [u8; 256] = trigger_table(false);
+
+const fn trigger_table(first: bool) -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut row = 0;
+    while row < TRIGGERS.len() {
+        let (firsts, seconds) = TRIGGERS[row];
+        let mut c = 0;
+        while c < 256 {
+            let member = match (first, seconds) {
+                (true, _) => contains(firsts, c as u8),
+                (false, None) => true,
+                (false, Some(seconds)) => contains(seconds, c as u8),
+            };
+            if member {
+                table[c] |= 1 << row;
+            }
+            c += 1;
+        }
+        row += 1;
+    }
+    table
+}
+
+const fn contains(set: &[u8], c: u8) -> bool {
+    let mut k = 0;
+    while k < set.len() {
+        if set[k] == c {
+            return true;
+        }
+        k += 1;
+    }
+    false
+}
+
+/// The findings of one scan, as they are met.
+struct Findings<'a> {
+    list: &'a mut Vec<Found>,
+    /// Sorted by start, the longer first on a tie: the order `remove_overlaps` wants.
+    sorted: bool,
+    /// The end of the last e-mail address.
+    email_end: usize,
+}
+
+impl Findings<'_> {
+    fn push(&mut self, kind: Kind, (start, end): (usize, usize)) {
+        if let Some(last) = self.list.last() {
+            self.sorted &= last.start < start || (last.start == start && last.end >= end);
+        }
+        self.list.push(Found { kind, start, end });
+    }
+
+    /// Pushes the address anchored at `at`, if any; true when there is one (even one left out
+    /// for overlapping the previous address).
+    fn email(&mut self, b: &[u8], at: usize) -> bool {
+        let Some((start, end)) = email::at(b, at) else {
+            return false;
+        };
+        // Addresses may overlap one another, one's domain running into the next one's local
+        // part (`a@b.io%c@d.io`): the first wins. Anchors come in order, so do their starts.
+        if start >= self.email_end {
+            self.email_end = end;
+            self.push(Kind::Email, (start, end));
+        }
+        true
+    }
 }
 
 /// ASCII letters, digits and `_`: the bytes of a word. Non-ASCII bytes are not in it: their
@@ -152,69 +341,181 @@ const WORD: [bool; 256] = {
     table
 };
 
-/// Could a detector start at the letter `c` at `i`? A secret's prefix or label, an IBAN (two
-/// letters, two digits), or an IPv6 address (hex digits, then a colon within five bytes).
+/// What a byte between words may start; 0 (nothing) for all others.
+const PUNCT: [u8; 256] = {
+    let mut table = [0; 256];
+    table[b'@' as usize] = ANCHOR;
+    // `(at)` / `[at]`; `(` also opens a phone's area code: `(415) 555-2671`.
+    table[b'(' as usize] = ANCHOR;
+    table[b'[' as usize] = ANCHOR;
+    table[b'+' as usize] = PLUS;
+    table[b'-' as usize] = DASH;
+    table[b':' as usize] = COLON;
+    table
+};
+/// An e-mail address's anchor (see [`email::at`]).
+const ANCHOR: u8 = 1;
+/// An international phone number.
+const PLUS: u8 = 2;
+/// A private key's `-----BEGIN`.
+const DASH: u8 = 3;
+/// An IPv6 address's leading `::`.
+const COLON: u8 = 4;
+
+/// Could a detector start at the word `b[start..end]`? This is the test every word pays, and
+/// it is false for nearly every word of prose, so it is a few table lookups and compares with
+/// no calls: a digit or a secret's first two bytes ([`PAIR_FIRST`], [`PAIR_SECOND`]), two
+/// letters and two digits (an IBAN), or one to four hex digits and a colon (an IPv6 address).
+/// The detectors then check everything else.
 #[inline]
-fn letter_may_start(b: &[u8], i: usize, c: u8) -> bool {
-    secret::may_start(c)
-        || b.get(i + 2).is_some_and(u8::is_ascii_digit)
-        || (c.is_ascii_hexdigit() && b[i..b.len().min(i + 6)].contains(&b':'))
+fn word_may_start(b: &[u8], start: usize, end: usize) -> bool {
+    let c = b[start];
+    let second = b.get(start + 1).copied().unwrap_or(0);
+    let len = end - start;
+    // Non-short-circuit `|`: each test is cheap, and one unpredictable branch is cheaper than
+    // three.
+    (PAIR_FIRST[c as usize] & PAIR_SECOND[second as usize] != 0)
+        | (len >= 4 && b[start + 2].is_ascii_digit() && b[start + 3].is_ascii_digit())
+        | (len <= 4 && b.get(end) == Some(&b':') && c.is_ascii_hexdigit())
 }
 
-/// The finding at token start `i`; `Err(end)` to skip a near miss up to `end`.
-fn detect_at(text: &str, i: usize) -> Option<Result<Found, usize>> {
-    let b = text.as_bytes();
-    let hit = |kind, (start, end)| Some(Ok(Found { kind, start, end }));
-    match b[i] {
-        b'0'..=b'9' => {
-            if !numbers::may_start(b, i) {
-                return None;
-            }
-            if let Some(span) = ip::ipv4(b, i) {
-                return hit(Kind::Ip, span);
-            }
-            if let Some(span) = numbers::ssn(b, i) {
-                return hit(Kind::Ssn, span);
-            }
-            let near_miss = match numbers::card(b, i) {
-                Ok(span) => return hit(Kind::Card, span),
-                Err(end) => end,
-            };
-            if let Some(span) = ip::ipv6(b, i) {
-                return hit(Kind::Ip, span);
-            }
-            if let Some(span) = numbers::phone(b, i) {
-                return hit(Kind::Phone, span);
-            }
-            near_miss.map(Err)
+/// Word starts worth a closer look, as pairs of a first and a second byte: the first byte's
+/// entry in [`PAIR_FIRST`] and the second's in [`PAIR_SECOND`] share a bit. One bit per row
+/// below; each row is a superset of what [`secret::may_start`] accepts (which looks at three
+/// bytes, exactly), and any digit starts a number.
+const PAIR_ROWS: [(&[u8], &[u8]); 7] = [
+    (b"0123456789", b""),                   // any second byte, see below
+    (b"sr", b"k"),                          // sk-, sk_live_, rk_live_
+    (b"sSbB", b"eE"),                       // secret..., bearer
+    (b"A", b"ABCDEFGHIJKLMNOPQRSTUVWXYZw"), // AKIA..., AIza..., AWS, Aws
+    (b"a", b"wW"),                          // aws
+    (b"g", b"hi"),                          // ghp_, github_pat_
+    (b"e", b"y"),                           // eyJ
+];
+const PAIR_FIRST: [u8; 256] = pair_table(true);
+const PAIR_SECOND: [u8; 256] = pair_table(false);
+
+const fn pair_table(first: bool) -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut row = 0;
+    while row < PAIR_ROWS.len() {
+        let bytes = if first {
+            PAIR_ROWS[row].0
+        } else {
+            PAIR_ROWS[row].1
+        };
+        let mut k = 0;
+        while k < bytes.len() {
+            table[bytes[k] as usize] |= 1 << row;
+            k += 1;
         }
-        b'+' | b'(' => numbers::phone(b, i).and_then(|span| hit(Kind::Phone, span)),
-        b'-' => secret::pem(b, i).and_then(|span| hit(Kind::Secret, span)),
-        b':' => ip::ipv6(b, i).and_then(|span| hit(Kind::Ip, span)),
-        c if c.is_ascii_alphabetic() => {
-            if secret::may_start(c)
-                && let Some(span) = secret::at(b, i)
-            {
-                return hit(Kind::Secret, span);
-            }
-            // Two letters and two digits.
-            let near_miss = if b.get(i + 2).is_some_and(u8::is_ascii_digit) {
-                match iban::iban(b, i) {
-                    Ok(span) => return hit(Kind::Iban, span),
-                    Err(end) => end,
-                }
-            } else {
-                None
-            };
-            if c.is_ascii_hexdigit()
-                && let Some(span) = ip::ipv6(b, i)
-            {
-                return hit(Kind::Ip, span);
-            }
-            near_miss.map(Err)
-        }
-        _ => None,
+        row += 1;
     }
+    if !first {
+        // Row 0, digits: whatever follows (also the 0 used past the end of the text).
+        let mut c = 0;
+        while c < 256 {
+            table[c] |= 1;
+            c += 1;
+        }
+    }
+    table
+}
+
+/// The end of the word going on at `i`: the first byte from `i` on that is not in [`WORD`].
+///
+/// Eight bytes at a time (SWAR: the bytes of a `u64` as lanes), so that a word costs one or two
+/// steps whatever its length, and no branch depends on where in the word the end falls.
+#[inline]
+fn word_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let lanes = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        let ends = !word_lanes(lanes) & HIGH;
+        if ends != 0 {
+            // Little-endian: the first byte is the lowest lane.
+            return i + (ends.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && WORD[b[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// Each lane's lowest bit, and each lane's highest bit.
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each lane of `x` that holds a [`WORD`] byte (ASCII letter, digit, `_`).
+///
+/// Range tests on the low seven bits `v` of each lane: `v + (0x80 - lo)` has its high bit set
+/// when `v >= lo`, and `v + (0x7f - hi)` when `v > hi`; with `v < 0x80` no lane carries into
+/// the next. Lanes with the high bit set (non-ASCII) are never word bytes.
+#[inline]
+fn word_lanes(x: u64) -> u64 {
+    let v = x & !HIGH;
+    let at_least = |lo: u8| v + LOW * u64::from(0x80 - lo);
+    let above = |hi: u8| v + LOW * u64::from(0x7f - hi);
+    let folded = v | (LOW * 0x20); // ASCII upper case onto lower case
+    let letter = (folded + LOW * u64::from(0x80 - b'a')) & !(folded + LOW * u64::from(0x7f - b'z'));
+    let digit = at_least(b'0') & !above(b'9');
+    let underscore = at_least(b'_') & !above(b'_');
+    (letter | digit | underscore) & !x & HIGH
+}
+
+/// The finding at the word starting at token start `i`; `Err(end)` to skip a near miss up to
+/// `end`.
+fn detect_at(b: &[u8], i: usize) -> Option<Result<Found, usize>> {
+    let hit = |kind, (start, end)| Some(Ok(Found { kind, start, end }));
+    let c = b[i];
+    if c.is_ascii_digit() {
+        if !numbers::may_start(b, i) {
+            return None;
+        }
+        if let Some(span) = ip::ipv4(b, i) {
+            return hit(Kind::Ip, span);
+        }
+        if let Some(span) = numbers::ssn(b, i) {
+            return hit(Kind::Ssn, span);
+        }
+        let near_miss = match numbers::card(b, i) {
+            Ok(span) => return hit(Kind::Card, span),
+            Err(end) => end,
+        };
+        if let Some(span) = ip::ipv6(b, i) {
+            return hit(Kind::Ip, span);
+        }
+        if let Some(span) = numbers::phone(b, i) {
+            return hit(Kind::Phone, span);
+        }
+        return near_miss.map(Err);
+    }
+    if !c.is_ascii_alphabetic() {
+        return None;
+    }
+    if secret::may_start(b, i)
+        && let Some(span) = secret::at(b, i)
+    {
+        return hit(Kind::Secret, span);
+    }
+    // Two letters and two digits.
+    let near_miss = if b.get(i + 2).is_some_and(u8::is_ascii_digit) {
+        match iban::iban(b, i) {
+            Ok(span) => return hit(Kind::Iban, span),
+            Err(end) => end,
+        }
+    } else {
+        None
+    };
+    if c.is_ascii_hexdigit()
+        && let Some(span) = ip::ipv6(b, i)
+    {
+        return hit(Kind::Ip, span);
+    }
+    near_miss.map(Err)
 }
 
 /// Sorted findings with overlaps resolved: of two overlapping findings the longer one stays.
@@ -417,6 +718,59 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Bytes that exercise the SWAR lanes: every class's edges, a trigger or two, non-ASCII.
+    fn tricky_bytes(seed: &mut u64, len: usize) -> Vec<u8> {
+        const BYTES: &[u8] = b" .,/09:@AZ[_`az{\x7f\x80\xc3\xa9\xffJbeBErRcCwWA-+(";
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                BYTES[(*seed % BYTES.len() as u64) as usize]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn word_end_agrees_with_a_byte_at_a_time() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..64 {
+            let b = tricky_bytes(&mut seed, len);
+            for i in 0..=len {
+                let mut expected = i;
+                while expected < len && WORD[b[expected] as usize] {
+                    expected += 1;
+                }
+                assert_eq!(word_end(&b, i), expected, "{b:?} from {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn skip_quiet_stops_at_the_first_trigger() {
+        let trigger = |b: &[u8], k: usize| {
+            k + 1 < b.len() && TRIGGER_FIRST[b[k] as usize] & TRIGGER_SECOND[b[k + 1] as usize] != 0
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1d;
+        for len in 0..80 {
+            let b = tricky_bytes(&mut seed, len);
+            for i in 0..=len {
+                let stop = skip_quiet(&b, i);
+                assert!((i..stop).all(|k| !trigger(&b, k)), "{b:?} from {i}");
+                assert!(trigger(&b, stop) || stop + 9 > len, "{b:?} from {i}");
+            }
+        }
+        // Prose has no trigger; each of these is one.
+        let prose = b"the committee met on a quiet afternoon to review the proposal. ";
+        assert!(skip_quiet(prose, 0) + 9 > prose.len());
+        for word in [
+            "4", "@", "(", "[", "+", "-", ":", "_", "J", "AK", "aW", "Cr", "be",
+        ] {
+            let text = format!("the committee met on a {word} afternoon to review it");
+            assert_eq!(skip_quiet(text.as_bytes(), 0), 23, "{word}");
+        }
     }
 
     #[test]

@@ -25,12 +25,28 @@ fn has_digit_and_letter(bytes: &[u8]) -> bool {
     bytes.iter().any(u8::is_ascii_digit) && bytes.iter().any(u8::is_ascii_alphabetic)
 }
 
-/// Can a credential (or its label) start with this letter?
-pub(super) fn may_start(c: u8) -> bool {
-    matches!(
-        c,
-        b's' | b'r' | b'A' | b'a' | b'S' | b'g' | b'B' | b'b' | b'e'
-    )
+/// Can a credential (or its label) start at `i`? Decided on the first three bytes, so that
+/// the scan rejects nearly every word here and calls [`at`] only for real candidates: each
+/// branch is the union of what the detectors [`at`] dispatches to require (`sk-`/`sk_`,
+/// `rk_`, `AKIA`-style and `AIza` prefixes, `gh?_` and `github_`, `eyJ`, and the labels
+/// `aws...`, `secret...` and `bearer`, in any case).
+#[inline]
+pub(super) fn may_start(b: &[u8], i: usize) -> bool {
+    let byte = |k: usize| b.get(i + k).copied().unwrap_or(0);
+    // ASCII case folding; a non-letter may fold onto a letter, which only lets a few more
+    // words through to the exact checks.
+    let label = |word: &[u8; 3]| (0..3).all(|k| byte(k) | 0x20 == word[k]);
+    match byte(0) {
+        b's' => byte(1) == b'k' || label(b"sec"),
+        b'S' => label(b"sec"),
+        b'r' => byte(1) == b'k',
+        b'A' => byte(1).is_ascii_uppercase() || label(b"aws"),
+        b'a' => label(b"aws"),
+        b'g' => byte(1) == b'h' || b[i..].starts_with(b"github_"),
+        b'B' | b'b' => label(b"bea"),
+        b'e' => byte(1) == b'y' && byte(2) == b'J',
+        _ => false,
+    }
 }
 
 /// A credential starting with a letter at `i`.
@@ -229,7 +245,7 @@ mod tests {
             .find_map(|i| {
                 if b[i] == b'-' {
                     pem(b, i)
-                } else if b[i].is_ascii_alphabetic() {
+                } else if may_start(b, i) {
                     at(b, i)
                 } else {
                     None
