@@ -514,3 +514,18 @@ fn compile_cached(
     let component = unsafe { Component::deserialize(engine, &compiled)? };
     Ok((component, false))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version the host checks components against is the one its bindings were made from.
+    #[test]
+    fn wit_version_is_the_packages() {
+        let wit = include_str!("../../../wit/freeway.wit");
+        assert!(
+            wit.contains(&format!("package freeway:plugin@{WIT_VERSION};")),
+            "WIT_VERSION {WIT_VERSION} is not the version wit/freeway.wit declares"
+        );
+    }
+}

@@ -259,15 +259,19 @@ const TRIGGERS: [(&[u8], Option<&[u8]>); 5] = [
     (b"bB", Some(b"eE")),
 ];
 /// Per byte, the [`TRIGGERS`] rows (one bit each) in whose first set it is.
-const TRIGGER_FIRST: [u8; 256] = trigger_table(true);
+const TRIGGER_FIRST: [u8; 256] = pair_table(&TRIGGERS, true);
 /// Per byte, the [`TRIGGERS`] rows in whose second set it is.
-const TRIGGER_SECOND: [u8; 256] = trigger_table(false);
+const TRIGGER_SECOND: [u8; 256] = pair_table(&TRIGGERS, false);
 
-const fn trigger_table(first: bool) -> [u8; 256] {
+/// For byte pairs given as rows of (first set, second set; `None`: any byte), the table of
+/// one side: per byte, a bit for each row whose set holds it. A pair `(x, y)` matches some row
+/// when `first[x] & second[y] != 0`.
+const fn pair_table(rows: &[(&[u8], Option<&[u8]>)], first: bool) -> [u8; 256] {
+    assert!(rows.len() <= 8, "one bit per row in a u8");
     let mut table = [0u8; 256];
     let mut row = 0;
-    while row < TRIGGERS.len() {
-        let (firsts, seconds) = TRIGGERS[row];
+    while row < rows.len() {
+        let (firsts, seconds) = rows[row];
         let mut c = 0;
         while c < 256 {
             let member = match (first, seconds) {
@@ -383,44 +387,18 @@ fn word_may_start(b: &[u8], start: usize, end: usize) -> bool {
 /// entry in [`PAIR_FIRST`] and the second's in [`PAIR_SECOND`] share a bit. One bit per row
 /// below; each row is a superset of what [`secret::may_start`] accepts (which looks at three
 /// bytes, exactly), and any digit starts a number.
-const PAIR_ROWS: [(&[u8], &[u8]); 7] = [
-    (b"0123456789", b""),                   // any second byte, see below
-    (b"sr", b"k"),                          // sk-, sk_live_, rk_live_
-    (b"sSbB", b"eE"),                       // secret..., bearer
-    (b"A", b"ABCDEFGHIJKLMNOPQRSTUVWXYZw"), // AKIA..., AIza..., AWS, Aws
-    (b"a", b"wW"),                          // aws
-    (b"g", b"hi"),                          // ghp_, github_pat_
-    (b"e", b"y"),                           // eyJ
+const PAIR_ROWS: [(&[u8], Option<&[u8]>); 7] = [
+    // Whatever follows a digit (also the 0 used past the end of the text).
+    (b"0123456789", None),
+    (b"sr", Some(b"k")),                          // sk-, sk_live_, rk_live_
+    (b"sSbB", Some(b"eE")),                       // secret..., bearer
+    (b"A", Some(b"ABCDEFGHIJKLMNOPQRSTUVWXYZw")), // AKIA..., AIza..., AWS, Aws
+    (b"a", Some(b"wW")),                          // aws
+    (b"g", Some(b"hi")),                          // ghp_, github_pat_
+    (b"e", Some(b"y")),                           // eyJ
 ];
-const PAIR_FIRST: [u8; 256] = pair_table(true);
-const PAIR_SECOND: [u8; 256] = pair_table(false);
-
-const fn pair_table(first: bool) -> [u8; 256] {
-    let mut table = [0u8; 256];
-    let mut row = 0;
-    while row < PAIR_ROWS.len() {
-        let bytes = if first {
-            PAIR_ROWS[row].0
-        } else {
-            PAIR_ROWS[row].1
-        };
-        let mut k = 0;
-        while k < bytes.len() {
-            table[bytes[k] as usize] |= 1 << row;
-            k += 1;
-        }
-        row += 1;
-    }
-    if !first {
-        // Row 0, digits: whatever follows (also the 0 used past the end of the text).
-        let mut c = 0;
-        while c < 256 {
-            table[c] |= 1;
-            c += 1;
-        }
-    }
-    table
-}
+const PAIR_FIRST: [u8; 256] = pair_table(&PAIR_ROWS, true);
+const PAIR_SECOND: [u8; 256] = pair_table(&PAIR_ROWS, false);
 
 /// The end of the word going on at `i`: the first byte from `i` on that is not in [`WORD`].
 ///
