@@ -37,12 +37,9 @@
 //! - `allow_paid`: false omits paid targets entirely (default true).
 //! - `include_cooling`: also return healthy candidates that are cooling down (default false).
 
-use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
-use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::routing::{Eligible, ids, metadata, unknown_last};
-use freeway_plugin_sdk::types::{Error, PluginKind};
-
-const NAME: &str = "cheapest";
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
+use freeway_plugin_sdk::routing::{Eligible, Policy, PolicySettings, ids, metadata, unknown_last};
+use freeway_plugin_sdk::types::Error;
 
 /// The request metadata key carrying the client's budget.
 const MAX_PRICE_KEY: &str = "max_price";
@@ -68,25 +65,22 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    fn parse(json: &str) -> Result<Self, Error> {
-        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
+impl PolicySettings for Settings {
+    fn read(raw: &mut freeway_plugin_sdk::routing::Settings) -> Result<Self, Error> {
         let max_price: Option<f64> = raw.take("max_price")?;
         if let Some(price) = max_price
             && !(price.is_finite() && price >= 0.0)
         {
             return Err(raw.invalid("max_price", format!("{price} is not a price in USD")));
         }
-        let settings = Self {
+        Ok(Self {
             expected_output_tokens: raw
                 .take("expected_output_tokens")?
                 .unwrap_or(DEFAULT_EXPECTED_OUTPUT_TOKENS),
             max_price,
             allow_paid: raw.take("allow_paid")?.unwrap_or(true),
             include_cooling: raw.take("include_cooling")?.unwrap_or(false),
-        };
-        raw.finish()?;
-        Ok(settings)
+        })
     }
 }
 
@@ -122,71 +116,49 @@ fn budget(request: &RequestInfo, settings: &Settings) -> Option<f64> {
     }
 }
 
-/// Candidate ids in the order to try them.
-fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
-    let budget = budget(request, settings);
-    let mut eligible = Eligible::new(candidates, settings.include_cooling);
-    eligible.retain(|candidate| {
-        if is_free(candidate) {
-            return true;
-        }
-        settings.allow_paid
-            && match (budget, estimate(request, candidate, settings)) {
-                (None, _) => true,
-                (Some(budget), Some(cost)) => cost <= budget,
-                (Some(_), None) => false,
-            }
-    });
-    let (free_ready, mut paid_ready): (Vec<&Candidate>, Vec<&Candidate>) =
-        eligible.ready.into_iter().partition(|c| is_free(c));
-    let (free_cooling, paid_cooling): (Vec<&Candidate>, Vec<&Candidate>) =
-        eligible.cooling.into_iter().partition(|c| is_free(c));
-    // Stable: equal estimates keep the configured order.
-    paid_ready.sort_by(|a, b| {
-        unknown_last(
-            estimate(request, a, settings),
-            estimate(request, b, settings),
-            f64::total_cmp,
-        )
-    });
-    ids(free_ready
-        .into_iter()
-        .chain(free_cooling)
-        .chain(paid_ready)
-        .chain(paid_cooling))
-}
-
 struct Cheapest;
 
-impl router_world::Guest for Cheapest {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata {
-            name: NAME.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Router,
-            description: "Free targets first, then paid ones cheapest first, within a budget"
-                .to_owned(),
-        }
-    }
+impl Policy for Cheapest {
+    const NAME: &'static str = "cheapest";
+    const DESCRIPTION: &'static str =
+        "Free targets first, then paid ones cheapest first, within a budget";
+    type Settings = Settings;
 
-    fn check_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings)
-            .map(drop)
-            .map_err(|problem| problem.message)
+    fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
+        let budget = budget(request, settings);
+        let mut eligible = Eligible::new(candidates, settings.include_cooling);
+        eligible.retain(|candidate| {
+            if is_free(candidate) {
+                return true;
+            }
+            settings.allow_paid
+                && match (budget, estimate(request, candidate, settings)) {
+                    (None, _) => true,
+                    (Some(budget), Some(cost)) => cost <= budget,
+                    (Some(_), None) => false,
+                }
+        });
+        let (free_ready, mut paid_ready): (Vec<&Candidate>, Vec<&Candidate>) =
+            eligible.ready.into_iter().partition(|c| is_free(c));
+        let (free_cooling, paid_cooling): (Vec<&Candidate>, Vec<&Candidate>) =
+            eligible.cooling.into_iter().partition(|c| is_free(c));
+        // Stable: equal estimates keep the configured order.
+        paid_ready.sort_by(|a, b| {
+            unknown_last(
+                estimate(request, a, settings),
+                estimate(request, b, settings),
+                f64::total_cmp,
+            )
+        });
+        ids(free_ready
+            .into_iter()
+            .chain(free_cooling)
+            .chain(paid_ready)
+            .chain(paid_cooling))
     }
 }
 
-impl policy::Guest for Cheapest {
-    fn route(
-        request: RequestInfo,
-        candidates: Vec<Candidate>,
-        settings: String,
-    ) -> Result<Vec<u32>, Error> {
-        Ok(order(&request, &candidates, &Settings::parse(&settings)?))
-    }
-}
-
-freeway_plugin_sdk::export_router!(Cheapest with_types_in freeway_plugin_sdk::router);
+freeway_plugin_sdk::export_policy!(Cheapest);
 
 #[cfg(test)]
 mod tests {
@@ -215,7 +187,7 @@ mod tests {
         candidates: &[Candidate],
         settings: &str,
     ) -> Result<Vec<u32>, Error> {
-        Ok(order(request, candidates, &Settings::parse(settings)?))
+        freeway_plugin_sdk::routing::route::<Cheapest>(request, candidates, settings)
     }
 
     /// With the default request (1000 prompt tokens, 256 assumed output tokens):

@@ -57,12 +57,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
-use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::routing::{Eligible, Selector, fits_context, ids, needed_context};
-use freeway_plugin_sdk::types::{Error, PluginKind};
-
-const NAME: &str = "classify";
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
+use freeway_plugin_sdk::routing::{
+    Eligible, Policy, PolicySettings, Selector, fits_context, ids, needed_context,
+};
+use freeway_plugin_sdk::types::Error;
 
 /// A rule's conditions as written in settings; absent fields do not constrain.
 #[derive(Debug, Default, Deserialize)]
@@ -181,9 +180,8 @@ struct Settings {
     include_cooling: bool,
 }
 
-impl Settings {
-    fn parse(json: &str) -> Result<Self, Error> {
-        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
+impl PolicySettings for Settings {
+    fn read(raw: &mut freeway_plugin_sdk::routing::Settings) -> Result<Self, Error> {
         let rules: Vec<serde_json::Value> = raw.take("rules")?.unwrap_or_default();
         let rules = rules
             .into_iter()
@@ -193,66 +191,41 @@ impl Settings {
                     .map_err(|problem| raw.invalid("rules", format!("rule {index}: {problem}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let settings = Self {
+        Ok(Self {
             rules,
             default: raw.take("default")?.unwrap_or_default(),
             long_context: raw.take("long_context")?.unwrap_or(true),
             include_cooling: raw.take("include_cooling")?.unwrap_or(false),
-        };
-        raw.finish()?;
-        Ok(settings)
+        })
     }
-}
-
-/// Candidate ids in the order to try them.
-fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
-    let mut eligible = Eligible::new(candidates, settings.include_cooling);
-    if settings.long_context {
-        eligible.retain(|candidate| fits_context(request, candidate));
-    }
-    let Some(rule) = settings.rules.iter().find(|rule| rule.when.holds(request)) else {
-        return match settings.default {
-            Fallback::Keep => eligible.ids(),
-            Fallback::None => Vec::new(),
-        };
-    };
-    eligible.retain(|candidate| rule.rank(candidate).is_some());
-    // Stable: candidates of one rank keep the configured (or, when cooling, soonest) order.
-    eligible.ready.sort_by_key(|candidate| rule.rank(candidate));
-    ids(eligible.ready.into_iter().chain(eligible.cooling))
 }
 
 struct Classify;
 
-impl router_world::Guest for Classify {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata {
-            name: NAME.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Router,
-            description: "Routes requests by their features (tools, images, size, tags, metadata) to preferred targets"
-                .to_owned(),
+impl Policy for Classify {
+    const NAME: &'static str = "classify";
+    const DESCRIPTION: &'static str = "Routes requests by their features (tools, images, size, tags, metadata) to preferred targets";
+    type Settings = Settings;
+
+    fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
+        let mut eligible = Eligible::new(candidates, settings.include_cooling);
+        if settings.long_context {
+            eligible.retain(|candidate| fits_context(request, candidate));
         }
-    }
-
-    fn check_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings)
-            .map(drop)
-            .map_err(|problem| problem.message)
-    }
-}
-
-impl policy::Guest for Classify {
-    fn route(
-        request: RequestInfo,
-        candidates: Vec<Candidate>,
-        settings: String,
-    ) -> Result<Vec<u32>, Error> {
-        Ok(order(&request, &candidates, &Settings::parse(&settings)?))
+        let Some(rule) = settings.rules.iter().find(|rule| rule.when.holds(request)) else {
+            return match settings.default {
+                Fallback::Keep => eligible.ids(),
+                Fallback::None => Vec::new(),
+            };
+        };
+        eligible.retain(|candidate| rule.rank(candidate).is_some());
+        // Stable: candidates of one rank keep the configured (or, when cooling, soonest) order.
+        eligible.ready.sort_by_key(|candidate| rule.rank(candidate));
+        ids(eligible.ready.into_iter().chain(eligible.cooling))
     }
 }
 
-freeway_plugin_sdk::export_router!(Classify with_types_in freeway_plugin_sdk::router);
+freeway_plugin_sdk::export_policy!(Classify);
 
 #[cfg(test)]
 mod tests {
@@ -287,7 +260,7 @@ mod tests {
         candidates: &[Candidate],
         settings: &str,
     ) -> Result<Vec<u32>, Error> {
-        Ok(order(request, candidates, &Settings::parse(settings)?))
+        freeway_plugin_sdk::routing::route::<Classify>(request, candidates, settings)
     }
 
     const RULES: &str = r#"{"rules": [

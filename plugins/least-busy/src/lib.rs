@@ -12,83 +12,45 @@
 //! - `include_cooling`: also return healthy candidates that are cooling down, after the ready
 //!   ones, soonest cooldown end first (default false).
 
-use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
-use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::routing::{Eligible, known, unknown_last};
-use freeway_plugin_sdk::types::{Error, PluginKind};
-
-const NAME: &str = "least-busy";
-
-#[derive(Debug, Default)]
-struct Settings {
-    include_cooling: bool,
-}
-
-impl Settings {
-    fn parse(json: &str) -> Result<Self, Error> {
-        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
-        let settings = Self {
-            include_cooling: raw.take("include_cooling")?.unwrap_or(false),
-        };
-        raw.finish()?;
-        Ok(settings)
-    }
-}
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
+use freeway_plugin_sdk::routing::{Eligible, IncludeCooling, Policy, known, unknown_last};
 
 /// The error rate, when it is a fraction at all.
 fn error_rate(candidate: &Candidate) -> Option<f32> {
     known(Some(candidate.error_rate)).filter(|rate| *rate <= 1.0)
 }
 
-/// Candidate ids in the order to try them.
-fn order(candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
-    let mut eligible = Eligible::new(candidates, settings.include_cooling);
-    // Stable: equal load keeps the configured order.
-    eligible.ready.sort_by(|a, b| {
-        a.in_flight
-            .cmp(&b.in_flight)
-            .then_with(|| unknown_last(error_rate(a), error_rate(b), f32::total_cmp))
-    });
-    eligible.ids()
-}
-
 struct LeastBusy;
 
-impl router_world::Guest for LeastBusy {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata {
-            name: NAME.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Router,
-            description: "Tries the ready target with the fewest requests in flight first"
-                .to_owned(),
-        }
-    }
+impl Policy for LeastBusy {
+    const NAME: &'static str = "least-busy";
+    const DESCRIPTION: &'static str =
+        "Tries the ready target with the fewest requests in flight first";
+    type Settings = IncludeCooling;
 
-    fn check_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings)
-            .map(drop)
-            .map_err(|problem| problem.message)
-    }
-}
-
-impl policy::Guest for LeastBusy {
-    fn route(
-        _request: RequestInfo,
-        candidates: Vec<Candidate>,
-        settings: String,
-    ) -> Result<Vec<u32>, Error> {
-        Ok(order(&candidates, &Settings::parse(&settings)?))
+    fn order(
+        _request: &RequestInfo,
+        candidates: &[Candidate],
+        settings: &IncludeCooling,
+    ) -> Vec<u32> {
+        let mut eligible = Eligible::new(candidates, settings.include_cooling);
+        // Stable: equal load keeps the configured order.
+        eligible.ready.sort_by(|a, b| {
+            a.in_flight
+                .cmp(&b.in_flight)
+                .then_with(|| unknown_last(error_rate(a), error_rate(b), f32::total_cmp))
+        });
+        eligible.ids()
     }
 }
 
-freeway_plugin_sdk::export_router!(LeastBusy with_types_in freeway_plugin_sdk::router);
+freeway_plugin_sdk::export_policy!(LeastBusy);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freeway_plugin_sdk::routing::fixtures::candidate;
-    use freeway_plugin_sdk::types::ErrorKind;
+    use freeway_plugin_sdk::routing::fixtures::{candidate, request};
+    use freeway_plugin_sdk::types::{Error, ErrorKind};
 
     fn busy(id: u32, in_flight: u32, error_rate: f32) -> Candidate {
         Candidate {
@@ -99,7 +61,7 @@ mod tests {
     }
 
     fn route(candidates: &[Candidate], settings: &str) -> Result<Vec<u32>, Error> {
-        Ok(order(candidates, &Settings::parse(settings)?))
+        freeway_plugin_sdk::routing::route::<LeastBusy>(&request(), candidates, settings)
     }
 
     #[test]

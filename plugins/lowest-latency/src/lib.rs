@@ -17,12 +17,9 @@
 //! - `include_cooling`: also return healthy candidates that are cooling down, after the ready
 //!   ones, soonest cooldown end first (default false).
 
-use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
-use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::routing::{Eligible, known, unknown_last};
-use freeway_plugin_sdk::types::{Error, PluginKind};
-
-const NAME: &str = "lowest-latency";
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
+use freeway_plugin_sdk::routing::{Eligible, Policy, PolicySettings, known, unknown_last};
+use freeway_plugin_sdk::types::Error;
 
 #[derive(Debug, Default)]
 struct Settings {
@@ -30,15 +27,12 @@ struct Settings {
     include_cooling: bool,
 }
 
-impl Settings {
-    fn parse(json: &str) -> Result<Self, Error> {
-        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
-        let settings = Self {
+impl PolicySettings for Settings {
+    fn read(raw: &mut freeway_plugin_sdk::routing::Settings) -> Result<Self, Error> {
+        Ok(Self {
             explore: raw.take("explore")?.unwrap_or(false),
             include_cooling: raw.take("include_cooling")?.unwrap_or(false),
-        };
-        raw.finish()?;
-        Ok(settings)
+        })
     }
 }
 
@@ -51,53 +45,31 @@ fn latency(request: &RequestInfo, candidate: &Candidate) -> Option<f32> {
     })
 }
 
-/// Candidate ids in the order to try them.
-fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
-    let mut eligible = Eligible::new(candidates, settings.include_cooling);
-    // Stable: equal latencies, and all unknown ones, keep the configured order.
-    eligible.ready.sort_by(|a, b| {
-        let (a, b) = (latency(request, a), latency(request, b));
-        let known_first = unknown_last(a, b, f32::total_cmp);
-        if settings.explore && a.is_some() != b.is_some() {
-            known_first.reverse()
-        } else {
-            known_first
-        }
-    });
-    eligible.ids()
-}
-
 struct LowestLatency;
 
-impl router_world::Guest for LowestLatency {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata {
-            name: NAME.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Router,
-            description: "Tries the fastest ready target first (time to first token for streams)"
-                .to_owned(),
-        }
-    }
+impl Policy for LowestLatency {
+    const NAME: &'static str = "lowest-latency";
+    const DESCRIPTION: &'static str =
+        "Tries the fastest ready target first (time to first token for streams)";
+    type Settings = Settings;
 
-    fn check_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings)
-            .map(drop)
-            .map_err(|problem| problem.message)
-    }
-}
-
-impl policy::Guest for LowestLatency {
-    fn route(
-        request: RequestInfo,
-        candidates: Vec<Candidate>,
-        settings: String,
-    ) -> Result<Vec<u32>, Error> {
-        Ok(order(&request, &candidates, &Settings::parse(&settings)?))
+    fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
+        let mut eligible = Eligible::new(candidates, settings.include_cooling);
+        // Stable: equal latencies, and all unknown ones, keep the configured order.
+        eligible.ready.sort_by(|a, b| {
+            let (a, b) = (latency(request, a), latency(request, b));
+            let known_first = unknown_last(a, b, f32::total_cmp);
+            if settings.explore && a.is_some() != b.is_some() {
+                known_first.reverse()
+            } else {
+                known_first
+            }
+        });
+        eligible.ids()
     }
 }
 
-freeway_plugin_sdk::export_router!(LowestLatency with_types_in freeway_plugin_sdk::router);
+freeway_plugin_sdk::export_policy!(LowestLatency);
 
 #[cfg(test)]
 mod tests {
@@ -118,7 +90,7 @@ mod tests {
             stream,
             ..request()
         };
-        Ok(order(&request, candidates, &Settings::parse(settings)?))
+        freeway_plugin_sdk::routing::route::<LowestLatency>(&request, candidates, settings)
     }
 
     fn fleet() -> Vec<Candidate> {

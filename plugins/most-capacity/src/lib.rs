@@ -19,28 +19,8 @@
 
 use std::cmp::Ordering;
 
-use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
-use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::routing::{Eligible, known, unknown_last};
-use freeway_plugin_sdk::types::{Error, PluginKind};
-
-const NAME: &str = "most-capacity";
-
-#[derive(Debug, Default)]
-struct Settings {
-    include_cooling: bool,
-}
-
-impl Settings {
-    fn parse(json: &str) -> Result<Self, Error> {
-        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
-        let settings = Self {
-            include_cooling: raw.take("include_cooling")?.unwrap_or(false),
-        };
-        raw.finish()?;
-        Ok(settings)
-    }
-}
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
+use freeway_plugin_sdk::routing::{Eligible, IncludeCooling, Policy, known, unknown_last};
 
 /// Which of two candidates has more room; `Less` means `a` first.
 fn more_room(a: &Candidate, b: &Candidate) -> Ordering {
@@ -51,52 +31,33 @@ fn more_room(a: &Candidate, b: &Candidate) -> Ordering {
         .then_with(|| unknown_last(a.remaining_tokens, b.remaining_tokens, descending))
 }
 
-/// Candidate ids in the order to try them.
-fn order(candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
-    let mut eligible = Eligible::new(candidates, settings.include_cooling);
-    // Stable: equal room keeps the configured order.
-    eligible.ready.sort_by(|a, b| more_room(a, b));
-    eligible.ids()
-}
-
 struct MostCapacity;
 
-impl router_world::Guest for MostCapacity {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata {
-            name: NAME.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Router,
-            description:
-                "Tries the ready target with the most free quota and rate limit left first"
-                    .to_owned(),
-        }
-    }
+impl Policy for MostCapacity {
+    const NAME: &'static str = "most-capacity";
+    const DESCRIPTION: &'static str =
+        "Tries the ready target with the most free quota and rate limit left first";
+    type Settings = IncludeCooling;
 
-    fn check_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings)
-            .map(drop)
-            .map_err(|problem| problem.message)
-    }
-}
-
-impl policy::Guest for MostCapacity {
-    fn route(
-        _request: RequestInfo,
-        candidates: Vec<Candidate>,
-        settings: String,
-    ) -> Result<Vec<u32>, Error> {
-        Ok(order(&candidates, &Settings::parse(&settings)?))
+    fn order(
+        _request: &RequestInfo,
+        candidates: &[Candidate],
+        settings: &IncludeCooling,
+    ) -> Vec<u32> {
+        let mut eligible = Eligible::new(candidates, settings.include_cooling);
+        // Stable: equal room keeps the configured order.
+        eligible.ready.sort_by(|a, b| more_room(a, b));
+        eligible.ids()
     }
 }
 
-freeway_plugin_sdk::export_router!(MostCapacity with_types_in freeway_plugin_sdk::router);
+freeway_plugin_sdk::export_policy!(MostCapacity);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freeway_plugin_sdk::routing::fixtures::candidate;
-    use freeway_plugin_sdk::types::ErrorKind;
+    use freeway_plugin_sdk::routing::fixtures::{candidate, request};
+    use freeway_plugin_sdk::types::{Error, ErrorKind};
 
     fn room(
         id: u32,
@@ -113,7 +74,7 @@ mod tests {
     }
 
     fn route(candidates: &[Candidate], settings: &str) -> Result<Vec<u32>, Error> {
-        Ok(order(candidates, &Settings::parse(settings)?))
+        freeway_plugin_sdk::routing::route::<MostCapacity>(&request(), candidates, settings)
     }
 
     #[test]

@@ -7,84 +7,34 @@
 //! is briefly rate-limited. Unhealthy candidates are never returned: the circuit breaker holds
 //! them out on purpose.
 
-use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
-use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::types::{Error, PluginKind};
-
-const NAME: &str = "priority-fallback";
-
-#[derive(Debug, Default)]
-struct Settings {
-    include_cooling: bool,
-}
-
-impl Settings {
-    /// Strict, key by key (the SDK's settings reader), so every error names the setting.
-    fn parse(json: &str) -> Result<Self, Error> {
-        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
-        let settings = Self {
-            include_cooling: raw.take("include_cooling")?.unwrap_or(false),
-        };
-        raw.finish()?;
-        Ok(settings)
-    }
-}
-
-/// Candidate ids in the order to try them.
-fn order(candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
-    let mut ids: Vec<u32> = candidates
-        .iter()
-        .filter(|candidate| candidate.healthy && candidate.cooldown_ms == 0)
-        .map(|candidate| candidate.id)
-        .collect();
-    if settings.include_cooling {
-        let mut cooling: Vec<&Candidate> = candidates
-            .iter()
-            .filter(|candidate| candidate.healthy && candidate.cooldown_ms > 0)
-            .collect();
-        // Stable: equal cooldowns keep the configured order.
-        cooling.sort_by_key(|candidate| candidate.cooldown_ms);
-        ids.extend(cooling.into_iter().map(|candidate| candidate.id));
-    }
-    ids
-}
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
+use freeway_plugin_sdk::routing::{Eligible, IncludeCooling, Policy};
 
 struct PriorityFallback;
 
-impl router_world::Guest for PriorityFallback {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata {
-            name: NAME.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Router,
-            description: "Tries targets in configured order, skipping unhealthy and cooling ones"
-                .to_owned(),
-        }
-    }
+impl Policy for PriorityFallback {
+    const NAME: &'static str = "priority-fallback";
+    const DESCRIPTION: &'static str =
+        "Tries targets in configured order, skipping unhealthy and cooling ones";
+    type Settings = IncludeCooling;
 
-    fn check_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings)
-            .map(drop)
-            .map_err(|problem| problem.message)
+    fn order(
+        _request: &RequestInfo,
+        candidates: &[Candidate],
+        settings: &IncludeCooling,
+    ) -> Vec<u32> {
+        // Ready ones in configured order, then (when asked) cooling ones soonest first.
+        Eligible::new(candidates, settings.include_cooling).ids()
     }
 }
 
-impl policy::Guest for PriorityFallback {
-    fn route(
-        _request: RequestInfo,
-        candidates: Vec<Candidate>,
-        settings: String,
-    ) -> Result<Vec<u32>, Error> {
-        Ok(order(&candidates, &Settings::parse(&settings)?))
-    }
-}
-
-freeway_plugin_sdk::export_router!(PriorityFallback with_types_in freeway_plugin_sdk::router);
+freeway_plugin_sdk::export_policy!(PriorityFallback);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freeway_plugin_sdk::types::ErrorKind;
+    use freeway_plugin_sdk::routing::fixtures::request;
+    use freeway_plugin_sdk::types::{Error, ErrorKind};
 
     fn candidate(id: u32, healthy: bool, cooldown_ms: u64) -> Candidate {
         Candidate {
@@ -109,7 +59,7 @@ mod tests {
     }
 
     fn route(candidates: &[Candidate], settings: &str) -> Result<Vec<u32>, Error> {
-        Ok(order(candidates, &Settings::parse(settings)?))
+        freeway_plugin_sdk::routing::route::<PriorityFallback>(&request(), candidates, settings)
     }
 
     fn fleet() -> Vec<Candidate> {

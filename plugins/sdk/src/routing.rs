@@ -8,6 +8,11 @@
 //! order (every sort is stable); unknown live values (`None`, NaN, negative) sort after known
 //! ones.
 //!
+//! A router is then its ordering function plus its settings type: implement [`Policy`] and
+//! name the type with [`export_policy!`](crate::export_policy), which writes the world's
+//! `metadata`, `check-settings` and `route` exports once for every router, so `check-settings`
+//! refuses exactly what `route` would.
+//!
 //! Enabled by the SDK's `routing` feature.
 
 use std::cmp::Ordering;
@@ -18,8 +23,130 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::http::error;
+use crate::router::PluginMetadata;
 use crate::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
-use crate::types::{Error, ErrorKind};
+use crate::types::{Error, ErrorKind, PluginKind};
+
+/// A routing policy: what the router world needs from a router besides the boilerplate.
+///
+/// ```ignore
+/// struct PriorityFallback;
+///
+/// impl Policy for PriorityFallback {
+///     const NAME: &'static str = "priority-fallback";
+///     const DESCRIPTION: &'static str = "Tries targets in configured order";
+///     type Settings = IncludeCooling;
+///
+///     fn order(_: &RequestInfo, candidates: &[Candidate], settings: &IncludeCooling) -> Vec<u32> {
+///         Eligible::new(candidates, settings.include_cooling).ids()
+///     }
+/// }
+///
+/// freeway_plugin_sdk::export_policy!(PriorityFallback);
+/// ```
+pub trait Policy {
+    /// The metadata name config refers to; also the name in every settings error.
+    const NAME: &'static str;
+    /// One line for `metadata`.
+    const DESCRIPTION: &'static str;
+    /// The policy's settings, read strictly from the JSON the host passes.
+    type Settings: PolicySettings;
+
+    /// Candidate ids in the order to try them.
+    fn order(
+        request: &RequestInfo,
+        candidates: &[Candidate],
+        settings: &Self::Settings,
+    ) -> Vec<u32>;
+}
+
+/// A policy's settings type: reads its keys from the strict reader, which then refuses any key
+/// it did not take.
+pub trait PolicySettings: Sized {
+    fn read(settings: &mut Settings) -> Result<Self, Error>;
+}
+
+/// The settings most policies take: only `include_cooling` (default false).
+#[derive(Debug, Default)]
+pub struct IncludeCooling {
+    pub include_cooling: bool,
+}
+
+impl PolicySettings for IncludeCooling {
+    fn read(settings: &mut Settings) -> Result<Self, Error> {
+        Ok(Self {
+            include_cooling: settings.take("include_cooling")?.unwrap_or(false),
+        })
+    }
+}
+
+/// `P`'s settings from the JSON text the host passes: one function for `check-settings` and
+/// `route`, so the check at load refuses exactly what a call would.
+pub fn parse_settings<P: Policy>(json: &str) -> Result<P::Settings, Error> {
+    let mut raw = Settings::parse(P::NAME, json)?;
+    let settings = P::Settings::read(&mut raw)?;
+    raw.finish()?;
+    Ok(settings)
+}
+
+/// The router world's `route` for `P`.
+pub fn route<P: Policy>(
+    request: &RequestInfo,
+    candidates: &[Candidate],
+    settings: &str,
+) -> Result<Vec<u32>, Error> {
+    Ok(P::order(
+        request,
+        candidates,
+        &parse_settings::<P>(settings)?,
+    ))
+}
+
+/// The router world's `check-settings` for `P`.
+pub fn check_settings<P: Policy>(settings: &str) -> Result<(), String> {
+    parse_settings::<P>(settings)
+        .map(drop)
+        .map_err(|problem| problem.message)
+}
+
+/// The router world's `metadata` for `P`, at the plugin crate's `version`.
+pub fn plugin_metadata<P: Policy>(version: &str) -> PluginMetadata {
+    PluginMetadata {
+        name: P::NAME.to_owned(),
+        version: version.to_owned(),
+        kind: PluginKind::Router,
+        description: P::DESCRIPTION.to_owned(),
+    }
+}
+
+/// Exports a [`Policy`] as the router world: `metadata` (at the plugin crate's version),
+/// `check-settings` and `policy.route`, all through the functions above.
+#[macro_export]
+macro_rules! export_policy {
+    ($policy:ident) => {
+        impl $crate::router::Guest for $policy {
+            fn metadata() -> $crate::router::PluginMetadata {
+                $crate::routing::plugin_metadata::<$policy>(env!("CARGO_PKG_VERSION"))
+            }
+
+            fn check_settings(settings: String) -> Result<(), String> {
+                $crate::routing::check_settings::<$policy>(&settings)
+            }
+        }
+
+        impl $crate::router::exports::freeway::plugin::policy::Guest for $policy {
+            fn route(
+                request: $crate::router::exports::freeway::plugin::policy::RequestInfo,
+                candidates: Vec<$crate::router::exports::freeway::plugin::policy::Candidate>,
+                settings: String,
+            ) -> Result<Vec<u32>, $crate::types::Error> {
+                $crate::routing::route::<$policy>(&request, &candidates, &settings)
+            }
+        }
+
+        $crate::export_router!($policy with_types_in $crate::router);
+    };
+}
 
 /// A policy's settings object, read key by key so every error names the key it is about.
 ///

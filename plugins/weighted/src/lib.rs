@@ -25,12 +25,9 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{self, Candidate, RequestInfo};
-use freeway_plugin_sdk::router::{self as router_world, PluginMetadata};
-use freeway_plugin_sdk::routing::{Eligible, Selector};
-use freeway_plugin_sdk::types::{Error, PluginKind};
-
-const NAME: &str = "weighted";
+use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
+use freeway_plugin_sdk::routing::{Eligible, Policy, PolicySettings, Selector};
+use freeway_plugin_sdk::types::Error;
 
 #[derive(Debug, Default)]
 struct Settings {
@@ -41,9 +38,8 @@ struct Settings {
     include_cooling: bool,
 }
 
-impl Settings {
-    fn parse(json: &str) -> Result<Self, Error> {
-        let mut raw = freeway_plugin_sdk::routing::Settings::parse(NAME, json)?;
+impl PolicySettings for Settings {
+    fn read(raw: &mut freeway_plugin_sdk::routing::Settings) -> Result<Self, Error> {
         let mut settings = Self {
             seed: raw.take("seed")?,
             include_cooling: raw.take("include_cooling")?.unwrap_or(false),
@@ -67,10 +63,11 @@ impl Settings {
                 Err(problem) => return Err(raw.invalid("weights", problem)),
             }
         }
-        raw.finish()?;
         Ok(settings)
     }
+}
 
+impl Settings {
     fn weight(&self, candidate: &Candidate) -> u32 {
         // Looking up by (provider, model) needs owned keys; the maps are a handful of entries.
         self.targets
@@ -142,77 +139,56 @@ fn clock_seed() -> u64 {
         .map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
 
-/// Candidate ids in the order to try them.
-fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
-    let eligible = Eligible::new(candidates, settings.include_cooling);
-    let mut rng = SplitMix64(mix(settings.seed.unwrap_or_else(clock_seed), request));
-
-    let weighted = eligible
-        .ready
-        .iter()
-        .map(|candidate| (*candidate, u64::from(settings.weight(candidate))));
-    let (mut pool, backup): (Vec<_>, Vec<_>) = weighted.partition(|(_, weight)| *weight > 0);
-    let mut ids = Vec::with_capacity(candidates.len());
-    let mut total: u64 = pool.iter().map(|(_, weight)| weight).sum();
-    while !pool.is_empty() {
-        let mut point = rng.below(total);
-        let mut index = pool.len() - 1;
-        for (i, (_, weight)) in pool.iter().enumerate() {
-            if point < *weight {
-                index = i;
-                break;
-            }
-            point -= weight;
-        }
-        let (candidate, weight) = pool.remove(index);
-        total -= weight;
-        ids.push(candidate.id);
-    }
-    ids.extend(backup.iter().map(|(candidate, _)| candidate.id));
-    ids.extend(eligible.cooling.iter().map(|candidate| candidate.id));
-    ids
-}
-
 struct Weighted;
 
-impl router_world::Guest for Weighted {
-    fn metadata() -> PluginMetadata {
-        PluginMetadata {
-            name: NAME.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            kind: PluginKind::Router,
-            description: "Orders ready targets by weighted random draw without replacement"
-                .to_owned(),
+impl Policy for Weighted {
+    const NAME: &'static str = "weighted";
+    const DESCRIPTION: &'static str =
+        "Orders ready targets by weighted random draw without replacement";
+    type Settings = Settings;
+
+    fn order(request: &RequestInfo, candidates: &[Candidate], settings: &Settings) -> Vec<u32> {
+        let eligible = Eligible::new(candidates, settings.include_cooling);
+        let mut rng = SplitMix64(mix(settings.seed.unwrap_or_else(clock_seed), request));
+
+        let weighted = eligible
+            .ready
+            .iter()
+            .map(|candidate| (*candidate, u64::from(settings.weight(candidate))));
+        let (mut pool, backup): (Vec<_>, Vec<_>) = weighted.partition(|(_, weight)| *weight > 0);
+        let mut ids = Vec::with_capacity(candidates.len());
+        let mut total: u64 = pool.iter().map(|(_, weight)| weight).sum();
+        while !pool.is_empty() {
+            let mut point = rng.below(total);
+            let mut index = pool.len() - 1;
+            for (i, (_, weight)) in pool.iter().enumerate() {
+                if point < *weight {
+                    index = i;
+                    break;
+                }
+                point -= weight;
+            }
+            let (candidate, weight) = pool.remove(index);
+            total -= weight;
+            ids.push(candidate.id);
         }
-    }
-
-    fn check_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings)
-            .map(drop)
-            .map_err(|problem| problem.message)
+        ids.extend(backup.iter().map(|(candidate, _)| candidate.id));
+        ids.extend(eligible.cooling.iter().map(|candidate| candidate.id));
+        ids
     }
 }
 
-impl policy::Guest for Weighted {
-    fn route(
-        request: RequestInfo,
-        candidates: Vec<Candidate>,
-        settings: String,
-    ) -> Result<Vec<u32>, Error> {
-        Ok(order(&request, &candidates, &Settings::parse(&settings)?))
-    }
-}
-
-freeway_plugin_sdk::export_router!(Weighted with_types_in freeway_plugin_sdk::router);
+freeway_plugin_sdk::export_policy!(Weighted);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use freeway_plugin_sdk::routing::fixtures::{candidate, request};
+    use freeway_plugin_sdk::routing::parse_settings;
     use freeway_plugin_sdk::types::ErrorKind;
 
     fn route(candidates: &[Candidate], settings: &str) -> Result<Vec<u32>, Error> {
-        Ok(order(&request(), candidates, &Settings::parse(settings)?))
+        freeway_plugin_sdk::routing::route::<Weighted>(&request(), candidates, settings)
     }
 
     fn weighted(weights: &[u32]) -> Vec<Candidate> {
@@ -321,15 +297,15 @@ mod tests {
     #[test]
     fn a_seed_makes_the_order_a_function_of_the_request() {
         let candidates = weighted(&[1, 1, 1, 1, 1, 1]);
-        let settings = Settings::parse(r#"{"seed": 7}"#).expect("valid");
-        let first = order(&request(), &candidates, &settings);
-        assert_eq!(order(&request(), &candidates, &settings), first);
+        let settings = parse_settings::<Weighted>(r#"{"seed": 7}"#).expect("valid");
+        let first = Weighted::order(&request(), &candidates, &settings);
+        assert_eq!(Weighted::order(&request(), &candidates, &settings), first);
         // Different requests spread: 20 sessions do not all get the same order.
         let orders: std::collections::BTreeSet<Vec<u32>> = (0..20)
             .map(|i| {
                 let mut request = request();
                 request.session = Some(format!("session-{i}"));
-                order(&request, &candidates, &settings)
+                Weighted::order(&request, &candidates, &settings)
             })
             .collect();
         assert!(orders.len() > 1);
