@@ -20,16 +20,13 @@ mod response;
 mod settings;
 mod stream;
 
-use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use freeway_plugin_sdk::openai::unix_now;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{
-    self, Chunk, Completion, HttpRequest, Target,
+    self, Completion, HttpRequest, Target,
 };
 use freeway_plugin_sdk::provider::{self, PluginMetadata};
+use freeway_plugin_sdk::stream::DecoderResource;
 use freeway_plugin_sdk::types::{Error, PluginKind, RateLimits};
-
-use stream::EventDecoder;
 
 struct Anthropic;
 
@@ -51,7 +48,7 @@ impl provider::Guest for Anthropic {
 }
 
 impl adapter::Guest for Anthropic {
-    type StreamDecoder = StreamDecoder;
+    type StreamDecoder = DecoderResource<stream::Translator>;
 
     fn build_request(target: Target, request: String) -> Result<HttpRequest, Error> {
         request::build_request(&target, &request)
@@ -69,32 +66,6 @@ impl adapter::Guest for Anthropic {
     fn read_rate_limits(status: u16, headers: Vec<(String, String)>, _body: Vec<u8>) -> RateLimits {
         rate_limits::read_rate_limits(status, &headers)
     }
-}
-
-/// The `stream-decoder` resource. The generated trait hands out `&self`, so the decoding state
-/// sits in a `RefCell`; calls on one resource never overlap.
-struct StreamDecoder(RefCell<EventDecoder>);
-
-impl adapter::GuestStreamDecoder for StreamDecoder {
-    fn new(target: Target) -> Self {
-        Self(RefCell::new(EventDecoder::new(&target.model, unix_now())))
-    }
-
-    fn push(&self, bytes: Vec<u8>) -> Result<Vec<Chunk>, Error> {
-        self.0.borrow_mut().push(&bytes)
-    }
-
-    fn finish(&self) -> Result<Vec<Chunk>, Error> {
-        self.0.borrow_mut().finish()
-    }
-}
-
-/// Seconds since the Unix epoch, for OpenAI's `created`. Anthropic's answers carry no
-/// timestamp; a clock before 1970 (a sandbox without one) gives 0 rather than failing.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 freeway_plugin_sdk::export_provider!(Anthropic with_types_in freeway_plugin_sdk::provider);

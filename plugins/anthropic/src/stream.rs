@@ -1,4 +1,6 @@
-//! The stream decoder: Anthropic's Messages event stream becomes `chat.completion.chunk`s.
+//! The stream translation: Anthropic's Messages event stream becomes `chat.completion.chunk`s.
+//! SSE framing and the pending error are the SDK's (`freeway_plugin_sdk::stream`); this module
+//! owns what one event becomes.
 //!
 //! Messages streams typed events (`message_start`, `content_block_start`,
 //! `content_block_delta`, `content_block_stop`, `message_delta`, `message_stop`, `ping`,
@@ -19,16 +21,18 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use freeway_plugin_sdk::http::error;
-use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Chunk;
-use freeway_plugin_sdk::sse::{SseDecoder, SseEvent};
+use freeway_plugin_sdk::openai::unix_now;
+use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Chunk, Target};
+use freeway_plugin_sdk::sse::SseEvent;
+use freeway_plugin_sdk::stream::EventTranslator;
 use freeway_plugin_sdk::types::{Error, ErrorKind};
 
 use crate::errors::{classify, read_error_value};
 use crate::openai;
 use crate::response::{MessageUsage, finish_reason, invalid_response};
 
-pub(crate) struct EventDecoder {
-    sse: SseDecoder,
+/// This adapter's part of the SDK's stream decoder.
+pub(crate) struct Translator {
     id: String,
     model: String,
     created: u64,
@@ -39,15 +43,11 @@ pub(crate) struct EventDecoder {
     usage: MessageUsage,
     finish_reason: Option<&'static str>,
     stopped: bool,
-    /// An error met after chunks of the same push: those chunks go out first, the error at the
-    /// next call.
-    pending_error: Option<Error>,
 }
 
-impl EventDecoder {
+impl Translator {
     pub fn new(model: &str, created: u64) -> Self {
         Self {
-            sse: SseDecoder::new(),
             id: format!("msg_{created}"),
             model: model.to_owned(),
             created,
@@ -56,27 +56,60 @@ impl EventDecoder {
             usage: MessageUsage::default(),
             finish_reason: None,
             stopped: false,
-            pending_error: None,
         }
     }
 
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
+    /// A chunk with one choice; the first chunk of the stream also carries the role.
+    fn chunk(&mut self, mut delta: openai::Delta, finish_reason: Option<&'static str>) -> Chunk {
+        if !self.sent_role {
+            self.sent_role = true;
+            delta.role = Some("assistant");
         }
-        let events = self.sse.push(bytes);
-        self.translate(events)
+        let data = openai::Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![openai::ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
+            usage: None,
+        };
+        Chunk {
+            data: openai::to_json(&data),
+            usage: None,
+        }
     }
 
-    pub fn finish(&mut self) -> Result<Vec<Chunk>, Error> {
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
+    fn usage_chunk(&self) -> Chunk {
+        let data = openai::Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: Vec::new(),
+            usage: Some(self.usage.to_openai()),
+        };
+        Chunk {
+            data: openai::to_json(&data),
+            usage: Some(self.usage.to_usage()),
         }
-        let trailing = self.sse.finish().into_iter().collect();
-        let mut chunks = self.translate(trailing)?;
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
-        }
+    }
+}
+
+impl EventTranslator for Translator {
+    fn for_target(target: &Target) -> Self {
+        Self::new(&target.model, unix_now())
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    fn end(&mut self, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
         if !self.stopped {
             if self.finish_reason.is_none() {
                 return Err(error(
@@ -89,27 +122,10 @@ impl EventDecoder {
             chunks.push(self.usage_chunk());
             self.stopped = true;
         }
-        Ok(chunks)
+        Ok(())
     }
 
-    fn translate(&mut self, events: Vec<SseEvent>) -> Result<Vec<Chunk>, Error> {
-        let mut chunks = Vec::with_capacity(events.len() + 1);
-        for event in events {
-            if self.stopped {
-                break;
-            }
-            if let Err(failure) = self.translate_event(&event, &mut chunks) {
-                if chunks.is_empty() {
-                    return Err(failure);
-                }
-                self.pending_error = Some(failure);
-                break;
-            }
-        }
-        Ok(chunks)
-    }
-
-    fn translate_event(&mut self, event: &SseEvent, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
+    fn translate_event(&mut self, event: SseEvent, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
         let payload = event.data.trim();
         if payload.is_empty() {
             return Ok(());
@@ -251,46 +267,6 @@ impl EventDecoder {
         }
         Ok(())
     }
-
-    /// A chunk with one choice; the first chunk of the stream also carries the role.
-    fn chunk(&mut self, mut delta: openai::Delta, finish_reason: Option<&'static str>) -> Chunk {
-        if !self.sent_role {
-            self.sent_role = true;
-            delta.role = Some("assistant");
-        }
-        let data = openai::Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: vec![openai::ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason,
-            }],
-            usage: None,
-        };
-        Chunk {
-            data: openai::to_json(&data),
-            usage: None,
-        }
-    }
-
-    fn usage_chunk(&self) -> Chunk {
-        let data = openai::Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: Vec::new(),
-            usage: Some(self.usage.to_openai()),
-        };
-        Chunk {
-            data: openai::to_json(&data),
-            usage: Some(self.usage.to_usage()),
-        }
-    }
 }
 
 /// A delta with text only.
@@ -391,7 +367,12 @@ struct StopDelta {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::stream::StreamDecoder;
     use serde_json::json;
+
+    fn new_decoder(model: &str, created: u64) -> StreamDecoder<Translator> {
+        StreamDecoder::new(Translator::new(model, created))
+    }
 
     const CREATED: u64 = 1_730_000_000;
 
@@ -402,7 +383,7 @@ mod tests {
     const TOOL_STREAM: &str = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_014p7gG3wDgGV9EUtLvnow3U\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2},\"content\":[],\"stop_reason\":null}}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Weather needed.\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking.\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":1}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T1x1fJ34qAmk2tNTrN7Up6\",\"name\":\"get_weather\",\"input\":{}}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"location\\\":\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" \\\"Paris\\\"}\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":2}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_02\",\"name\":\"get_time\",\"input\":{}}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":3}\r\n\r\nevent: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\r\n\r\nevent: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
 
     fn decode_in_pieces(body: &str, size: usize) -> (Vec<Chunk>, Result<Vec<Chunk>, Error>) {
-        let mut decoder = EventDecoder::new("claude-sonnet-4-5", CREATED);
+        let mut decoder = new_decoder("claude-sonnet-4-5", CREATED);
         let mut chunks = Vec::new();
         for piece in body.as_bytes().chunks(size) {
             chunks.extend(decoder.push(piece).expect("push succeeds"));
@@ -510,7 +491,7 @@ mod tests {
 
     #[test]
     fn error_event_is_typed() {
-        let mut decoder = EventDecoder::new("m", CREATED);
+        let mut decoder = new_decoder("m", CREATED);
         let failure = decoder
             .push(b"event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n")
             .expect_err("error");
@@ -519,7 +500,7 @@ mod tests {
         assert_eq!(failure.message, "Overloaded");
         assert_eq!(failure.code.as_deref(), Some("overloaded_error"));
 
-        let mut decoder = EventDecoder::new("m", CREATED);
+        let mut decoder = new_decoder("m", CREATED);
         let failure = decoder
             .push(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n")
             .expect_err("error");
@@ -534,7 +515,7 @@ mod tests {
             .expect("prefix")
             .to_owned()
             + "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error\"}}\n\n";
-        let mut decoder = EventDecoder::new("m", CREATED);
+        let mut decoder = new_decoder("m", CREATED);
         let chunks = decoder.push(body.as_bytes()).expect("the text so far");
         assert_eq!(chunks.len(), 2);
         let failure = decoder.push(b"").expect_err("then the error");
@@ -570,7 +551,7 @@ mod tests {
             "event: message_start\ndata: {\"type\":\"message_start\"}\n\n",
             "data: {\"type\":\"content_block_delta\",\"index\":5,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\"}}\n\n",
         ] {
-            let mut decoder = EventDecoder::new("m", CREATED);
+            let mut decoder = new_decoder("m", CREATED);
             let failure = decoder.push(body.as_bytes()).expect_err("invalid");
             assert_eq!(failure.kind, ErrorKind::InvalidResponse, "{body}");
         }
@@ -593,7 +574,7 @@ mod tests {
         let body = format!(
             "{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n"
         );
-        let mut decoder = EventDecoder::new("m", CREATED);
+        let mut decoder = new_decoder("m", CREATED);
         let failure = decoder
             .push(body.as_bytes())
             .expect_err("no chunk before the error");

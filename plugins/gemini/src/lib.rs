@@ -22,16 +22,13 @@ mod schema;
 mod settings;
 mod stream;
 
-use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use freeway_plugin_sdk::openai::unix_now;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{
-    self, Chunk, Completion, HttpRequest, Target,
+    self, Completion, HttpRequest, Target,
 };
 use freeway_plugin_sdk::provider::{self, PluginMetadata};
+use freeway_plugin_sdk::stream::DecoderResource;
 use freeway_plugin_sdk::types::{Error, PluginKind, RateLimits};
-
-use stream::ResponseDecoder;
 
 struct Gemini;
 
@@ -53,7 +50,7 @@ impl provider::Guest for Gemini {
 }
 
 impl adapter::Guest for Gemini {
-    type StreamDecoder = StreamDecoder;
+    type StreamDecoder = DecoderResource<stream::Translator>;
 
     fn build_request(target: Target, request: String) -> Result<HttpRequest, Error> {
         request::build_request(&target, &request)
@@ -71,35 +68,6 @@ impl adapter::Guest for Gemini {
     fn read_rate_limits(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> RateLimits {
         errors::read_rate_limits(status, &headers, &body)
     }
-}
-
-/// The `stream-decoder` resource. The generated trait hands out `&self`, so the decoding state
-/// sits in a `RefCell`; calls on one resource never overlap.
-struct StreamDecoder(RefCell<ResponseDecoder>);
-
-impl adapter::GuestStreamDecoder for StreamDecoder {
-    fn new(target: Target) -> Self {
-        Self(RefCell::new(ResponseDecoder::new(
-            &target.model,
-            unix_now(),
-        )))
-    }
-
-    fn push(&self, bytes: Vec<u8>) -> Result<Vec<Chunk>, Error> {
-        self.0.borrow_mut().push(&bytes)
-    }
-
-    fn finish(&self) -> Result<Vec<Chunk>, Error> {
-        self.0.borrow_mut().finish()
-    }
-}
-
-/// Seconds since the Unix epoch, for OpenAI's `created`. A clock before 1970 (a sandbox
-/// without one) gives 0 rather than failing.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 freeway_plugin_sdk::export_provider!(Gemini with_types_in freeway_plugin_sdk::provider);

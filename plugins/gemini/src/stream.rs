@@ -1,5 +1,6 @@
-//! The stream decoder: Gemini's `streamGenerateContent?alt=sse` body becomes
-//! `chat.completion.chunk`s.
+//! The stream translation: Gemini's `streamGenerateContent?alt=sse` body becomes
+//! `chat.completion.chunk`s. SSE framing and the pending error are the SDK's
+//! (`freeway_plugin_sdk::stream`); this module owns what one event becomes.
 //!
 //! Each SSE `data:` event is a whole `GenerateContentResponse` holding the next piece of every
 //! candidate. Per candidate and event one chunk goes out: the first carries `role`, text parts
@@ -13,15 +14,17 @@
 use serde_json::Value;
 
 use freeway_plugin_sdk::http::error;
-use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Chunk;
-use freeway_plugin_sdk::sse::{SseDecoder, SseEvent};
+use freeway_plugin_sdk::openai::unix_now;
+use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Chunk, Target};
+use freeway_plugin_sdk::sse::SseEvent;
+use freeway_plugin_sdk::stream::EventTranslator;
 use freeway_plugin_sdk::types::{Error, ErrorKind};
 
 use crate::openai;
 use crate::response::{GenerateContentResponse, UsageMetadata, finish_reason, invalid_response};
 
-pub(crate) struct ResponseDecoder {
-    sse: SseDecoder,
+/// This adapter's part of the SDK's stream decoder.
+pub(crate) struct Translator {
     id: String,
     model: String,
     created: u64,
@@ -29,9 +32,6 @@ pub(crate) struct ResponseDecoder {
     /// finished.
     choices: Vec<ChoiceState>,
     usage: Option<UsageMetadata>,
-    /// An error met after chunks of the same push: those chunks go out first, the error at the
-    /// next call.
-    pending_error: Option<Error>,
     saw_event: bool,
 }
 
@@ -42,37 +42,25 @@ struct ChoiceState {
     finished: bool,
 }
 
-impl ResponseDecoder {
+impl Translator {
     pub fn new(model: &str, created: u64) -> Self {
         Self {
-            sse: SseDecoder::new(),
             id: format!("gen-{created}"),
             model: model.to_owned(),
             created,
             choices: Vec::new(),
             usage: None,
-            pending_error: None,
             saw_event: false,
         }
     }
+}
 
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
-        }
-        let events = self.sse.push(bytes);
-        self.translate(events)
+impl EventTranslator for Translator {
+    fn for_target(target: &Target) -> Self {
+        Self::new(&target.model, unix_now())
     }
 
-    pub fn finish(&mut self) -> Result<Vec<Chunk>, Error> {
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
-        }
-        let trailing = self.sse.finish().into_iter().collect();
-        let mut chunks = self.translate(trailing)?;
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
-        }
+    fn end(&mut self, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
         if !self.choices.iter().any(|choice| choice.finished) {
             return Err(error(
                 ErrorKind::Unavailable,
@@ -94,24 +82,10 @@ impl ResponseDecoder {
                 usage: Some(usage.to_usage()),
             });
         }
-        Ok(chunks)
+        Ok(())
     }
 
-    fn translate(&mut self, events: Vec<SseEvent>) -> Result<Vec<Chunk>, Error> {
-        let mut chunks = Vec::with_capacity(events.len());
-        for event in events {
-            if let Err(failure) = self.translate_event(&event, &mut chunks) {
-                if chunks.is_empty() {
-                    return Err(failure);
-                }
-                self.pending_error = Some(failure);
-                break;
-            }
-        }
-        Ok(chunks)
-    }
-
-    fn translate_event(&mut self, event: &SseEvent, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
+    fn translate_event(&mut self, event: SseEvent, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
         let payload = event.data.trim();
         if payload.is_empty() || payload == "[DONE]" {
             return Ok(());
@@ -209,7 +183,12 @@ impl ResponseDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::stream::StreamDecoder;
     use serde_json::json;
+
+    fn new_decoder(model: &str, created: u64) -> StreamDecoder<Translator> {
+        StreamDecoder::new(Translator::new(model, created))
+    }
 
     const CREATED: u64 = 1_730_000_000;
 
@@ -219,7 +198,7 @@ mod tests {
     const TOOL_STREAM: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_weather\",\"args\": {\"city\": \"Paris\"}}},{\"functionCall\": {\"name\": \"get_time\",\"args\": {}}}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 50,\"candidatesTokenCount\": 10,\"totalTokenCount\": 60},\"modelVersion\": \"gemini-2.0-flash\"}\n\ndata: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_news\",\"args\": {\"topic\": \"ü\"}}}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 50,\"candidatesTokenCount\": 15,\"totalTokenCount\": 65},\"modelVersion\": \"gemini-2.0-flash\"}\n\n";
 
     fn decode_in_pieces(body: &str, size: usize) -> (Vec<Chunk>, Result<Vec<Chunk>, Error>) {
-        let mut decoder = ResponseDecoder::new("gemini-2.5-flash", CREATED);
+        let mut decoder = new_decoder("gemini-2.5-flash", CREATED);
         let mut chunks = Vec::new();
         for piece in body.as_bytes().chunks(size) {
             chunks.extend(decoder.push(piece).expect("push succeeds"));
@@ -341,14 +320,14 @@ mod tests {
 
     #[test]
     fn blocked_prompt_and_error_events() {
-        let mut decoder = ResponseDecoder::new("m", CREATED);
+        let mut decoder = new_decoder("m", CREATED);
         let failure = decoder
             .push(b"data: {\"promptFeedback\": {\"blockReason\": \"PROHIBITED_CONTENT\"},\"usageMetadata\": {\"promptTokenCount\": 7,\"totalTokenCount\": 7}}\n\n")
             .expect_err("blocked");
         assert_eq!(failure.kind, ErrorKind::ContentFilter);
         assert!(!failure.retryable);
 
-        let mut decoder = ResponseDecoder::new("m", CREATED);
+        let mut decoder = new_decoder("m", CREATED);
         let failure = decoder
             .push(b"data: {\"error\": {\"code\": 503, \"message\": \"The model is overloaded. Please try again later.\", \"status\": \"UNAVAILABLE\"}}\n\n")
             .expect_err("error");
@@ -363,7 +342,7 @@ mod tests {
         let body = format!(
             "{first}\r\n\r\ndata: {{\"error\": {{\"code\": 500, \"message\": \"An internal error has occurred.\", \"status\": \"INTERNAL\"}}}}\r\n\r\n"
         );
-        let mut decoder = ResponseDecoder::new("m", CREATED);
+        let mut decoder = new_decoder("m", CREATED);
         assert_eq!(decoder.push(body.as_bytes()).expect("text first").len(), 1);
         let failure = decoder.finish().expect_err("then the error");
         assert_eq!(failure.kind, ErrorKind::Unavailable);
@@ -398,7 +377,7 @@ mod tests {
             "data: 42\n\n",
             "data: {\"candidates\": 3}\n\n",
         ] {
-            let mut decoder = ResponseDecoder::new("m", CREATED);
+            let mut decoder = new_decoder("m", CREATED);
             let failure = decoder.push(body.as_bytes()).expect_err("invalid");
             assert_eq!(failure.kind, ErrorKind::InvalidResponse, "{body}");
         }

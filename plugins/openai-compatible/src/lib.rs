@@ -15,16 +15,13 @@ mod response;
 mod settings;
 mod stream;
 
-use std::cell::RefCell;
-
 use freeway_plugin_sdk::http::openai_style_rate_limits;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{
-    self, Chunk, Completion, HttpRequest, Target,
+    self, Completion, HttpRequest, Target,
 };
 use freeway_plugin_sdk::provider::{self, PluginMetadata};
+use freeway_plugin_sdk::stream::DecoderResource;
 use freeway_plugin_sdk::types::{Error, PluginKind, RateLimits};
-
-use stream::ChunkDecoder;
 
 struct OpenAiCompatible;
 
@@ -48,7 +45,7 @@ impl provider::Guest for OpenAiCompatible {
 }
 
 impl adapter::Guest for OpenAiCompatible {
-    type StreamDecoder = StreamDecoder;
+    type StreamDecoder = DecoderResource<stream::Translator>;
 
     fn build_request(target: Target, request: String) -> Result<HttpRequest, Error> {
         request::build_request(&target, &request)
@@ -69,24 +66,6 @@ impl adapter::Guest for OpenAiCompatible {
         _body: Vec<u8>,
     ) -> RateLimits {
         openai_style_rate_limits(&headers)
-    }
-}
-
-/// The `stream-decoder` resource. The generated trait hands out `&self`, so the decoding state
-/// sits in a `RefCell`; calls on one resource never overlap.
-struct StreamDecoder(RefCell<ChunkDecoder>);
-
-impl adapter::GuestStreamDecoder for StreamDecoder {
-    fn new(_target: Target) -> Self {
-        Self(RefCell::new(ChunkDecoder::new()))
-    }
-
-    fn push(&self, bytes: Vec<u8>) -> Result<Vec<Chunk>, Error> {
-        self.0.borrow_mut().push(&bytes)
-    }
-
-    fn finish(&self) -> Result<Vec<Chunk>, Error> {
-        self.0.borrow_mut().finish()
     }
 }
 

@@ -1,4 +1,6 @@
-//! The stream decoder: an OpenAI-style SSE body becomes `chat.completion.chunk`s.
+//! The stream translation: an OpenAI-style SSE body becomes `chat.completion.chunk`s. SSE
+//! framing and the pending error are the SDK's (`freeway_plugin_sdk::stream`); this module
+//! owns what one event becomes.
 //!
 //! Chunks pass through as the upstream's own text. Two things are normalised, because the host
 //! relies on them: usage always arrives on a chunk of its own (Groq puts it on the last content
@@ -9,48 +11,32 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use freeway_plugin_sdk::http::error;
-use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Chunk;
-use freeway_plugin_sdk::sse::{SseDecoder, SseEvent};
+use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Chunk, Target};
+use freeway_plugin_sdk::sse::SseEvent;
+use freeway_plugin_sdk::stream::EventTranslator;
 use freeway_plugin_sdk::types::{Error, ErrorKind, Usage};
 
 use crate::json::{RawObject, starts_as_object, write_entry};
 use crate::response::{error_from_body_value, invalid_response, read_usage};
 
+/// This adapter's part of the SDK's stream decoder.
 #[derive(Default)]
-pub(crate) struct ChunkDecoder {
-    sse: SseDecoder,
+pub(crate) struct Translator {
     saw_done: bool,
     saw_finish_reason: bool,
-    /// An error met after chunks of the same push: those chunks go out first, the error at the
-    /// next call.
-    pending_error: Option<Error>,
 }
 
-impl ChunkDecoder {
-    pub fn new() -> Self {
-        Self {
-            sse: SseDecoder::new(),
-            ..Self::default()
-        }
+impl EventTranslator for Translator {
+    fn for_target(_target: &Target) -> Self {
+        Self::default()
     }
 
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
-        }
-        let events = self.sse.push(bytes);
-        self.translate(events)
+    fn stopped(&self) -> bool {
+        // The host writes its own `[DONE]`; anything after the upstream's is ignored.
+        self.saw_done
     }
 
-    pub fn finish(&mut self) -> Result<Vec<Chunk>, Error> {
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
-        }
-        let trailing = self.sse.finish().into_iter().collect();
-        let chunks = self.translate(trailing)?;
-        if let Some(failure) = self.pending_error.take() {
-            return Err(failure);
-        }
+    fn end(&mut self, _chunks: &mut Vec<Chunk>) -> Result<(), Error> {
         if !self.saw_done && !self.saw_finish_reason {
             return Err(error(
                 ErrorKind::Unavailable,
@@ -58,25 +44,7 @@ impl ChunkDecoder {
                 "upstream stream ended early",
             ));
         }
-        Ok(chunks)
-    }
-
-    fn translate(&mut self, events: Vec<SseEvent>) -> Result<Vec<Chunk>, Error> {
-        let mut chunks = Vec::with_capacity(events.len() + 1);
-        for event in events {
-            // The host writes its own `[DONE]`; anything after the upstream's is ignored.
-            if self.saw_done {
-                break;
-            }
-            if let Err(failure) = self.translate_event(event, &mut chunks) {
-                if chunks.is_empty() {
-                    return Err(failure);
-                }
-                self.pending_error = Some(failure);
-                break;
-            }
-        }
-        Ok(chunks)
+        Ok(())
     }
 
     fn translate_event(&mut self, event: SseEvent, chunks: &mut Vec<Chunk>) -> Result<(), Error> {
@@ -257,10 +225,15 @@ fn take_trimmed(data: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::stream::StreamDecoder;
     use serde_json::{Value, json};
 
+    fn new_decoder() -> StreamDecoder<Translator> {
+        StreamDecoder::new(Translator::default())
+    }
+
     fn decode_all(body: &str) -> (Vec<Chunk>, Result<Vec<Chunk>, Error>) {
-        let mut decoder = ChunkDecoder::new();
+        let mut decoder = new_decoder();
         let mut chunks = Vec::new();
         for piece in body.as_bytes().chunks(7) {
             chunks.extend(decoder.push(piece).expect("push succeeds"));
@@ -337,7 +310,7 @@ mod tests {
 
     #[test]
     fn error_event_becomes_a_typed_error() {
-        let mut decoder = ChunkDecoder::new();
+        let mut decoder = new_decoder();
         let failure = decoder
             .push(b"data: {\"error\":{\"message\":\"Rate limit exceeded\",\"code\":429}}\n\n")
             .expect_err("an error");
@@ -345,7 +318,7 @@ mod tests {
         assert_eq!(failure.status, Some(429));
         assert_eq!(failure.message, "Rate limit exceeded");
 
-        let mut decoder = ChunkDecoder::new();
+        let mut decoder = new_decoder();
         let failure = decoder
             .push(b"data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n")
             .expect_err("an error");
@@ -353,7 +326,7 @@ mod tests {
         assert!(failure.retryable);
         assert_eq!(failure.status, None);
 
-        let mut decoder = ChunkDecoder::new();
+        let mut decoder = new_decoder();
         let failure = decoder
             .push(b"data: {\"object\":\"error\",\"message\":\"This model's maximum context length is 4096 tokens\",\"type\":\"BadRequestError\",\"code\":400}\n\n")
             .expect_err("an error");
@@ -363,7 +336,7 @@ mod tests {
 
     #[test]
     fn chunks_before_an_error_are_delivered_first() {
-        let mut decoder = ChunkDecoder::new();
+        let mut decoder = new_decoder();
         let body = format!("data: {TEXT}\n\ndata: {{\"error\":{{\"message\":\"cut\"}}}}\n\n");
         let chunks = decoder.push(body.as_bytes()).expect("the text chunk");
         assert_eq!(chunks.len(), 1);
@@ -401,7 +374,7 @@ mod tests {
     #[test]
     fn garbage_is_an_invalid_response() {
         for body in ["data: {not json}\n\n", "data: [1,2]\n\n", "data: hello\n\n"] {
-            let mut decoder = ChunkDecoder::new();
+            let mut decoder = new_decoder();
             let failure = decoder.push(body.as_bytes()).expect_err("invalid");
             assert_eq!(failure.kind, ErrorKind::InvalidResponse, "{body}");
         }

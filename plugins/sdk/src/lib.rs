@@ -10,7 +10,8 @@
 //! freeway_plugin_sdk::export_provider!(MyAdapter with_types_in freeway_plugin_sdk::provider);
 //! ```
 //!
-//! It also holds the helpers several plugins need (SSE framing, rate-limit header parsing,
+//! It also holds the helpers several plugins need (SSE framing and the stream-decoder skeleton
+//! around it, rate-limit header parsing,
 //! error construction, `data:` URLs and media types), so every adapter reads upstream answers
 //! the same way, and, behind the `routing` feature, what routing policies share (strict
 //! settings, candidate eligibility, target selectors).
@@ -22,6 +23,7 @@ pub mod openai;
 #[cfg(feature = "routing")]
 pub mod routing;
 pub mod sse;
+pub mod stream;
 
 /// The shared `types` interface (errors, rate limits, usage, metadata), one Rust type for all
 /// three worlds so helpers work for every kind of plugin.

@@ -176,6 +176,15 @@ pub fn tool_call_function(
     }
 }
 
+/// Seconds since the Unix epoch, for OpenAI's `created` (Anthropic's answers carry no
+/// timestamp, Gemini's none in this form). A clock before 1970 (a sandbox without one) gives 0
+/// rather than failing.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// The JSON text of one of the objects above.
 pub fn to_json<T: Serialize>(value: &T) -> String {
     // Cannot fail: these types hold only strings, numbers, options and sequences.
