@@ -55,8 +55,9 @@ fn address_around(b: &[u8], at: usize, anchor: usize) -> Option<(usize, usize)> 
     if start == at || b[at - 1] == b'.' || at - start > 64 {
         return None;
     }
-    // A local part glued to a non-ASCII letter ("josé@...") is not one we can delimit.
-    if start > 0 && b[start - 1] >= 0x80 {
+    // A local part glued to a non-ASCII letter ("josé@...") is not one we can delimit; one
+    // after an ideograph or kana is (`メールはjo@example.jp`: those scripts use no spaces).
+    if start > 0 && b[start - 1] >= 0x80 && !super::boundary_before(b, start) {
         return None;
     }
     // `scheme://user:password@host` is a URL's credentials, not an address.

@@ -18,10 +18,18 @@
 //! no dependencies, so the examples include it natively to measure it.
 
 mod email;
+mod exempt;
 mod iban;
 mod ip;
 mod numbers;
+mod phone;
+mod phone_plan;
+mod script;
 mod secret;
+
+pub use exempt::Exemptions;
+#[allow(unused_imports)]
+pub use phone::{DEFAULT_REGIONS, Regions};
 
 /// What a detector found. Each kind has its own action in the settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,14 +99,50 @@ pub struct Found {
     pub end: usize,
 }
 
-/// Every finding in `text`, in order, without overlaps.
+/// What a scan looks for beyond the formats themselves: the regions whose national phone
+/// formats count, and the values an operator considers harmless.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Options {
+    pub regions: Regions,
+    pub exempt: Exemptions,
+}
+
+/// Every finding in `text`, in order, without overlaps, with the default options.
 pub fn scan(text: &str) -> Vec<Found> {
     let mut found = Vec::new();
-    scan_into(text, &mut found);
+    scan_with(text, &Options::default(), &mut found);
     found
 }
 
-/// [`scan`] into a caller's buffer (cleared first), to reuse one allocation across texts.
+/// [`scan_with`] with the default options.
+pub fn scan_into(text: &str, found: &mut Vec<Found>) {
+    scan_with(text, &Options::default(), found);
+}
+
+/// Every finding in `text` into a caller's buffer (cleared first, to reuse one allocation
+/// across texts).
+///
+/// Full-width forms (`０３－１２３４－５６７８`, `ｊｏｅ＠ｅｘａｍｐｌｅ．ｃｏｍ`, common in Japanese and
+/// Chinese text) are matched as their ASCII equivalents (NFKC), while the findings' offsets
+/// stay in `text`: what gets replaced is what the user wrote. Text without them (one SWAR pass
+/// over the bytes tells) is scanned as it is.
+pub fn scan_with(text: &str, options: &Options, found: &mut Vec<Found>) {
+    if script::has_wide_forms(text.as_bytes()) {
+        let (narrow, offsets) = script::narrow(text);
+        scan_narrow(&narrow, options, found);
+        for hit in found.iter_mut() {
+            hit.start = offsets[hit.start];
+            hit.end = offsets[hit.end];
+        }
+    } else {
+        scan_narrow(text, options, found);
+    }
+    if !options.exempt.is_empty() {
+        found.retain(|hit| !options.exempt.covers(hit.kind, &text[hit.start..hit.end]));
+    }
+}
+
+/// The scan proper, on text without full-width forms.
 ///
 /// One pass in two gears. [`skip_quiet`] runs over the text eight bytes at a time, with no
 /// branch per byte, to the next trigger: a byte or pair of bytes that every finding has in or
@@ -108,7 +152,7 @@ pub fn scan(text: &str) -> Vec<Found> {
 /// Findings are pushed in the order they are met, which is their order in the text except for
 /// an e-mail address, found at its `@` after whatever its local part held; the rare
 /// out-of-order push is sorted once at the end.
-pub fn scan_into(text: &str, found: &mut Vec<Found>) {
+fn scan_narrow(text: &str, options: &Options, found: &mut Vec<Found>) {
     found.clear();
     let b = text.as_bytes();
     let mut found = Findings {
@@ -128,7 +172,7 @@ pub fn scan_into(text: &str, found: &mut Vec<Found>) {
         while i > quiet_from && WORD[b[i - 1] as usize] {
             i -= 1;
         }
-        i = scan_words(text, &mut found, i, trigger + 1);
+        i = scan_words(text, options, &mut found, i, trigger + 1);
     }
 
     if !found.sorted {
@@ -145,7 +189,13 @@ pub fn scan_into(text: &str, found: &mut Vec<Found>) {
 ///
 /// A word (a run of [`WORD`] bytes) is skipped whole unless its first bytes could start an
 /// entity ([`word_may_start`]); between words, only the few bytes in [`PUNCT`] are looked at.
-fn scan_words(text: &str, found: &mut Findings<'_>, mut i: usize, until: usize) -> usize {
+fn scan_words(
+    text: &str,
+    options: &Options,
+    found: &mut Findings<'_>,
+    mut i: usize,
+    until: usize,
+) -> usize {
     let b = text.as_bytes();
     while i < until {
         let c = b[i];
@@ -154,7 +204,7 @@ fn scan_words(text: &str, found: &mut Findings<'_>, mut i: usize, until: usize) 
             i = word_end(b, i + 1);
             // Nothing starts inside a word, so each word is looked at once, here.
             if word_may_start(b, start, i) && token_start(text, start) {
-                match detect_at(b, start) {
+                match detect_at(b, start, options) {
                     Some(Ok(hit)) => {
                         found.push(hit.kind, (hit.start, hit.end));
                         i = hit.end.max(start + 1);
@@ -176,12 +226,14 @@ fn scan_words(text: &str, found: &mut Findings<'_>, mut i: usize, until: usize) 
                 if found.email(b, i) {
                     None
                 } else if c == b'(' && token_start(text, i) {
-                    numbers::phone(b, i).map(|span| (Kind::Phone, span))
+                    phone::phone(b, i, &options.regions).map(|span| (Kind::Phone, span))
                 } else {
                     None
                 }
             }
-            PLUS if token_start(text, i) => numbers::phone(b, i).map(|span| (Kind::Phone, span)),
+            PLUS if token_start(text, i) => {
+                phone::phone(b, i, &options.regions).map(|span| (Kind::Phone, span))
+            }
             DASH if b[i..].starts_with(b"-----") && token_start(text, i) => {
                 secret::pem(b, i).map(|span| {
                     // The block is skipped below, yet an address anchored inside it may run
@@ -446,7 +498,7 @@ fn word_lanes(x: u64) -> u64 {
 
 /// The finding at the word starting at token start `i`; `Err(end)` to skip a near miss up to
 /// `end`.
-fn detect_at(b: &[u8], i: usize) -> Option<Result<Found, usize>> {
+fn detect_at(b: &[u8], i: usize, options: &Options) -> Option<Result<Found, usize>> {
     let hit = |kind, (start, end)| Some(Ok(Found { kind, start, end }));
     let c = b[i];
     if c.is_ascii_digit() {
@@ -466,7 +518,7 @@ fn detect_at(b: &[u8], i: usize) -> Option<Result<Found, usize>> {
         if let Some(span) = ip::ipv6(b, i) {
             return hit(Kind::Ip, span);
         }
-        if let Some(span) = numbers::phone(b, i) {
+        if let Some(span) = phone::phone(b, i, &options.regions) {
             return hit(Kind::Phone, span);
         }
         return near_miss.map(Err);
@@ -514,31 +566,59 @@ fn remove_overlaps(found: &mut Vec<Found>) {
     found.truncate(kept);
 }
 
-/// True when no letter, digit or `_` comes right before `i` (any script).
+/// True when no letter, digit or `_` comes right before `i`. A letter of a script written
+/// without spaces (Han, kana, Hangul, Thai, ...) is a boundary: see [`script`].
 fn token_start(text: &str, i: usize) -> bool {
     match text.as_bytes()[..i].last() {
         None => true,
         Some(&c) if c < 0x80 => !(c.is_ascii_alphanumeric() || c == b'_'),
-        Some(_) => !text[..i]
-            .chars()
-            .next_back()
-            .is_some_and(char::is_alphanumeric),
+        Some(_) => text[..i].chars().next_back().is_none_or(boundary_char),
     }
 }
 
-/// True when no letter, digit or `_` starts at `end` (any script).
+/// True when no letter, digit or `_` starts at `end` (any script; unspaced scripts are
+/// boundaries, as in [`token_start`]).
 fn token_end(b: &[u8], end: usize) -> bool {
     match b.get(end) {
         None => true,
         Some(&c) if c < 0x80 => !(c.is_ascii_alphanumeric() || c == b'_'),
-        Some(_) => match std::str::from_utf8(&b[end..b.len().min(end + 4)]) {
-            Ok(rest) => !rest.chars().next().is_some_and(char::is_alphanumeric),
-            // A cut multi-byte sequence: decode what is valid.
-            Err(e) => std::str::from_utf8(&b[end..end + e.valid_up_to()])
-                .ok()
-                .and_then(|rest| rest.chars().next())
-                .is_none_or(|c| !c.is_alphanumeric()),
-        },
+        Some(_) => char_at(b, end).is_none_or(boundary_char),
+    }
+}
+
+/// Can this non-ASCII character stand right next to a value?
+fn boundary_char(c: char) -> bool {
+    !c.is_alphanumeric() || script::unspaced(c)
+}
+
+/// The character starting at byte `i` (`None` past the end or inside a cut sequence).
+fn char_at(b: &[u8], i: usize) -> Option<char> {
+    let rest = &b[i.min(b.len())..b.len().min(i + 4)];
+    match std::str::from_utf8(rest) {
+        Ok(rest) => rest.chars().next(),
+        Err(e) => std::str::from_utf8(&rest[..e.valid_up_to()])
+            .ok()
+            .and_then(|rest| rest.chars().next()),
+    }
+}
+
+/// The character ending at byte `i`.
+fn char_before(b: &[u8], i: usize) -> Option<char> {
+    let from = i.saturating_sub(4);
+    (from..i).find_map(|k| {
+        std::str::from_utf8(&b[k..i])
+            .ok()
+            .and_then(|s| s.chars().next_back())
+    })
+}
+
+/// Is the character ending at byte `i` one that a value may follow directly (start of text,
+/// ASCII non-word byte, punctuation, a letter of an unspaced script)?
+fn boundary_before(b: &[u8], i: usize) -> bool {
+    match i.checked_sub(1).map(|k| b[k]) {
+        None => true,
+        Some(c) if c < 0x80 => !(c.is_ascii_alphanumeric() || c == b'_'),
+        Some(_) => char_before(b, i).is_none_or(boundary_char),
     }
 }
 

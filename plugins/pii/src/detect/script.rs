@@ -1,0 +1,124 @@
+//! What the scan needs to know about writing systems: which letters belong to scripts written
+//! without spaces between words, and full-width forms.
+//!
+//! A value is delimited by the characters around it. In English, French or Russian a letter
+//! glued to a number makes it an identifier (`ref4111...`, `é4111...`); in Chinese, Japanese,
+//! Thai, Lao, Khmer, Burmese (and Korean particles, `…@example.com으로`) words follow one another
+//! with no space, so the ideograph, kana or Thai letter right before an address is a word
+//! boundary, not part of it. [`unspaced`] says which characters those are, by Unicode block:
+//! no tables of scripts are needed for the few ranges involved, so no crate is used.
+//!
+//! Full-width forms (U+FF01–U+FF5E: `０-９`, `Ａ-Ｚ`, `＠`, `．`, `－`, ...) are what Japanese and
+//! Chinese input methods type. NFKC maps each to its ASCII twin; [`narrow`] does exactly that
+//! for this block (the only one the detectors' formats need) and keeps, for every byte of the
+//! narrowed text, the offset it came from, so findings are reported in the original text.
+
+/// Is `c` a letter of a script written without spaces between words?
+pub(super) fn unspaced(c: char) -> bool {
+    matches!(u32::from(c),
+        0x0E00..=0x0EFF          // Thai, Lao
+        | 0x1000..=0x109F        // Myanmar
+        | 0x1100..=0x11FF        // Hangul Jamo
+        | 0x1780..=0x17FF        // Khmer
+        | 0x2E80..=0x2FDF        // CJK radicals, Kangxi radicals
+        | 0x3005..=0x3007        // 々 〆 〇
+        | 0x3021..=0x3029        // Hangzhou numerals
+        | 0x3031..=0x3035        // kana repeat marks
+        | 0x3040..=0x30FF        // Hiragana, Katakana
+        | 0x3100..=0x31FF        // Bopomofo, Hangul compatibility Jamo, Katakana extensions
+        | 0x3400..=0x4DBF        // CJK extension A
+        | 0x4E00..=0x9FFF        // CJK unified ideographs
+        | 0xA000..=0xA4CF        // Yi
+        | 0xAC00..=0xD7AF        // Hangul syllables
+        | 0xF900..=0xFAFF        // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F        // half-width Katakana
+        | 0xFFA0..=0xFFDC        // half-width Hangul
+        | 0x20000..=0x3FFFF      // CJK extensions B and beyond
+    )
+}
+
+/// Does `b` hold a full-width form (UTF-8 `EF BC 81..BF` or `EF BD 80..9E`)? Eight bytes at a
+/// time: a text without any `EF` byte, which is nearly every text, costs one test per chunk.
+pub(super) fn has_wide_forms(b: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]) ^ (LOW * 0xEF);
+        // A zero lane is an `EF` byte.
+        if (x.wrapping_sub(LOW) & !x & HIGH) != 0 && wide_at_any(b, i, i + 8) {
+            return true;
+        }
+        i += 8;
+    }
+    wide_at_any(b, i, b.len())
+}
+
+fn wide_at_any(b: &[u8], from: usize, to: usize) -> bool {
+    (from..to).any(|k| wide_at(b, k).is_some())
+}
+
+/// The ASCII twin of the full-width form starting at `k`, if one does.
+fn wide_at(b: &[u8], k: usize) -> Option<u8> {
+    match (b.get(k)?, b.get(k + 1)?, b.get(k + 2)?) {
+        (0xEF, 0xBC, &c @ 0x81..=0xBF) => Some(c - 0x81 + 0x21),
+        (0xEF, 0xBD, &c @ 0x80..=0x9E) => Some(c - 0x80 + 0x60),
+        _ => None,
+    }
+}
+
+/// `text` with each full-width form replaced by its ASCII twin, and for each byte of the
+/// result (and its end) the offset in `text` it came from. Other characters are copied whole,
+/// so offsets on character boundaries map to character boundaries.
+pub(super) fn narrow(text: &str) -> (String, Vec<usize>) {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut offsets = Vec::with_capacity(b.len() + 1);
+    let mut k = 0;
+    while k < b.len() {
+        if let Some(ascii) = wide_at(b, k) {
+            out.push(ascii);
+            offsets.push(k);
+            k += 3;
+        } else {
+            out.push(b[k]);
+            offsets.push(k);
+            k += 1;
+        }
+    }
+    offsets.push(b.len());
+    // Only whole three-byte characters were replaced, by one ASCII byte each: still UTF-8.
+    let narrow = String::from_utf8(out).unwrap_or_else(|_| text.to_owned());
+    (narrow, offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspaced_scripts() {
+        for c in ['は', 'メ', '漢', '한', 'ก', 'ຂ', 'ក', '𠀋'] {
+            assert!(unspaced(c), "{c}");
+        }
+        for c in ['a', 'é', 'ß', 'я', 'ع', 'α', '1'] {
+            assert!(!unspaced(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn narrows_full_width_forms_and_maps_offsets_back() {
+        let text = "電話０３－１２３４ ｊｏ＠ｅｘ．ｊｐ";
+        assert!(has_wide_forms(text.as_bytes()));
+        let (narrow, offsets) = narrow(text);
+        assert_eq!(narrow, "電話03-1234 jo@ex.jp");
+        let start = narrow.find('0').expect("digit");
+        let end = narrow.find(' ').expect("space");
+        assert_eq!(&text[offsets[start]..offsets[end]], "０３－１２３４");
+        assert!(!has_wide_forms(
+            "plain text, ｶﾀｶﾅ and 漢字 with no full-width forms".as_bytes()
+        ));
+    }
+}
