@@ -5,14 +5,20 @@
 //! status (an `overloaded_error` is 529, which is not a standard status; a prompt that is too
 //! long is an `invalid_request_error` 400 that must not be retried). The type is also passed on
 //! as the OpenAI error `code`.
+//!
+//! Reading plain-text bodies, the message shown (never an echoed key, one length limit) and
+//! the status-derived kind are the SDK's `upstream` skeleton; this module owns the mapping.
 
 use serde_json::Value;
 
-use freeway_plugin_sdk::http::{error, error_for_status, truncate_message};
 use freeway_plugin_sdk::types::{Error, ErrorKind};
+use freeway_plugin_sdk::upstream::{self, Wording};
 
-/// Upstream messages are shown to clients; a runaway one (an HTML page) is cut.
-const MAX_MESSAGE_CHARS: usize = 1000;
+const WORDING: Wording = Wording {
+    refused_credentials: "Anthropic refused the gateway's credentials for this provider",
+    who: "Anthropic",
+    reported: "Anthropic reported an error",
+};
 
 /// What an error body said.
 #[derive(Debug, Default, PartialEq)]
@@ -25,20 +31,10 @@ pub(crate) struct UpstreamError {
 /// Reads `{"type":"error","error":{"type","message"}}`, tolerating proxies that answer with
 /// plain text (kept as the message unless it is an HTML page).
 pub(crate) fn read_error_body(body: &[u8]) -> UpstreamError {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return UpstreamError::default();
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(value) => read_error_value(&value),
-        Err(_) => {
-            let text = text.trim();
-            let message = (!text.is_empty() && !text.starts_with('<')).then(|| text.to_owned());
-            UpstreamError {
-                error_type: None,
-                message,
-            }
-        }
-    }
+    upstream::read_error_body(body, read_error_value, |text| UpstreamError {
+        error_type: None,
+        message: Some(text),
+    })
 }
 
 pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
@@ -63,16 +59,9 @@ pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
 /// event inside a stream that had already been accepted with 200.
 pub(crate) fn classify(status: Option<u16>, upstream: UpstreamError) -> Error {
     let error_type = upstream.error_type.as_deref();
-    let message = match (status, error_type, upstream.message) {
-        // The gateway's key must never reach a client, even partly echoed.
-        (Some(401), _, _) | (_, Some("authentication_error"), _) => {
-            "Anthropic refused the gateway's credentials for this provider".to_owned()
-        }
-        (_, _, Some(message)) => truncate_message(message, MAX_MESSAGE_CHARS),
-        (Some(status), _, None) => format!("Anthropic returned HTTP {status}"),
-        (None, _, None) => "Anthropic reported an error".to_owned(),
-    };
-    let lower = message.to_ascii_lowercase();
+    let credentials_refused = status == Some(401) || error_type == Some("authentication_error");
+    let mut failure = upstream::classify(&WORDING, status, upstream.message, credentials_refused);
+    let lower = failure.message.to_ascii_lowercase();
     let by_type = match error_type {
         Some("invalid_request_error") if mentions_context_length(&lower) => {
             Some((ErrorKind::ContextLength, false))
@@ -91,21 +80,8 @@ pub(crate) fn classify(status: Option<u16>, upstream: UpstreamError) -> Error {
         Some("timeout_error") => Some((ErrorKind::Timeout, true)),
         _ => None,
     };
-    let mut failure = match status {
-        Some(status) => error_for_status(status, message),
-        None => error(ErrorKind::Unavailable, true, message),
-    };
-    if let Some((kind, retryable)) = by_type {
-        failure.kind = kind;
-        failure.retryable = retryable;
-    } else if failure.kind == ErrorKind::BadRequest && mentions_context_length(&lower) {
-        failure.kind = ErrorKind::ContextLength;
-    }
-    failure.code = if failure.kind == ErrorKind::ContextLength {
-        Some("context_length_exceeded".to_owned())
-    } else {
-        upstream.error_type
-    };
+    let too_long = mentions_context_length(&lower);
+    upstream::settle(&mut failure, by_type, too_long, upstream.error_type);
     failure
 }
 
@@ -125,6 +101,7 @@ fn mentions_context_length(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::upstream::MAX_MESSAGE_CHARS;
 
     fn classify_body(status: Option<u16>, body: &str) -> Error {
         classify(status, read_error_body(body.as_bytes()))

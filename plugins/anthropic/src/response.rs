@@ -10,9 +10,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use freeway_plugin_sdk::http::{error, retry_after_from_headers};
+use freeway_plugin_sdk::http::invalid_response;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Completion, Target};
-use freeway_plugin_sdk::types::{Error, ErrorKind, Usage};
+use freeway_plugin_sdk::types::{Error, Usage};
+use freeway_plugin_sdk::upstream;
 
 use crate::errors::{classify, read_error_body, read_error_value};
 use crate::openai;
@@ -25,9 +26,8 @@ pub(crate) fn parse_response(
     created: u64,
 ) -> Result<Completion, Error> {
     if !(200..300).contains(&status) {
-        let mut failure = classify(Some(status), read_error_body(body));
-        failure.retry_after_ms = retry_after_from_headers(headers);
-        return Err(failure);
+        let failure = classify(Some(status), read_error_body(body));
+        return Err(upstream::with_retry_after(failure, headers));
     }
     let value: Value = serde_json::from_slice(body).map_err(|parse_error| {
         invalid_response(format!(
@@ -46,11 +46,6 @@ pub(crate) fn parse_response(
         body,
         usage: Some(usage),
     })
-}
-
-pub(crate) fn invalid_response(message: impl Into<String>) -> Error {
-    // Retryable: another target may answer sensibly.
-    error(ErrorKind::InvalidResponse, true, message)
 }
 
 /// The parts of a Messages response the translation uses.
@@ -216,6 +211,7 @@ fn to_completion(message: Message, model: &str, created: u64) -> (String, Usage)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::types::ErrorKind;
     use serde_json::json;
 
     const CREATED: u64 = 1_730_000_000;

@@ -20,7 +20,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use freeway_plugin_sdk::http::error;
+use freeway_plugin_sdk::http::{error, invalid_response};
 use freeway_plugin_sdk::openai::unix_now;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Chunk, Target};
 use freeway_plugin_sdk::sse::SseEvent;
@@ -29,7 +29,7 @@ use freeway_plugin_sdk::types::{Error, ErrorKind};
 
 use crate::errors::{classify, read_error_value};
 use crate::openai;
-use crate::response::{MessageUsage, finish_reason, invalid_response};
+use crate::response::{MessageUsage, finish_reason};
 
 /// This adapter's part of the SDK's stream decoder.
 pub(crate) struct Translator {

@@ -7,16 +7,21 @@
 //! allowance is spent (not worth retrying for hours), a `RetryInfo` carries the wait, and an
 //! `ErrorInfo` with reason `API_KEY_INVALID` turns a 400 into an auth failure. Gemini sends no
 //! rate-limit headers, so `read-rate-limits` only has the wait to report.
+//!
+//! Reading plain-text bodies, the message shown (never an echoed key, one length limit) and
+//! the status-derived kind are the SDK's `upstream` skeleton; this module owns the mapping.
 
 use serde_json::Value;
 
-use freeway_plugin_sdk::http::{
-    error, error_for_status, header, parse_duration_ms, retry_after_ms, truncate_message,
-};
+use freeway_plugin_sdk::http::{header, parse_duration_ms, retry_after_ms};
 use freeway_plugin_sdk::types::{Error, ErrorKind, RateLimits};
+use freeway_plugin_sdk::upstream::{self, Wording};
 
-/// Upstream messages are shown to clients; a runaway one (an HTML page) is cut.
-const MAX_MESSAGE_CHARS: usize = 1000;
+const WORDING: Wording = Wording {
+    refused_credentials: "Gemini refused the gateway's credentials for this provider",
+    who: "Gemini",
+    reported: "Gemini reported an error",
+};
 
 const RETRY_INFO: &str = "type.googleapis.com/google.rpc.RetryInfo";
 const QUOTA_FAILURE: &str = "type.googleapis.com/google.rpc.QuotaFailure";
@@ -39,20 +44,10 @@ pub(crate) struct UpstreamError {
 }
 
 pub(crate) fn read_error_body(body: &[u8]) -> UpstreamError {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return UpstreamError::default();
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(value) => read_error_value(&value),
-        Err(_) => {
-            let text = text.trim();
-            let message = (!text.is_empty() && !text.starts_with('<')).then(|| text.to_owned());
-            UpstreamError {
-                message,
-                ..UpstreamError::default()
-            }
-        }
-    }
+    upstream::read_error_body(body, read_error_value, |text| UpstreamError {
+        message: Some(text),
+        ..UpstreamError::default()
+    })
 }
 
 pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
@@ -128,13 +123,6 @@ pub(crate) fn classify(status: Option<u16>, upstream: UpstreamError) -> Error {
         || lower.contains("api key not valid")
         || canonical == Some("UNAUTHENTICATED")
         || http_status == Some(401);
-    let message = match (&upstream.message, http_status) {
-        // The gateway's key must never reach a client, even partly echoed.
-        _ if key_refused => "Gemini refused the gateway's credentials for this provider".to_owned(),
-        (Some(message), _) => truncate_message(message.clone(), MAX_MESSAGE_CHARS),
-        (None, Some(status)) => format!("Gemini returned HTTP {status}"),
-        (None, None) => "Gemini reported an error".to_owned(),
-    };
     let by_status = match canonical {
         _ if key_refused => Some((ErrorKind::Auth, true)),
         Some("INVALID_ARGUMENT") if mentions_context_length(&lower) => {
@@ -156,22 +144,14 @@ pub(crate) fn classify(status: Option<u16>, upstream: UpstreamError) -> Error {
         Some("DEADLINE_EXCEEDED") => Some((ErrorKind::Timeout, true)),
         _ => None,
     };
-    let mut failure = match http_status {
-        Some(status) => error_for_status(status, message),
-        None => error(ErrorKind::Unavailable, true, message),
-    };
-    if let Some((kind, retryable)) = by_status {
-        failure.kind = kind;
-        failure.retryable = retryable;
-    } else if failure.kind == ErrorKind::BadRequest && mentions_context_length(&lower) {
-        failure.kind = ErrorKind::ContextLength;
-    }
+    let mut failure = upstream::classify(&WORDING, http_status, upstream.message, key_refused);
+    upstream::settle(
+        &mut failure,
+        by_status,
+        mentions_context_length(&lower),
+        upstream.status,
+    );
     failure.retry_after_ms = upstream.retry_delay_ms;
-    failure.code = if failure.kind == ErrorKind::ContextLength {
-        Some("context_length_exceeded".to_owned())
-    } else {
-        upstream.status
-    };
     failure
 }
 

@@ -12,9 +12,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use freeway_plugin_sdk::http::{error, retry_after_from_headers};
+use freeway_plugin_sdk::http::{error, invalid_response};
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Completion, Target};
 use freeway_plugin_sdk::types::{Error, ErrorKind, Usage};
+use freeway_plugin_sdk::upstream;
 
 use crate::errors::{classify, read_error_body, read_error_value};
 use crate::openai;
@@ -27,11 +28,8 @@ pub(crate) fn parse_response(
     created: u64,
 ) -> Result<Completion, Error> {
     if !(200..300).contains(&status) {
-        let mut failure = classify(Some(status), read_error_body(body));
-        failure.retry_after_ms = failure
-            .retry_after_ms
-            .or_else(|| retry_after_from_headers(headers));
-        return Err(failure);
+        let failure = classify(Some(status), read_error_body(body));
+        return Err(upstream::with_retry_after(failure, headers));
     }
     let value: Value = serde_json::from_slice(body).map_err(|parse_error| {
         invalid_response(format!(
@@ -86,11 +84,6 @@ pub(crate) fn parse_response(
         body: openai::to_json(&completion),
         usage: Some(usage.to_usage()),
     })
-}
-
-pub(crate) fn invalid_response(message: impl Into<String>) -> Error {
-    // Retryable: another target may answer sensibly.
-    error(ErrorKind::InvalidResponse, true, message)
 }
 
 /// OpenAI's `finish_reason` for a Gemini `finishReason`; `None` while the candidate is still

@@ -13,7 +13,7 @@
 
 use serde_json::Value;
 
-use freeway_plugin_sdk::http::error;
+use freeway_plugin_sdk::http::{error, invalid_response};
 use freeway_plugin_sdk::openai::unix_now;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Chunk, Target};
 use freeway_plugin_sdk::sse::SseEvent;
@@ -21,7 +21,7 @@ use freeway_plugin_sdk::stream::EventTranslator;
 use freeway_plugin_sdk::types::{Error, ErrorKind};
 
 use crate::openai;
-use crate::response::{GenerateContentResponse, UsageMetadata, finish_reason, invalid_response};
+use crate::response::{GenerateContentResponse, UsageMetadata, finish_reason};
 
 /// This adapter's part of the SDK's stream decoder.
 pub(crate) struct Translator {

@@ -2,20 +2,27 @@
 //! reading of upstream error bodies, shared with the stream decoder.
 //!
 //! A successful body is already OpenAI's `chat.completion`, so it is validated and returned
-//! as the same text; only `usage` is read out of it.
+//! as the same text; only `usage` is read out of it. For failures, the message shown (never
+//! an echoed key, one length limit) and the status-derived kind are the SDK's `upstream`
+//! skeleton; this module owns the body shapes OpenAI-compatible servers use and what their
+//! codes and types sharpen.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use freeway_plugin_sdk::http::{error, error_for_status, retry_after_from_headers};
+use freeway_plugin_sdk::http::invalid_response;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Completion;
 use freeway_plugin_sdk::types::{Error, ErrorKind, Usage};
+use freeway_plugin_sdk::upstream::{self, Wording};
 
 use crate::json::starts_as_object;
 
-/// Upstream messages are shown to clients; a runaway one (an HTML page, a stack trace) is cut.
-const MAX_MESSAGE_CHARS: usize = 1000;
+const WORDING: Wording = Wording {
+    refused_credentials: "the upstream refused the gateway's credentials for this provider (HTTP 401)",
+    who: "upstream",
+    reported: "the upstream reported an error",
+};
 
 pub(crate) fn parse_response(
     status: u16,
@@ -23,9 +30,8 @@ pub(crate) fn parse_response(
     body: Vec<u8>,
 ) -> Result<Completion, Error> {
     if !(200..300).contains(&status) {
-        let mut failure = classify(Some(status), read_error_body(&body));
-        failure.retry_after_ms = retry_after_from_headers(headers);
-        return Err(failure);
+        let failure = classify(Some(status), read_error_body(&body));
+        return Err(upstream::with_retry_after(failure, headers));
     }
     let body = String::from_utf8(body)
         .map_err(|_| invalid_response("the upstream answer is not valid UTF-8"))?;
@@ -87,11 +93,6 @@ pub(crate) fn read_usage(usage: &RawValue) -> Option<Usage> {
     })
 }
 
-pub(crate) fn invalid_response(message: impl Into<String>) -> Error {
-    // Retryable: another target may answer sensibly.
-    error(ErrorKind::InvalidResponse, true, message)
-}
-
 /// What an upstream error body said, in the forms OpenAI-compatible servers use.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct UpstreamError {
@@ -109,21 +110,10 @@ pub(crate) struct UpstreamError {
 /// `{"message",...}` (Mistral, vLLM), `{"detail": "text" | [{"msg"}]}` (FastAPI servers),
 /// `[{"error":{...}}]` (Gemini's OpenAI endpoint), or plain text.
 pub(crate) fn read_error_body(body: &[u8]) -> UpstreamError {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return UpstreamError::default();
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(value) => read_error_value(&value),
-        Err(_) => {
-            let text = text.trim();
-            // An HTML error page from a proxy tells the client nothing; the status will.
-            let message = (!text.is_empty() && !text.starts_with('<')).then(|| text.to_owned());
-            UpstreamError {
-                message,
-                ..UpstreamError::default()
-            }
-        }
-    }
+    upstream::read_error_body(body, read_error_value, |text| UpstreamError {
+        message: Some(text),
+        ..UpstreamError::default()
+    })
 }
 
 pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
@@ -198,20 +188,7 @@ fn read_error_fields(object: &Map<String, Value>) -> UpstreamError {
 /// named); without one (a mid-stream error event) the upstream is taken to have failed.
 pub(crate) fn classify(status: Option<u16>, upstream: UpstreamError) -> Error {
     let status = status.or(upstream.status);
-    let message = match (status, upstream.message) {
-        // Upstreams echo part of the key they refused ("Incorrect API key provided:
-        // sk-ab****wxyz"); the client must not see any of the gateway's credentials.
-        (Some(401), _) => {
-            "the upstream refused the gateway's credentials for this provider (HTTP 401)".to_owned()
-        }
-        (_, Some(message)) if !message.trim().is_empty() => truncate(message),
-        (Some(status), _) => format!("upstream returned HTTP {status}"),
-        (None, _) => "the upstream reported an error".to_owned(),
-    };
-    let mut failure = match status {
-        Some(status) => error_for_status(status, message),
-        None => error(ErrorKind::Unavailable, true, message),
-    };
+    let mut failure = upstream::classify(&WORDING, status, upstream.message, status == Some(401));
     failure.code = upstream.code;
     failure.param = upstream.param;
     refine(&mut failure, upstream.error_type.as_deref());
@@ -263,14 +240,6 @@ fn mentions_daily_limit(message: &str) -> bool {
         .any(|phrase| message.contains(phrase))
 }
 
-fn truncate(mut message: String) -> String {
-    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        message.truncate(cut);
-        message.push('…');
-    }
-    message
-}
-
 /// The error carried by a JSON body that is known to hold one (a 200 body with `"error"`,
 /// or a stream event).
 pub(crate) fn error_from_body_value(text: &str) -> Error {
@@ -283,6 +252,7 @@ pub(crate) fn error_from_body_value(text: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use freeway_plugin_sdk::upstream::MAX_MESSAGE_CHARS;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -10,14 +10,14 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use freeway_plugin_sdk::http::error;
+use freeway_plugin_sdk::http::{error, invalid_response};
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Chunk, Target};
 use freeway_plugin_sdk::sse::SseEvent;
 use freeway_plugin_sdk::stream::EventTranslator;
 use freeway_plugin_sdk::types::{Error, ErrorKind, Usage};
 
 use crate::json::{RawObject, starts_as_object, write_entry};
-use crate::response::{error_from_body_value, invalid_response, read_usage};
+use crate::response::{error_from_body_value, read_usage};
 
 /// This adapter's part of the SDK's stream decoder.
 #[derive(Default)]

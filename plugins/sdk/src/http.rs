@@ -34,6 +34,12 @@ pub fn error(kind: ErrorKind, retryable: bool, message: impl Into<String>) -> Er
     }
 }
 
+/// The upstream answered something that is not what its API promises (not JSON, a missing
+/// field). Retryable: another target may answer sensibly.
+pub fn invalid_response(message: impl Into<String>) -> Error {
+    error(ErrorKind::InvalidResponse, true, message)
+}
+
 /// An adapter's settings are wrong: `invalid <adapter> settings for provider `<provider>`:
 /// <problem>` (without the provider part when `provider` is empty, as when the host checks
 /// settings at load and names the config key itself). Retryable: another provider's

@@ -10,11 +10,12 @@
 //! freeway_plugin_sdk::export_provider!(MyAdapter with_types_in freeway_plugin_sdk::provider);
 //! ```
 //!
-//! It also holds the helpers several plugins need (SSE framing and the stream-decoder skeleton
-//! around it, rate-limit header parsing,
-//! error construction, `data:` URLs and media types), so every adapter reads upstream answers
-//! the same way, and, behind the `routing` feature, what routing policies share (strict
-//! settings, candidate eligibility, target selectors).
+//! It also holds what several plugins share, so every adapter reads upstream answers the same
+//! way: SSE framing (`sse`) and the stream-decoder skeleton around it (`stream`), rate-limit
+//! headers and error construction (`http`), `data:` URLs and media types (`media`); behind
+//! features, the upstream-error skeleton (`upstream`), OpenAI's request and answer objects for
+//! translating adapters (`openai`), and what routing policies share, down to the export of a
+//! whole router (`routing`).
 
 pub mod http;
 pub mod media;
@@ -24,6 +25,8 @@ pub mod openai;
 pub mod routing;
 pub mod sse;
 pub mod stream;
+#[cfg(feature = "upstream")]
+pub mod upstream;
 
 /// The shared `types` interface (errors, rate limits, usage, metadata), one Rust type for all
 /// three worlds so helpers work for every kind of plugin.
