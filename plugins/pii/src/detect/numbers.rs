@@ -1,11 +1,11 @@
-//! Numbers that identify a person: payment cards, US social security numbers and phone
-//! numbers. Each starts at a digit (phones also at `+` or `(`) on a token boundary.
+//! Numbers that identify a person: payment cards and US social security numbers. Each starts
+//! at a digit on a token boundary.
 //!
 //! Digits alone say little — a 16-digit order number is as long as a card number and a date is
 //! as long as a short phone number — so each detector checks the structure the real thing has:
-//! cards pass Luhn, carry a known issuer prefix and are grouped the way cards are printed; SSNs
-//! avoid the ranges never issued; phone numbers are international (`+`, `00`), or national with
-//! separators in a known shape, and not dates or labelled identifiers ("order", "invoice", ...).
+//! cards pass Luhn, carry an issuer prefix of a major brand with a length it issues and are
+//! grouped the way cards are printed; SSNs avoid the ranges never issued. Phone numbers, which
+//! share the helpers here, are in [`super::phone`].
 
 use super::{token_end, words_before};
 
@@ -51,11 +51,13 @@ pub(super) fn may_start(b: &[u8], start: usize) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Payment cards
 
-/// A card number: 13–19 digits, plain or grouped by spaces or dashes as cards are printed
-/// (4-4-4-4[-3], Amex 4-6-5, Diners 4-6-4), with a known issuer prefix and a valid Luhn digit.
-/// When a grouped number runs on ("4111 1111 1111 1111 12/26"), the longest valid prefix at a
-/// group boundary is the card. `Err(end)`: shaped like a card but not one (Luhn, issuer); no
-/// other number should be looked for inside it.
+/// A card number: 12–19 digits, plain or grouped by spaces or dashes in any of the ways cards
+/// are printed (4-4-4-4[-3], 4-4-4-3, 4-4-5, Amex 4-6-5, Diners 4-6-4, Maestro 4-4-4, 6-13,
+/// ...: a first group of four to six digits, then groups of two or more, one separator
+/// throughout), with an issuer prefix of a major brand allowing that length and a valid Luhn
+/// digit. When a grouped number runs on ("4111 1111 1111 1111 12/26"), the longest valid
+/// prefix at a group boundary is the card. `Err(end)`: a known issuer prefix and length but a
+/// wrong Luhn digit; no other number should be looked for inside it.
 pub(super) fn card(b: &[u8], start: usize) -> Result<(usize, usize), Option<usize>> {
     if !clean_left(b, start) {
         return Err(None);
@@ -102,13 +104,13 @@ pub(super) fn card(b: &[u8], start: usize) -> Result<(usize, usize), Option<usiz
 
     if group_count == 1 {
         let (len, end) = groups[0];
-        if !(13..=19).contains(&len) || !clean_right(b, end) {
+        if !(12..=19).contains(&len) || !clean_right(b, end) {
             return Err(None);
         }
-        return if valid_card(&digits[..len]) {
-            Ok((start, end))
-        } else {
-            Err(Some(end))
+        return match check_card(&digits[..len]) {
+            Check::Valid => Ok((start, end)),
+            Check::BadLuhn => Err(Some(end)),
+            Check::Unknown => Err(None),
         };
     }
     let mut lens = [0usize; 8];
@@ -119,53 +121,90 @@ pub(super) fn card(b: &[u8], start: usize) -> Result<(usize, usize), Option<usiz
     for take in (2..=group_count).rev() {
         let total: usize = lens[..take].iter().sum();
         let end = groups[take - 1].1;
-        if (13..=19).contains(&total) && card_grouping(&lens[..take]) && token_end(b, end) {
-            if valid_card(&digits[..total]) {
-                return Ok((start, end));
+        if (12..=19).contains(&total) && card_grouping(&lens[..take]) && token_end(b, end) {
+            match check_card(&digits[..total]) {
+                Check::Valid => return Ok((start, end)),
+                Check::BadLuhn => {
+                    shaped.get_or_insert(end);
+                }
+                Check::Unknown => {}
             }
-            shaped.get_or_insert(end);
         }
     }
     Err(shaped)
 }
 
+/// A first group of four to six digits (how every brand prints its issuer prefix), then
+/// groups of two or more; thousands (`1 234 567`) and phone layouts (`06 12 34 56 78`) are not
+/// card layouts.
 fn card_grouping(lens: &[usize]) -> bool {
     match lens {
-        [4, 6, 5] | [4, 6, 4] => true,
-        [first @ .., last] => {
-            first.len() >= 3 && first.iter().all(|&len| len == 4) && (1..=4).contains(last)
-        }
+        [first, rest @ ..] => (4..=6).contains(first) && rest.iter().all(|&len| len >= 2),
         [] => false,
     }
 }
 
-fn valid_card(digits: &[u8]) -> bool {
-    issuer_allows(digits) && luhn(digits)
+enum Check {
+    Valid,
+    /// A known issuer prefix and length, a wrong check digit.
+    BadLuhn,
+    Unknown,
 }
 
-/// Known issuer prefixes and their lengths: Visa, Mastercard, Amex, Discover, Diners, JCB,
-/// UnionPay, Maestro. Order numbers and timestamps mostly start with other digits.
-fn issuer_allows(d: &[u8]) -> bool {
-    let len = d.len();
-    let two = d[0] * 10 + d[1];
-    let four = u16::from(two) * 100 + u16::from(d[2] * 10 + d[3]);
-    match d[0] {
-        4 => matches!(len, 13 | 16 | 19),
-        2 => (2221..=2720).contains(&four) && len == 16,
-        5 => match two {
-            51..=55 => len == 16,
-            50 | 56..=59 => len >= 13,
-            _ => false,
-        },
-        3 => match two {
-            34 | 37 => len == 15,
-            35 => (16..=19).contains(&len),
-            30 | 36 | 38 | 39 => (14..=19).contains(&len),
-            _ => false,
-        },
-        6 => len >= 13,
-        _ => false,
+fn check_card(digits: &[u8]) -> Check {
+    if !issuer_allows(digits) {
+        Check::Unknown
+    } else if luhn(digits) {
+        Check::Valid
+    } else {
+        Check::BadLuhn
     }
+}
+
+/// Lengths 12..=19 as bits.
+const fn lengths(from: u32, to: u32) -> u32 {
+    (1 << (to + 1)) - (1 << from)
+}
+
+/// Issuer identification number ranges of the major brands, from their published rules: the
+/// range's low and high prefix, how many digits the prefix has, and the lengths allowed (bit
+/// per length). Overlapping ranges just add lengths.
+const IINS: &[(u32, u32, u32, u32)] = &[
+    (1, 1, 1, 1 << 15),                     // UATP
+    (1800, 1800, 4, 1 << 15),               // JCB, 15 digits
+    (2131, 2131, 4, 1 << 15),               // JCB, 15 digits
+    (2200, 2204, 4, lengths(16, 19)),       // Mir
+    (2221, 2720, 4, 1 << 16),               // Mastercard 2-series
+    (300, 305, 3, lengths(14, 19)),         // Diners Club
+    (3095, 3095, 4, lengths(14, 19)),       // Diners Club
+    (34, 34, 2, 1 << 15),                   // American Express
+    (37, 37, 2, 1 << 15),                   // American Express
+    (3528, 3589, 4, lengths(16, 19)),       // JCB
+    (353, 353, 3, 1 << 16),                 // RuPay-JCB
+    (356, 356, 3, 1 << 16),                 // RuPay-JCB
+    (36, 36, 2, lengths(14, 19)),           // Diners Club International
+    (38, 39, 2, lengths(14, 19)),           // Diners Club
+    (4, 4, 1, 1 << 13 | 1 << 16 | 1 << 19), // Visa, Visa Electron
+    (50, 50, 2, lengths(12, 19)),           // Maestro, RuPay 508, Verve, Dankort
+    (51, 55, 2, 1 << 16),                   // Mastercard
+    (56, 59, 2, lengths(12, 19)),           // Maestro
+    (6, 6, 1, lengths(12, 19)),             // Maestro 6x, Discover, UnionPay 62, RuPay 60/65
+    (81, 82, 2, lengths(16, 19)),           // UnionPay 81, RuPay 81/82
+    (8600, 8600, 4, 1 << 16),               // UzCard
+    (9792, 9792, 4, 1 << 16),               // Troy
+    (9860, 9860, 4, 1 << 16),               // Humo
+];
+
+/// Does a brand issue numbers of this length with this prefix? Order numbers and timestamps
+/// mostly start with other digits or have other lengths.
+fn issuer_allows(d: &[u8]) -> bool {
+    let len = d.len() as u32;
+    IINS.iter().any(|&(low, high, digits, lens)| {
+        let prefix = d[..digits as usize]
+            .iter()
+            .fold(0u32, |acc, &digit| acc * 10 + u32::from(digit));
+        lens >> len & 1 == 1 && (low..=high).contains(&prefix)
+    })
 }
 
 pub(crate) fn luhn(digits: &[u8]) -> bool {
@@ -271,6 +310,19 @@ mod tests {
             "3530 1113 3330 0000",
             "4000 0000 0000 0000 006",
             "4222222222222",
+            "4222 2222 22222",
+            "6759 6498 2648",
+            "6759 6498 2643 8453",
+            "6304 0000 0000 0000 018",
+            "3528 0007 0000 0000",
+            "2131 0000 0000 001",
+            "1800 0000 0000 002",
+            "2200 1234 5678 9019",
+            "6521 1234 5678 9012",
+            "6200 0000 0000 0005",
+            "8171 9999 0000 0000 021",
+            "9792 0300 0000 0000",
+            "1234 5678 9012 347",
         ] {
             let text = format!("card {card_number}, thanks");
             assert_eq!(span(&text, card), Some(card_number), "{card_number}");
@@ -286,15 +338,16 @@ mod tests {
     fn not_cards() {
         for text in [
             "4111 1111 1111 1112",     // Luhn
-            "1234 5678 9012 3456",     // no issuer
+            "7234 5678 9012 3456",     // no issuer
             "1700000000000",           // ms timestamp
             "41111111111111111111111", // too long
-            "4111 11111 1111 1111",    // odd grouping
+            "4111 11111 1111 1111",    // 17 digits: no Visa length
+            "41 1111 1111 1111 11",    // first group too short
             "4111-1111 1111-1111",     // mixed separators
             "4111.1111 1111.1111",     // mixed separators
             "9.4111111111111111",      // decimal
             "4111111111111111x",       // identifier
-            "4111 1111 1111",          // 12 digits
+            "4111 1111 1111",          // 12 digits: no Visa length
         ] {
             assert_eq!(span(text, card), None, "{text}");
         }
