@@ -251,6 +251,9 @@ fn scan_words(
             COLON if b.get(i + 1) == Some(&b':') && token_start(text, i) => {
                 ip::ipv6(b, i).map(|span| (Kind::Ip, span))
             }
+            TILDE => secret::azure_client_secret(b, i)
+                .filter(|&(start, _)| token_start(text, start))
+                .map(|span| (Kind::Secret, span)),
             _ => None,
         };
         match hit {
@@ -297,18 +300,24 @@ fn skip_quiet(b: &[u8], mut i: usize) -> usize {
 /// its second set (`None`: any byte, the first alone is the trigger). Each detector's start
 /// holds one of them in its first word, or ends that word with one:
 ///
-/// - digits: numbers, IP addresses, IBANs (two letters, then digits);
-/// - `@`, `(`, `[`: e-mail addresses (`(at)`, `[at]`); `(` and `+`: phone numbers;
-/// - `-`: `-----BEGIN` and `sk-`; `_`: `sk_live_`, `ghp_`, `github_pat_`; `:`: IPv6;
+/// - digits: numbers, IP addresses, IBANs (two letters, then digits), and every token whose
+///   first word holds one (nearly all random bodies do);
+/// - `@`, `(`, `[`: e-mail addresses (`(at)`, `[at]`) and passwords in URLs; `(` and `+`:
+///   phone numbers;
+/// - `-`: `-----BEGIN` and prefixes ending in `-` (`sk-`, `glpat-`, `xoxb-`, ...); `_`:
+///   prefixes holding one (`hf_`, `npm_`, `sk_live_`, `private_key_id`); `:`: IPv6;
+/// - `=`: `AccountKey=`; `~`: Azure client secrets (`...8Q~...`);
 /// - `J`: the `eyJ` of a JSON Web Token;
-/// - `A` and a capital: AWS key ids (`AKIA`...), Google keys (`AIza`);
+/// - `A` and a capital: AWS key ids (`AKIA`...), Google keys (`AIza`), `ATATT3`, `AGE-`;
+/// - `SG`, `SK`: SendGrid and Twilio keys;
 /// - `aw`, `cr`, `be` in any case: the labels `aws...`, `secret...` and `bearer`.
-const TRIGGERS: [(&[u8], Option<&[u8]>); 5] = [
-    (b"0123456789@([+-:_J", None),
+const TRIGGERS: [(&[u8], Option<&[u8]>); 6] = [
+    (b"0123456789@([+-:_J=~", None),
     (b"A", Some(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")),
     (b"aA", Some(b"wW")),
     (b"cC", Some(b"rR")),
     (b"bB", Some(b"eE")),
+    (b"S", Some(b"GK")),
 ];
 /// Per byte, the [`TRIGGERS`] rows (one bit each) in whose first set it is.
 const TRIGGER_FIRST: [u8; 256] = pair_table(&TRIGGERS, true);
@@ -372,6 +381,12 @@ impl Findings<'_> {
     /// Pushes the address anchored at `at`, if any; true when there is one (even one left out
     /// for overlapping the previous address).
     fn email(&mut self, b: &[u8], at: usize) -> bool {
+        if b[at] == b'@'
+            && let Some(span) = secret::url_password(b, at)
+        {
+            self.push(Kind::Secret, span);
+            return true;
+        }
         let Some((start, end)) = email::at(b, at) else {
             return false;
         };
@@ -407,6 +422,7 @@ const PUNCT: [u8; 256] = {
     table[b'+' as usize] = PLUS;
     table[b'-' as usize] = DASH;
     table[b':' as usize] = COLON;
+    table[b'~' as usize] = TILDE;
     table
 };
 /// An e-mail address's anchor (see [`email::at`]).
@@ -417,12 +433,14 @@ const PLUS: u8 = 2;
 const DASH: u8 = 3;
 /// An IPv6 address's leading `::`.
 const COLON: u8 = 4;
+/// The `~` of an Azure client secret.
+const TILDE: u8 = 5;
 
 /// Could a detector start at the word `b[start..end]`? This is the test every word pays, and
 /// it is false for nearly every word of prose, so it is a few table lookups and compares with
-/// no calls: a digit or a secret's first two bytes ([`PAIR_FIRST`], [`PAIR_SECOND`]), two
-/// letters and two digits (an IBAN), or one to four hex digits and a colon (an IPv6 address).
-/// The detectors then check everything else.
+/// no calls: a digit, a secret's first two bytes ([`secret::may_start`], one bit of a table of
+/// byte pairs), two letters and two digits (an IBAN), or one to four hex digits and a colon (an
+/// IPv6 address). The detectors then check everything else.
 #[inline]
 fn word_may_start(b: &[u8], start: usize, end: usize) -> bool {
     let c = b[start];
@@ -430,27 +448,11 @@ fn word_may_start(b: &[u8], start: usize, end: usize) -> bool {
     let len = end - start;
     // Non-short-circuit `|`: each test is cheap, and one unpredictable branch is cheaper than
     // three.
-    (PAIR_FIRST[c as usize] & PAIR_SECOND[second as usize] != 0)
+    c.is_ascii_digit()
+        | secret::may_start(c, second)
         | (len >= 4 && b[start + 2].is_ascii_digit() && b[start + 3].is_ascii_digit())
         | (len <= 4 && b.get(end) == Some(&b':') && c.is_ascii_hexdigit())
 }
-
-/// Word starts worth a closer look, as pairs of a first and a second byte: the first byte's
-/// entry in [`PAIR_FIRST`] and the second's in [`PAIR_SECOND`] share a bit. One bit per row
-/// below; each row is a superset of what [`secret::may_start`] accepts (which looks at three
-/// bytes, exactly), and any digit starts a number.
-const PAIR_ROWS: [(&[u8], Option<&[u8]>); 7] = [
-    // Whatever follows a digit (also the 0 used past the end of the text).
-    (b"0123456789", None),
-    (b"sr", Some(b"k")),                          // sk-, sk_live_, rk_live_
-    (b"sSbB", Some(b"eE")),                       // secret..., bearer
-    (b"A", Some(b"ABCDEFGHIJKLMNOPQRSTUVWXYZw")), // AKIA..., AIza..., AWS, Aws
-    (b"a", Some(b"wW")),                          // aws
-    (b"g", Some(b"hi")),                          // ghp_, github_pat_
-    (b"e", Some(b"y")),                           // eyJ
-];
-const PAIR_FIRST: [u8; 256] = pair_table(&PAIR_ROWS, true);
-const PAIR_SECOND: [u8; 256] = pair_table(&PAIR_ROWS, false);
 
 /// The end of the word going on at `i`: the first byte from `i` on that is not in [`WORD`].
 ///
@@ -505,6 +507,9 @@ fn detect_at(b: &[u8], i: usize, options: &Options) -> Option<Result<Found, usiz
         if !numbers::may_start(b, i) {
             return None;
         }
+        if let Some(span) = secret::telegram(b, i) {
+            return hit(Kind::Secret, span);
+        }
         if let Some(span) = ip::ipv4(b, i) {
             return hit(Kind::Ip, span);
         }
@@ -526,7 +531,7 @@ fn detect_at(b: &[u8], i: usize, options: &Options) -> Option<Result<Found, usiz
     if !c.is_ascii_alphabetic() {
         return None;
     }
-    if secret::may_start(b, i)
+    if secret::may_start(c, b.get(i + 1).copied().unwrap_or(0))
         && let Some(span) = secret::at(b, i)
     {
         return hit(Kind::Secret, span);
