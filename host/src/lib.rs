@@ -1,25 +1,31 @@
 //! Freeway: an OpenAI-compatible LLM gateway whose provider adapters, routing policies and
 //! filters are WebAssembly components.
 //!
+//! One folder per layer, in the order a request flows; each imports only the layers below it
+//! (nothing imports `server`):
+//!
+//! - [`server`]: listeners, accept loop, graceful drain, the URL table, client keys.
+//! - [`api`]: inbound dialects behind one trait (chat completions, models), OpenAI errors.
+//! - [`admin`]: the operator's API (plugins, config, metrics, reload).
+//! - [`reload`]: loading config + plugins into a snapshot, watching files, swapping it in.
+//! - [`pipeline`]: one request through filters, router, failover and stream relay, and the
+//!   request record that accounts for it; health checks.
+//! - [`upstream`]: one attempt at one target — adapter, shared HTTP client, its errors.
+//! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading, isolation, and the
+//!   check that config and plugins fit.
+//! - [`state`]: live target state — shared quotas, cooldowns, sessions, key usage behind async
+//!   traits (memory today), per-instance breaker and latency.
 //! - [`config`]: the TOML file, validated, with key paths in every error.
-//! - [`openai`]: request validation and OpenAI-shaped errors.
-//! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading and instance isolation.
-//! - [`pipeline`]: one request through filters, router and failover to an answer.
-//! - [`routing`]: live target state, attempt errors, route explanations.
-//! - [`health`]: periodic health checks that take failing targets out of the pool.
-//! - [`upstream`]: the shared HTTP client and credential injection.
-//! - [`server`]: the hyper listener and routes.
-//! - [`reload`]: watching plugins and config, and swapping snapshots.
-//! - [`admin`]: the operator's view (`/admin/plugins`, `/admin/config`, `/admin/reload`).
+//! - [`http`], [`error`]: response bodies and helpers; the one typed gateway error.
 
 pub mod admin;
-pub mod app;
+pub mod api;
 pub mod config;
-pub mod health;
-pub mod openai;
+pub mod error;
+pub mod http;
 pub mod pipeline;
 pub mod plugins;
 pub mod reload;
-pub mod routing;
 pub mod server;
+pub mod state;
 pub mod upstream;

@@ -1,9 +1,5 @@
 //! `freeway`: the gateway binary.
 //!
-//! ```text
-//! freeway serve [--config PATH] [--listen ADDR]   start the gateway
-//! freeway check [--config PATH]                   validate config and plugins, then exit
-//! ```
 //! Logs go to stderr (`FREEWAY_LOG` sets the filter, e.g. `debug` or `freeway=debug`;
 //! `FREEWAY_LOG_FORMAT=json` for JSON lines). When ready, `serve` prints one line to stdout:
 //! `freeway listening on http://ADDR`.
@@ -12,52 +8,39 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
 use std::sync::Arc;
 
-use freeway::{app, reload, server};
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "usage:
-  freeway serve [--config PATH] [--listen ADDR]   start the gateway (default config: config/gateway.toml)
-  freeway check [--config PATH]                   validate the config and plugins, then exit";
+use freeway::pipeline::Gateway;
+use freeway::{pipeline, reload, server};
 
-struct Args {
-    command: String,
-    config: PathBuf,
-    listen: Option<SocketAddr>,
+#[derive(Parser)]
+#[command(
+    name = "freeway",
+    version,
+    about = "OpenAI-compatible LLM gateway with WebAssembly provider, router and filter plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let command = args.next().ok_or_else(|| USAGE.to_string())?;
-    if command == "-h" || command == "--help" {
-        return Err(USAGE.to_string());
-    }
-    if command != "serve" && command != "check" {
-        return Err(format!("unknown command {command:?}\n{USAGE}"));
-    }
-    let mut parsed = Args {
-        command,
-        config: PathBuf::from("config/gateway.toml"),
-        listen: None,
-    };
-    while let Some(flag) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--config" | "-c" => parsed.config = PathBuf::from(value("--config")?),
-            "--listen" | "-l" => {
-                let text = value("--listen")?;
-                parsed.listen = Some(text.parse().map_err(|_| {
-                    format!("--listen {text:?} is not an address like 127.0.0.1:8080")
-                })?);
-            }
-            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
-        }
-    }
-    Ok(parsed)
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway.
+    Serve {
+        #[arg(short, long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+        /// Listen here instead of `server.listen` (e.g. 127.0.0.1:0 for any free port).
+        #[arg(short, long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate the config and every plugin it uses (including their settings), then exit.
+    Check {
+        #[arg(short, long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
 }
 
 fn init_logging() {
@@ -76,11 +59,16 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // --help and --version are not failures; usage errors exit 2.
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     init_logging();
@@ -94,7 +82,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let gateway = match runtime.block_on(app::build_gateway(&args.config)) {
+    let (config, listen) = match &cli.command {
+        Command::Serve { config, listen } => (config.clone(), *listen),
+        Command::Check { config } => (config.clone(), None),
+    };
+    let gateway = match runtime.block_on(reload::build_gateway(&config)) {
         Ok(gateway) => gateway,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -102,67 +94,74 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.command == "check" {
-        println!("config and plugins OK: {}", args.config.display());
+    if let Command::Check { .. } = cli.command {
+        println!("config and plugins OK: {}", config.display());
         return ExitCode::SUCCESS;
     }
-    let result = runtime.block_on(async move {
-        let snapshot = gateway.snapshot.load_full();
-        let addr = args.listen.unwrap_or(snapshot.config.listen);
-        let listener = server::bind(addr).await?;
-        let shutdown = shutdown_signal();
-        let reloader = reload::Reloader::new(gateway.clone(), args.config.clone());
-        // The watcher lives as long as the server; without it the gateway still serves.
-        if let Err(error) = reload::watch(reloader.clone()) {
-            tracing::error!("cannot watch for changes, hot reload is off: {error:#}");
-        }
-        freeway::health::spawn(gateway.clone());
-        let services = Arc::new(server::Services { gateway, reloader });
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let admin = match snapshot.config.admin.listen {
-            Some(admin_addr) => {
-                let admin_listener = server::bind(admin_addr).await?;
-                let admin_local = admin_listener.local_addr()?;
-                let mut stop = stop_rx.clone();
-                let services = services.clone();
-                Some((
-                    admin_local,
-                    tokio::spawn(async move {
-                        server::serve(services, admin_listener, server::Role::Admin, async move {
-                            let _ = stop.wait_for(|stopped| *stopped).await;
-                        })
-                        .await
-                    }),
-                ))
-            }
-            None => None,
-        };
-        let local = listener.local_addr()?;
-        tracing::info!(address = %local, "listening");
-        println!("freeway listening on http://{local}");
-        if let Some((admin_local, _)) = &admin {
-            tracing::info!(address = %admin_local, "admin API listening");
-            println!("freeway admin listening on http://{admin_local}");
-        }
-        let _ = std::io::stdout().flush();
-        drop(snapshot);
-        let served = server::serve(services, listener, server::Role::Public, async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await;
-        if let Some((_, task)) = admin {
-            let _ = task.await;
-        }
-        served
-    });
-    match result {
+    match runtime.block_on(serve(gateway, config, listen)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("freeway: {error:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Listen (public and, when configured, admin), watch for changes, run health checks, and
+/// serve until SIGINT or SIGTERM; then drain.
+async fn serve(
+    gateway: Arc<Gateway>,
+    config_path: PathBuf,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let snapshot = gateway.snapshot.load_full();
+    let addr = listen.unwrap_or(snapshot.config.listen);
+    let listener = server::bind(addr).await?;
+    let shutdown = shutdown_signal();
+    let reloader = reload::Reloader::new(gateway.clone(), config_path);
+    // The watcher lives as long as the server; without it the gateway still serves.
+    if let Err(error) = reload::watch(reloader.clone()) {
+        tracing::error!("cannot watch for changes, hot reload is off: {error:#}");
+    }
+    pipeline::health::spawn(gateway.clone());
+    let handlers = Arc::new(server::Handlers { gateway, reloader });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let admin = match snapshot.config.admin.listen {
+        Some(admin_addr) => {
+            let admin_listener = server::bind(admin_addr).await?;
+            let admin_local = admin_listener.local_addr()?;
+            let mut stop = stop_rx.clone();
+            let handlers = handlers.clone();
+            Some((
+                admin_local,
+                tokio::spawn(async move {
+                    server::serve(handlers, admin_listener, server::Role::Admin, async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await
+                }),
+            ))
+        }
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "listening");
+    println!("freeway listening on http://{local}");
+    if let Some((admin_local, _)) = &admin {
+        tracing::info!(address = %admin_local, "admin API listening");
+        println!("freeway admin listening on http://{admin_local}");
+    }
+    let _ = std::io::stdout().flush();
+    drop(snapshot);
+    let served = server::serve(handlers, listener, server::Role::Public, async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some((_, task)) = admin {
+        let _ = task.await;
+    }
+    served
 }
 
 /// Registers the signal handlers now (before the "listening" line is printed, so a SIGTERM

@@ -1,77 +1,11 @@
-//! OpenAI's wire format as the gateway needs it: validating an incoming chat-completions
-//! request (without re-serialising it: the body travels on as the client wrote it, so fields the
-//! gateway does not know reach the provider untouched) and OpenAI-shaped error bodies.
+//! The canonical request every inbound dialect decodes into: an OpenAI chat-completions body,
+//! kept as the text the client (or a filter) wrote — never re-serialised, so fields the gateway
+//! does not know reach the provider untouched — plus the facts routing needs, read once.
+//! Filters that rewrite a request are checked against the same rules.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use hyper::StatusCode;
 use serde_json::Value;
 
-/// An error the client receives, in OpenAI's shape `{"error":{"message","type","param","code"}}`.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    pub kind: &'static str,
-    pub code: Option<String>,
-    pub param: Option<String>,
-    /// Sent as a `Retry-After` header (whole seconds, rounded up).
-    pub retry_after: Option<Duration>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        let kind = match status.as_u16() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 if code == "model_not_found" => "invalid_request_error",
-            404 => "not_found_error",
-            429 => "rate_limit_exceeded",
-            400..=499 => "invalid_request_error",
-            _ => "server_error",
-        };
-        ApiError {
-            status,
-            message: message.into(),
-            kind,
-            code: Some(code.to_string()),
-            param: None,
-            retry_after: None,
-        }
-    }
-
-    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
-        let mut error = Self::new(StatusCode::BAD_REQUEST, "invalid_value", message);
-        error.param = Some(param.to_string());
-        error
-    }
-
-    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
-        self.retry_after = after;
-        self
-    }
-
-    pub fn body(&self) -> Bytes {
-        Bytes::from(self.json().to_string())
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind,
-                "param": self.param,
-                "code": self.code,
-            }
-        })
-    }
-
-    pub fn retry_after_header(&self) -> Option<String> {
-        self.retry_after
-            .map(|d| d.as_millis().div_ceil(1000).max(1).to_string())
-    }
-}
+use crate::error::GatewayError;
 
 /// What the gateway reads from a chat-completions request. The body itself is kept as bytes.
 #[derive(Debug, Clone, Default)]
@@ -94,44 +28,38 @@ pub struct ChatRequestInfo {
 }
 
 /// Validate a request body and extract what routing needs. Errors name the offending field.
-pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
+pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, GatewayError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the request body is not valid JSON: {e}"),
-        )
+        GatewayError::invalid_json(format!("the request body is not valid JSON: {e}"))
     })?;
     let Value::Object(object) = value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
+        return Err(GatewayError::invalid_json(
             "the request body must be a JSON object",
         ));
     };
     let model = match object.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         Some(Value::String(_)) => {
-            return Err(ApiError::invalid("model", "`model` must not be empty"));
+            return Err(GatewayError::invalid("model", "`model` must not be empty"));
         }
-        Some(_) => return Err(ApiError::invalid("model", "`model` must be a string")),
-        None => return Err(missing("model")),
+        Some(_) => return Err(GatewayError::invalid("model", "`model` must be a string")),
+        None => return Err(GatewayError::missing("model")),
     };
     let messages = match object.get("messages") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         Some(Value::Array(_)) => {
-            return Err(ApiError::invalid(
+            return Err(GatewayError::invalid(
                 "messages",
                 "`messages` must contain at least one message",
             ));
         }
         Some(_) => {
-            return Err(ApiError::invalid(
+            return Err(GatewayError::invalid(
                 "messages",
                 "`messages` must be an array of messages",
             ));
         }
-        None => return Err(missing("messages")),
+        None => return Err(GatewayError::missing("messages")),
     };
     let mut info = ChatRequestInfo {
         model,
@@ -141,8 +69,8 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
     let mut chars = 0usize;
     for (i, message) in messages.iter().enumerate() {
         let Value::Object(message) = message else {
-            return Err(ApiError::invalid(
-                &format!("messages[{i}]"),
+            return Err(GatewayError::invalid(
+                format!("messages[{i}]"),
                 format!("`messages[{i}]` must be an object"),
             ));
         };
@@ -153,16 +81,16 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
                     "system" | "developer" | "user" | "assistant" | "tool" | "function"
                 ) => {}
             Some(Value::String(role)) => {
-                return Err(ApiError::invalid(
-                    &format!("messages[{i}].role"),
+                return Err(GatewayError::invalid(
+                    format!("messages[{i}].role"),
                     format!(
                         "`messages[{i}].role` {role:?} is not one of system, developer, user, assistant, tool"
                     ),
                 ));
             }
             _ => {
-                return Err(ApiError::invalid(
-                    &format!("messages[{i}].role"),
+                return Err(GatewayError::invalid(
+                    format!("messages[{i}].role"),
                     format!("`messages[{i}].role` is required and must be a string"),
                 ));
             }
@@ -182,8 +110,8 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
             }
             Some(Value::Null) | None => {}
             Some(_) => {
-                return Err(ApiError::invalid(
-                    &format!("messages[{i}].content"),
+                return Err(GatewayError::invalid(
+                    format!("messages[{i}].content"),
                     format!(
                         "`messages[{i}].content` must be a string or an array of content parts"
                     ),
@@ -214,14 +142,19 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
     match object.get("stream") {
         Some(Value::Bool(stream)) => info.stream = *stream,
         Some(Value::Null) | None => {}
-        Some(_) => return Err(ApiError::invalid("stream", "`stream` must be a boolean")),
+        Some(_) => {
+            return Err(GatewayError::invalid(
+                "stream",
+                "`stream` must be a boolean",
+            ));
+        }
     }
     if let Some(options) = object.get("stream_options").filter(|v| !v.is_null()) {
         match options.get("include_usage") {
             Some(Value::Bool(include)) => info.include_usage = *include,
             Some(Value::Null) | None => {}
             Some(_) => {
-                return Err(ApiError::invalid(
+                return Err(GatewayError::invalid(
                     "stream_options.include_usage",
                     "`stream_options.include_usage` must be a boolean",
                 ));
@@ -231,7 +164,7 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
     match object.get("tools") {
         Some(Value::Array(tools)) => info.has_tools = !tools.is_empty(),
         Some(Value::Null) | None => {}
-        Some(_) => return Err(ApiError::invalid("tools", "`tools` must be an array")),
+        Some(_) => return Err(GatewayError::invalid("tools", "`tools` must be an array")),
     }
     for field in ["max_completion_tokens", "max_tokens"] {
         match object.get(field) {
@@ -240,7 +173,7 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
                     info.max_tokens.get_or_insert(n);
                 }
                 _ => {
-                    return Err(ApiError::invalid(
+                    return Err(GatewayError::invalid(
                         field,
                         format!("`{field}` must be a positive integer"),
                     ));
@@ -248,7 +181,7 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
             },
             Some(Value::Null) | None => {}
             Some(_) => {
-                return Err(ApiError::invalid(
+                return Err(GatewayError::invalid(
                     field,
                     format!("`{field}` must be a positive integer"),
                 ));
@@ -266,16 +199,6 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, ApiError> {
         .and_then(Value::as_str)
         .map(str::to_string);
     Ok(info)
-}
-
-fn missing(field: &str) -> ApiError {
-    let mut error = ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "missing_required_parameter",
-        format!("you must provide the `{field}` parameter"),
-    );
-    error.param = Some(field.to_string());
-    error
 }
 
 #[cfg(test)]
@@ -314,10 +237,10 @@ mod tests {
         ];
         for (body, param) in cases {
             let error = inspect_chat_request(body).expect_err("invalid");
-            assert_eq!(error.status, StatusCode::BAD_REQUEST);
-            assert_eq!(error.param.as_deref(), Some(param), "{}", error.message);
+            assert_eq!(error.status(), hyper::StatusCode::BAD_REQUEST);
+            assert_eq!(error.param(), Some(param), "{error}");
         }
         let error = inspect_chat_request(b"{not json").expect_err("invalid json");
-        assert_eq!(error.code.as_deref(), Some("invalid_json"));
+        assert_eq!(error.code(), "invalid_json");
     }
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{HealthCheckSpec, Provider, TargetRef};
-use crate::pipeline::{Gateway, Snapshot};
+use crate::upstream::Attempt;
+
+use super::{Gateway, Snapshot};
 
 const TICK: Duration = Duration::from_millis(100);
 
@@ -76,19 +78,26 @@ async fn check(
         "max_tokens": PROBE_MAX_TOKENS,
     })
     .to_string();
-    let state = gateway.targets.get(&target);
     // Estimated like a request: prompt characters / 4, plus the answer it allows.
     let estimate = spec.prompt.len() as u64 / 4 + PROBE_MAX_TOKENS;
-    let limits = crate::pipeline::target_limits(&provider, &target);
-    if let Err((limit, wait)) = state.take_for_probe(limits, estimate, Instant::now()) {
+    let limits = provider.limits(&target.model);
+    if let Err((limit, wait)) = gateway
+        .targets
+        .take_for_probe(&target, limits, estimate, Instant::now())
+        .await
+    {
         tracing::debug!(target = %target, "health check skipped: its {limit} limit is reached, frees in {}s", wait.as_secs().max(1));
         return;
     }
     let started = Instant::now();
-    let verdict = match gateway
-        .attempt_json(adapter, &provider, &target, &body, &state)
-        .await
-    {
+    let attempt = Attempt {
+        upstream: &gateway.upstream,
+        targets: &gateway.targets,
+        adapter,
+        provider: &provider,
+        target: &target,
+    };
+    let verdict = match attempt.json(&body).await {
         Ok(_) => {
             let took = started.elapsed();
             spec.max_latency.filter(|max| took > *max).map(|max| {
@@ -101,7 +110,11 @@ async fn check(
         }
         Err(error) => Some(error.summary()),
     };
-    if state.record_health(verdict.clone()) {
+    if gateway
+        .targets
+        .local(&target)
+        .record_health(verdict.clone())
+    {
         match verdict {
             Some(why) => {
                 tracing::warn!(target = %target, "health check failed, target leaves the pool: {why}")

@@ -16,6 +16,7 @@
 //!   discarded, never reused.
 
 pub mod bindings;
+pub mod fit;
 pub mod registry;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,28 +27,11 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+pub use crate::config::{InstanceMode, PluginLimits};
 pub use registry::{PluginSet, PluginWorld};
 
 /// How often the epoch ticks; per-call deadlines are whole multiples of it.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
-
-/// Limits one plugin's calls run under.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PluginLimits {
-    pub mode: InstanceMode,
-    pub pool_size: usize,
-    pub timeout: Duration,
-    pub memory_bytes: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InstanceMode {
-    /// A new instance for every request.
-    Fresh,
-    /// Instances are reused across requests (up to `pool_size` kept idle).
-    Pooled,
-}
 
 /// Per-store host data: an empty WASI context (no files, no env, no network, no stdio) and the
 /// memory limiter.

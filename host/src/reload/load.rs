@@ -1,17 +1,17 @@
-//! Starting the gateway: load config, load plugins, check they fit, build the shared state.
-//! Used by `freeway serve` and `freeway check`.
+//! Loading what a gateway serves from: the config, the plugin folder, and the check that they
+//! fit together. The same steps at start (`freeway serve`, `freeway check`) as on reload, so a
+//! file that would be refused on reload is refused at start too.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::pipeline::{Gateway, Snapshot};
+use crate::plugins::fit::{check_plugin_settings, check_plugins};
 use crate::plugins::{PluginSet, Runtime};
-use crate::routing::TargetStates;
-use crate::upstream::Upstream;
+use crate::state::SharedState;
 
 /// Load and validate everything a gateway needs, logging what is disabled and why.
 pub async fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow::Result<Snapshot> {
@@ -23,8 +23,8 @@ pub async fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow
         &|name| config.limits_for(name),
     )
     .await?;
-    config.check_plugins(&plugins)?;
-    config.check_plugin_settings(&plugins).await?;
+    check_plugins(&config, &plugins)?;
+    check_plugin_settings(&config, &plugins).await?;
     for provider in config.providers.values() {
         match &provider.disabled {
             Some(why) => tracing::warn!(provider = %provider.name, "provider disabled: {why}"),
@@ -42,6 +42,7 @@ pub async fn load_snapshot(runtime: &Arc<Runtime>, config_path: &Path) -> anyhow
     Ok(Snapshot::new(config, plugins))
 }
 
+/// A gateway ready to serve: runtime, first snapshot, state stores.
 pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     let runtime = Arc::new(Runtime::new().context("cannot start the WebAssembly runtime")?);
     let snapshot = load_snapshot(&runtime, config_path).await?;
@@ -51,12 +52,9 @@ pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
             config_path.display()
         );
     }
-    Ok(Arc::new(Gateway {
-        snapshot: ArcSwap::from_pointee(snapshot),
-        upstream: Upstream::new()?,
-        targets: TargetStates::default(),
+    Ok(Arc::new(Gateway::new(
         runtime,
-        sticky: Default::default(),
-        key_usage: Default::default(),
-    }))
+        snapshot,
+        SharedState::in_memory(),
+    )?))
 }

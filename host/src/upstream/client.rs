@@ -15,10 +15,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::error::AttemptError;
 use crate::config::ApiKey;
 use crate::plugins::bindings::adapter::{Auth, HttpRequest};
 use crate::plugins::bindings::types::ErrorKind;
-use crate::routing::{AttemptError, Source};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -74,16 +74,7 @@ fn build(
     request: HttpRequest,
     key: Option<&ApiKey>,
 ) -> Result<hyper::Request<Full<Bytes>>, AttemptError> {
-    let bad = |message: String| AttemptError {
-        source: Source::Plugin,
-        kind: ErrorKind::Internal,
-        retryable: true,
-        message,
-        status: None,
-        retry_after: None,
-        code: None,
-        param: None,
-    };
+    let bad = AttemptError::plugin;
     let mut url = request.url;
     if let Auth::Query(param) = &request.auth {
         let key = key.map(ApiKey::expose).unwrap_or_default();
@@ -92,7 +83,7 @@ fn build(
     }
     let uri: hyper::Uri = url
         .parse()
-        .map_err(|_| bad("the adapter built an invalid upstream URL".into()))?;
+        .map_err(|_| bad("the adapter built an invalid upstream URL".to_string()))?;
     let method = hyper::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
         bad(format!(
             "the adapter built an invalid method {:?}",
@@ -128,16 +119,11 @@ fn build(
             Auth::None | Auth::Query(_) => None,
         };
         if let Some((name, value)) = injected {
-            let mut value = value.map_err(|_| AttemptError {
-                source: Source::Gateway,
-                kind: ErrorKind::Auth,
-                retryable: true,
-                message: "the provider's API key contains characters not allowed in a header"
-                    .into(),
-                status: None,
-                retry_after: None,
-                code: None,
-                param: None,
+            let mut value = value.map_err(|_| {
+                AttemptError::gateway(
+                    ErrorKind::Auth,
+                    "the provider's API key contains characters not allowed in a header",
+                )
             })?;
             value.set_sensitive(true);
             headers.insert(name, value);
@@ -173,14 +159,5 @@ fn transport_error(error: &hyper_util::client::legacy::Error) -> AttemptError {
     } else {
         format!("the upstream connection failed: {detail}")
     };
-    AttemptError {
-        source: Source::Upstream,
-        kind: ErrorKind::Unavailable,
-        retryable: true,
-        message,
-        status: None,
-        retry_after: None,
-        code: None,
-        param: None,
-    }
+    AttemptError::upstream(ErrorKind::Unavailable, message)
 }

@@ -1,0 +1,203 @@
+//! Inbound dialects: the wire formats clients speak, each one file behind [`Dialect`].
+//!
+//! A dialect decodes a request body into the canonical form (an OpenAI chat-completions body
+//! and its routing facts) and encodes what the pipeline gives back — a whole answer, each
+//! chunk of a stream, its end, and errors before or after the stream was committed.
+//! [`serve`] does the rest the same way for every dialect: read the body under the size
+//! limit, count the caller's request against its daily cap, hand the request to the
+//! pipeline, and write the answer with the `x-freeway-*` headers. Adding an endpoint is one
+//! file here and one line in the server's URL table.
+
+pub mod chat;
+pub mod models;
+pub mod openai;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use crate::config::GatewayKey;
+use crate::error::GatewayError;
+use crate::http::{ResponseBody, full_body, read_body, response, set_header};
+use crate::pipeline::canonical::ChatRequestInfo;
+use crate::pipeline::{Answer, Decoded, Failed, Gateway, RequestMeta, Served, StreamEvent};
+
+/// A request in canonical form, as a dialect decoded it.
+pub struct Canonical {
+    /// An OpenAI chat-completions body.
+    pub body: Bytes,
+    pub info: ChatRequestInfo,
+}
+
+/// One inbound wire format.
+pub trait Dialect: Send + Sync + Unpin + 'static {
+    /// The content type of a streamed answer.
+    const STREAM_CONTENT_TYPE: &'static str;
+
+    /// Validate a request body and turn it into the canonical form. Errors name the field.
+    fn decode(&self, body: Bytes) -> Result<Canonical, GatewayError>;
+    /// A whole answer, from a canonical `chat.completion` body.
+    fn encode_answer(&self, body: String) -> Bytes;
+    /// One stream frame, from a canonical `chat.completion.chunk`.
+    fn encode_chunk(&self, chunk: String) -> Bytes;
+    /// What ends a completed stream, if anything.
+    fn encode_end(&self) -> Option<Bytes>;
+    /// The last frame of a stream that broke after it was committed.
+    fn encode_stream_error(&self, error: &GatewayError) -> Bytes;
+    /// A whole error response, before anything was committed.
+    fn encode_error(&self, error: &GatewayError, request_id: &str) -> Response<ResponseBody>;
+}
+
+/// Serve one request of dialect `D`: body, daily cap, pipeline, answer.
+pub async fn serve<D: Dialect>(
+    dialect: D,
+    gateway: &Arc<Gateway>,
+    request: Request<Incoming>,
+    request_id: String,
+    caller: Option<GatewayKey>,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let max = gateway.snapshot.load().config.max_body_bytes;
+    let decoded = async {
+        let bytes = read_body(&parts.headers, body, max).await?;
+        if let Some(key) = &caller
+            && let Err((cap, wait)) = gateway.shared.key_usage.admit(key).await
+        {
+            return Err(GatewayError::DailyCapReached {
+                key: key.name.clone(),
+                cap,
+                retry_after: wait,
+            });
+        }
+        let canonical = dialect.decode(bytes)?;
+        Ok(Decoded {
+            body: canonical.body,
+            info: canonical.info,
+            tags: client_tags(&parts.headers),
+            session: header(&parts.headers, "x-freeway-session").map(str::to_string),
+        })
+    }
+    .await;
+    let meta = RequestMeta {
+        id: request_id,
+        caller: caller.map(|key| key.name),
+        started,
+    };
+    match gateway.chat(meta, decoded).await {
+        Ok(answer) => respond(dialect, answer),
+        Err(failed) => refuse(&dialect, failed),
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Routing labels from `x-freeway-tags: a, b`.
+fn client_tags(headers: &HeaderMap) -> Vec<String> {
+    header(headers, "x-freeway-tags")
+        .map(|tags| {
+            tags.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn route_headers(headers: &mut HeaderMap, served: &Served) {
+    set_header(headers, "x-request-id", &served.request_id);
+    set_header(headers, "x-freeway-provider", &served.target.provider);
+    set_header(headers, "x-freeway-model", &served.target.model);
+    set_header(headers, "x-freeway-attempts", &served.attempts.to_string());
+    set_header(headers, "x-freeway-route", &served.route);
+}
+
+fn respond<D: Dialect>(dialect: D, answer: Answer) -> Response<ResponseBody> {
+    match answer {
+        Answer::Json { served, body } => {
+            let mut response = response(
+                StatusCode::OK,
+                "application/json",
+                full_body(dialect.encode_answer(body)),
+            );
+            route_headers(response.headers_mut(), &served);
+            response
+        }
+        Answer::Stream { served, events } => {
+            let body = EventBody {
+                dialect,
+                events,
+                ended: false,
+            };
+            let mut response = response(
+                StatusCode::OK,
+                D::STREAM_CONTENT_TYPE,
+                ResponseBody::new(body),
+            );
+            let headers = response.headers_mut();
+            headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+            route_headers(headers, &served);
+            response
+        }
+    }
+}
+
+fn refuse<D: Dialect>(dialect: &D, failed: Failed) -> Response<ResponseBody> {
+    let mut response = dialect.encode_error(&failed.error, &failed.request_id);
+    if let Some(route) = &failed.route {
+        set_header(response.headers_mut(), "x-freeway-route", route);
+    }
+    response
+}
+
+/// A streamed answer's body: the pipeline's events, encoded by the dialect as they arrive.
+struct EventBody<D> {
+    dialect: D,
+    events: mpsc::Receiver<StreamEvent>,
+    ended: bool,
+}
+
+impl<D: Dialect> Body for EventBody<D> {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            let event = match self.events.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(event) => event,
+            };
+            let bytes = match event {
+                Some(StreamEvent::Chunk(chunk)) => self.dialect.encode_chunk(chunk),
+                Some(StreamEvent::End) => {
+                    self.ended = true;
+                    match self.dialect.encode_end() {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    }
+                }
+                Some(StreamEvent::Error(error)) => {
+                    self.ended = true;
+                    self.dialect.encode_stream_error(&error)
+                }
+                None => return Poll::Ready(None),
+            };
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Gateway configuration: the TOML file as written (`raw`, unknown keys refused) and the
+//! validated form the rest of the gateway uses. Every error carries the key path that caused it
+//! (`models.smart.targets[1]`) and the reason, so an operator never has to guess.
+//!
+//! Secrets: the file holds only the *names* of environment variables; keys are read from the
+//! environment here and kept in `ApiKey`, whose `Debug` never prints them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+mod raw;
+mod sources;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use sources::{expand_env, merge_catalogs, normalise_model_lists};
+use validate::validate;
+
+/// Limits one plugin's calls run under (`[plugins.defaults]`, `[plugins.overrides.<name>]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginLimits {
+    pub mode: InstanceMode,
+    pub pool_size: usize,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+/// How much isolation a plugin's calls pay for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceMode {
+    /// A new instance for every request.
+    Fresh,
+    /// Instances are reused across requests (up to `pool_size` kept idle).
+    Pooled,
+}
+
+/// A config problem: where (dotted key path) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "invalid config: {}", self.reason)
+        } else {
+            write!(f, "invalid config at `{}`: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub fn error(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+/// The admin API (`/admin/*`): its own listener by default, never the public one unless asked.
+#[derive(Debug, Clone, Default)]
+pub struct Admin {
+    pub listen: Option<SocketAddr>,
+    pub on_public_listener: bool,
+    /// When set, admin requests need `Authorization: Bearer <key>`.
+    pub key: Option<ApiKey>,
+}
+
+/// A key a client presents to the gateway, with its daily allowance.
+#[derive(Debug, Clone)]
+pub struct GatewayKey {
+    pub name: String,
+    pub key: ApiKey,
+    pub daily_requests: Option<u64>,
+    pub daily_tokens: Option<u64>,
+}
+
+/// A provider key read from the environment. Never printed.
+#[derive(Clone)]
+pub struct ApiKey(Arc<str>);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+pub use raw::{ModelInfo, Privacy};
+
+/// A periodic trivial prompt to a provider's models; a target that fails it (or answers slower
+/// than `max_latency`) leaves the pool until it passes again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckSpec {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub prompt: String,
+    pub max_latency: Option<Duration>,
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub adapter: String,
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<ApiKey>,
+    /// Why this provider cannot be used, when it cannot (e.g. its key variable is unset).
+    pub disabled: Option<String>,
+    pub models: Vec<String>,
+    /// What the catalog or config says of each model (missing facts are unknown, not false).
+    pub model_info: BTreeMap<String, ModelInfo>,
+    pub docs: Option<String>,
+    pub privacy: Privacy,
+    /// May serve requests labelled sensitive: explicitly trusted, keyless (self-hosted), or
+    /// documented to neither log nor train on prompts.
+    pub trusted: bool,
+    pub tags: Vec<String>,
+    pub health_check: Option<HealthCheckSpec>,
+    /// Per-attempt deadline: the whole answer when not streaming, the first chunk when streaming.
+    pub timeout: Duration,
+    /// Once a stream is committed: the longest gap between two upstream chunks.
+    pub stream_idle_timeout: Duration,
+    /// Adapter settings as a JSON object.
+    pub settings: Arc<str>,
+    /// Whether the text of requests this provider serves may be logged.
+    pub log_content: LogContent,
+}
+
+impl Provider {
+    /// The limits the catalog publishes for one of this provider's models (none when unknown).
+    pub fn limits(&self, model: &str) -> Limits {
+        self.model_info
+            .get(model)
+            .map(|m| Limits {
+                rpm: m.rpm,
+                rpd: m.rpd,
+                tpm: m.tpm,
+                tpd: m.tpd,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Published limits of one target: requests and tokens per minute and per day.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    pub rpm: Option<u64>,
+    pub rpd: Option<u64>,
+    pub tpm: Option<u64>,
+    pub tpd: Option<u64>,
+}
+
+/// One attempt destination: a provider and one of its upstream models.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl std::fmt::Display for TargetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// Whether a request's text may appear in the log (`log_content` of a provider or a public
+/// model). The default is `none`: log lines carry sizes and counts, never text. Content is
+/// logged as the provider saw it — after request filters, before response filters — so a
+/// redacting filter protects the log too; requests tagged trusted-only are never logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogContent {
+    #[default]
+    None,
+    Prompts,
+    Answers,
+    All,
+}
+
+impl LogContent {
+    pub fn prompts(self) -> bool {
+        matches!(self, LogContent::Prompts | LogContent::All)
+    }
+
+    pub fn answers(self) -> bool {
+        matches!(self, LogContent::Answers | LogContent::All)
+    }
+}
+
+/// What a request does when its model's router errs or faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnRouterError {
+    /// Refuse the request (500 `plugin_error`): the router may be enforcing a policy.
+    #[default]
+    Fail,
+    /// Try the targets in configured order.
+    ConfiguredOrder,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublicModel {
+    pub name: String,
+    pub router: String,
+    /// Router settings as a JSON object.
+    pub router_settings: Arc<str>,
+    /// Filters for this model, after the global ones.
+    pub filters: Vec<String>,
+    pub on_router_error: OnRouterError,
+    pub targets: Vec<TargetRef>,
+    /// When set, overrides the serving provider's `log_content`.
+    pub log_content: Option<LogContent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    /// Keys clients must present; none configured means the gateway is open.
+    pub gateway_keys: Vec<GatewayKey>,
+    /// Request tags that allow only trusted providers.
+    pub trusted_only_tags: Vec<String>,
+    /// The catalog files merged in (watched for changes like the config itself).
+    pub catalog_files: Vec<PathBuf>,
+    /// SHA-256 of the effective configuration.
+    pub digest: String,
+    /// Values `${VAR}` references expanded to; views of the config mask them.
+    pub env_values: Vec<String>,
+    pub admin: Admin,
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub plugin_dir: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    pub default_limits: PluginLimits,
+    pub limit_overrides: BTreeMap<String, PluginLimits>,
+    pub filters: Vec<String>,
+    /// Filter settings as JSON objects, by filter plugin name.
+    pub filter_settings: BTreeMap<String, Arc<str>>,
+    pub default_router: String,
+    /// How long a conversation keeps the target that last served it; zero disables.
+    pub sticky_ttl: Duration,
+    pub providers: BTreeMap<String, Provider>,
+    pub models: BTreeMap<String, PublicModel>,
+}
+
+impl Config {
+    /// Read, expand `${VAR}`s, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| error("", format!("cannot read {}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse config text; `env` resolves variables (so tests need not touch the process env).
+    pub fn parse(
+        text: &str,
+        base_dir: &Path,
+        source: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
+            let reason = e.message().to_string();
+            let line = e
+                .span()
+                .map(|span| text[..span.start].lines().count().max(1));
+            error(
+                "",
+                match line {
+                    Some(line) => format!("TOML syntax error on line {line}: {reason}"),
+                    None => format!("TOML syntax error: {reason}"),
+                },
+            )
+        })?;
+        let catalog_files = merge_catalogs(&mut value, base_dir)?;
+        normalise_model_lists(&mut value);
+        // Every value read from the environment may be a secret: remember them, so views of
+        // the config can mask them wherever they ended up.
+        let expanded = std::cell::RefCell::new(Vec::new());
+        let recording_env = |name: &str| {
+            let value = env(name);
+            if let Some(v) = &value
+                && v.len() >= 4
+            {
+                expanded.borrow_mut().push(v.clone());
+            }
+            value
+        };
+        expand_env(&mut value, &mut String::new(), &recording_env)?;
+        // What the gateway actually runs with, catalogs merged and variables expanded: equal
+        // digests mean equal behaviour. A hash, so it reveals nothing of expanded secrets.
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(value.to_string().as_bytes()))
+        };
+        let raw: raw::Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let reason = e.into_inner().message().to_string();
+            error(if path == "." { String::new() } else { path }, reason)
+        })?;
+        let mut config = validate(raw, base_dir, source, env)?;
+        config.digest = digest;
+        config.env_values = expanded.into_inner();
+        config.catalog_files = catalog_files;
+        Ok(config)
+    }
+
+    /// Whether this config uses a plugin of that name (as filter, router or adapter).
+    pub fn references(&self, plugin: &str) -> bool {
+        self.filters.iter().any(|f| f == plugin)
+            || self.default_router == plugin
+            || self.providers.values().any(|p| p.adapter == plugin)
+            || self
+                .models
+                .values()
+                .any(|m| m.router == plugin || m.filters.iter().any(|f| f == plugin))
+    }
+
+    pub fn filter_settings(&self, filter: &str) -> String {
+        self.filter_settings
+            .get(filter)
+            .map_or_else(|| "{}".to_string(), |s| s.to_string())
+    }
+
+    pub fn limits_for(&self, plugin: &str) -> PluginLimits {
+        self.limit_overrides
+            .get(plugin)
+            .cloned()
+            .unwrap_or_else(|| self.default_limits.clone())
+    }
+}

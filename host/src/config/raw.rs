@@ -1,0 +1,183 @@
+//! The config file as written: serde structs with `deny_unknown_fields`, so a misspelt key is
+//! refused with its path instead of being ignored. Only `validate` reads these.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{InstanceMode, LogContent, OnRouterError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Provider catalog files merged under `providers` (this file's entries win). Read
+    /// from the TOML tree by `merge_catalogs` before this struct is parsed.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub catalog: Vec<PathBuf>,
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub privacy: GatewayPrivacy,
+    #[serde(default)]
+    pub auth: Auth,
+    pub plugins: Plugins,
+    #[serde(default)]
+    pub pipeline: Pipeline,
+    #[serde(default)]
+    pub providers: BTreeMap<String, Provider>,
+    #[serde(default)]
+    pub models: BTreeMap<String, Model>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: Option<String>,
+    pub api_key_env: Option<String>,
+    pub on_public_listener: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plugins {
+    pub dir: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub defaults: Limits,
+    #[serde(default)]
+    pub overrides: BTreeMap<String, Limits>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub instances: Option<InstanceMode>,
+    pub pool_size: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    #[serde(default)]
+    pub filters: Vec<String>,
+    pub default_router: Option<String>,
+    /// How long a conversation keeps its target (0 turns sticky sessions off).
+    pub sticky_ttl_s: Option<u64>,
+    /// Settings handed to each filter plugin, by plugin name.
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub adapter: String,
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    /// For keyless (local) providers: enabled only when this variable is set.
+    pub enable_env: Option<String>,
+    /// Model id → facts. A plain list of ids is accepted too (normalised before parsing).
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelInfo>,
+    pub timeout_ms: Option<u64>,
+    pub stream_idle_timeout_ms: Option<u64>,
+    pub settings: Option<toml::Table>,
+    pub enabled: Option<bool>,
+    /// Where the catalog's figures come from.
+    pub docs: Option<String>,
+    /// Whether the provider (its free tier) may log or train on prompts.
+    pub privacy: Option<Privacy>,
+    /// Explicitly trusted with sensitive data (self-hosted, or a no-log contract).
+    pub trusted: Option<bool>,
+    /// Labels for routing policies (e.g. "free", "paid", "local").
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub health_check: Option<HealthCheck>,
+    /// Whether prompts and answers of requests this provider serves may be logged.
+    pub log_content: Option<LogContent>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub interval_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub prompt: Option<String>,
+    /// A probe slower than this fails too.
+    pub max_latency_ms: Option<u64>,
+    /// Models to probe (default: all of the provider's).
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    pub logs_prompts: Option<bool>,
+    pub trains_on_prompts: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(default)]
+    pub keys: Vec<GatewayKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayKey {
+    pub name: String,
+    pub key_env: String,
+    pub daily_requests: Option<u64>,
+    pub daily_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayPrivacy {
+    /// Request tags (from filters, `x-freeway-tags`, or `metadata.sensitive = "true"`) that
+    /// restrict routing to trusted providers.
+    pub trusted_only_tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    pub context_window: Option<u32>,
+    pub max_output_tokens: Option<u32>,
+    /// USD per million tokens; 0 for free tiers.
+    pub input_price: Option<f64>,
+    pub output_price: Option<f64>,
+    pub rpm: Option<u64>,
+    pub rpd: Option<u64>,
+    pub tpm: Option<u64>,
+    pub tpd: Option<u64>,
+    pub tools: Option<bool>,
+    pub vision: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub targets: Vec<String>,
+    pub router: Option<String>,
+    pub settings: Option<toml::Table>,
+    #[serde(default)]
+    pub filters: Vec<String>,
+    pub on_router_error: Option<OnRouterError>,
+    /// Overrides the serving provider's `log_content` for requests to this model.
+    pub log_content: Option<LogContent>,
+}

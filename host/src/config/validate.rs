@@ -1,0 +1,359 @@
+//! From the raw file to the validated [`Config`]: defaults, paths resolved against the config's
+//! folder, keys read from the environment, cross-references checked. Every error names its key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::sources::table_to_json;
+use super::*;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 120_000;
+const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
+
+fn limits(raw: &raw::Limits, base: &PluginLimits, path: &str) -> Result<PluginLimits, ConfigError> {
+    let mut limits = base.clone();
+    if let Some(mode) = raw.instances {
+        limits.mode = mode;
+    }
+    if let Some(size) = raw.pool_size {
+        if size == 0 || size > 256 {
+            return Err(error(
+                format!("{path}.pool_size"),
+                "must be between 1 and 256",
+            ));
+        }
+        limits.pool_size = size as usize;
+    }
+    if let Some(ms) = raw.timeout_ms {
+        if ms == 0 || ms > 60_000 {
+            return Err(error(
+                format!("{path}.timeout_ms"),
+                "must be between 1 and 60000",
+            ));
+        }
+        limits.timeout = Duration::from_millis(ms);
+    }
+    if let Some(mb) = raw.memory_mb {
+        if mb == 0 || mb > 1024 {
+            return Err(error(
+                format!("{path}.memory_mb"),
+                "must be between 1 and 1024",
+            ));
+        }
+        limits.memory_bytes = (mb as usize) << 20;
+    }
+    Ok(limits)
+}
+
+pub(super) fn validate(
+    raw: raw::Config,
+    base_dir: &Path,
+    source: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        error(
+            "server.listen",
+            format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
+        )
+    })?;
+    let max_body = raw.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+    let admin = {
+        let listen = match &raw.admin.listen {
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                error(
+                    "admin.listen",
+                    format!("{text:?} is not an address like 127.0.0.1:8081"),
+                )
+            })?),
+            None => None,
+        };
+        let key = match &raw.admin.api_key_env {
+            Some(var) => env(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|k| ApiKey(Arc::from(k.trim()))),
+            None => None,
+        };
+        if let (Some(var), None) = (&raw.admin.api_key_env, &key) {
+            return Err(error(
+                "admin.api_key_env",
+                format!("environment variable {var} is not set: admin routes would be open"),
+            ));
+        }
+        Admin {
+            listen,
+            on_public_listener: raw.admin.on_public_listener.unwrap_or(false),
+            key,
+        }
+    };
+    if max_body < 1024 {
+        return Err(error("server.max_body_bytes", "must be at least 1024"));
+    }
+
+    let builtin = PluginLimits {
+        mode: InstanceMode::Fresh,
+        // Enough idle instances for a busy gateway: a smaller pool frees (and later re-creates)
+        // an instance on most requests under load.
+        pool_size: 16,
+        timeout: Duration::from_millis(100),
+        memory_bytes: 64 << 20,
+    };
+    let default_limits = limits(&raw.plugins.defaults, &builtin, "plugins.defaults")?;
+    let mut limit_overrides = BTreeMap::new();
+    for (name, raw_limits) in &raw.plugins.overrides {
+        let merged = limits(
+            raw_limits,
+            &default_limits,
+            &format!("plugins.overrides.{name}"),
+        )?;
+        limit_overrides.insert(name.clone(), merged);
+    }
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in raw.providers {
+        let path = format!("providers.{name}");
+        if name.is_empty() || name.contains('/') {
+            return Err(error(
+                path,
+                "a provider name must be non-empty and contain no '/'",
+            ));
+        }
+        let base_url = p.base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+            || base_url.parse::<hyper::Uri>().is_err()
+        {
+            return Err(error(
+                format!("{path}.base_url"),
+                format!("{:?} is not an http(s) URL", p.base_url),
+            ));
+        }
+        if p.models.is_empty() {
+            return Err(error(format!("{path}.models"), "list at least one model"));
+        }
+        let timeout_ms = p.timeout_ms.unwrap_or(DEFAULT_PROVIDER_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(error(format!("{path}.timeout_ms"), "must be positive"));
+        }
+        let idle_ms = p
+            .stream_idle_timeout_ms
+            .unwrap_or(DEFAULT_STREAM_IDLE_TIMEOUT_MS);
+        if idle_ms == 0 {
+            return Err(error(
+                format!("{path}.stream_idle_timeout_ms"),
+                "must be positive",
+            ));
+        }
+        let keyless_off = p.api_key_env.is_none()
+            && p.enable_env
+                .as_ref()
+                .is_some_and(|var| env(var).is_none_or(|v| v.is_empty()));
+        let (api_key, disabled) = match (&p.api_key_env, p.enabled) {
+            (_, Some(false)) => (
+                None,
+                Some("disabled in config (enabled = false)".to_string()),
+            ),
+            (None, _) if keyless_off => (
+                None,
+                Some(format!(
+                    "environment variable {} is not set (set it to enable this local provider)",
+                    p.enable_env.as_deref().unwrap_or_default()
+                )),
+            ),
+            (Some(var), _) => match env(var).filter(|v| !v.trim().is_empty()) {
+                Some(key) => (Some(ApiKey(Arc::from(key.trim()))), None),
+                None => (None, Some(format!("environment variable {var} is not set"))),
+            },
+            (None, _) => (None, None),
+        };
+        for (model, info) in &p.models {
+            if info.input_price.is_some_and(|v| v < 0.0)
+                || info.output_price.is_some_and(|v| v < 0.0)
+            {
+                return Err(error(
+                    format!("{path}.models.{model}"),
+                    "prices must not be negative",
+                ));
+            }
+        }
+        let health_check = match &p.health_check {
+            None => None,
+            Some(h) => {
+                let models = h
+                    .models
+                    .clone()
+                    .unwrap_or_else(|| p.models.keys().cloned().collect());
+                if let Some(unknown) = models.iter().find(|m| !p.models.contains_key(*m)) {
+                    return Err(error(
+                        format!("{path}.health_check.models"),
+                        format!("'{unknown}' is not one of this provider's models"),
+                    ));
+                }
+                let interval = h.interval_ms.unwrap_or(30_000);
+                if interval < 100 {
+                    return Err(error(
+                        format!("{path}.health_check.interval_ms"),
+                        "must be at least 100",
+                    ));
+                }
+                Some(HealthCheckSpec {
+                    interval: Duration::from_millis(interval),
+                    timeout: Duration::from_millis(h.timeout_ms.unwrap_or(10_000).max(1)),
+                    prompt: h
+                        .prompt
+                        .clone()
+                        .unwrap_or_else(|| "Reply with the single word: ok".into()),
+                    max_latency: h.max_latency_ms.map(Duration::from_millis),
+                    models,
+                })
+            }
+        };
+        let privacy = p.privacy.unwrap_or_default();
+        let trusted = p.trusted.unwrap_or(
+            p.api_key_env.is_none()
+                || (privacy.logs_prompts == Some(false)
+                    && privacy.trains_on_prompts == Some(false)),
+        );
+        providers.insert(
+            name.clone(),
+            Provider {
+                name,
+                adapter: p.adapter,
+                base_url,
+                api_key_env: p.api_key_env,
+                api_key,
+                disabled,
+                models: p.models.keys().cloned().collect(),
+                model_info: p.models,
+                docs: p.docs,
+                privacy,
+                trusted,
+                tags: p.tags,
+                health_check,
+                timeout: Duration::from_millis(timeout_ms),
+                stream_idle_timeout: Duration::from_millis(idle_ms),
+                settings: table_to_json(p.settings),
+                log_content: p.log_content.unwrap_or_default(),
+            },
+        );
+    }
+
+    let default_router = raw
+        .pipeline
+        .default_router
+        .unwrap_or_else(|| "priority-fallback".to_string());
+    let mut models = BTreeMap::new();
+    for (name, m) in raw.models {
+        let path = format!("models.{name}");
+        if m.targets.is_empty() {
+            return Err(error(
+                format!("{path}.targets"),
+                "list at least one provider/model target",
+            ));
+        }
+        let mut targets = Vec::with_capacity(m.targets.len());
+        for (i, target) in m.targets.iter().enumerate() {
+            let tpath = format!("{path}.targets[{i}]");
+            let Some((provider, model)) = target.split_once('/') else {
+                return Err(error(
+                    tpath,
+                    format!("{target:?} is not of the form provider/model"),
+                ));
+            };
+            let Some(p) = providers.get(provider) else {
+                return Err(error(
+                    tpath,
+                    format!(
+                        "unknown provider '{provider}' (configured: {})",
+                        providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            };
+            if !p.models.iter().any(|m| m == model) {
+                return Err(error(
+                    tpath,
+                    format!(
+                        "provider '{provider}' does not list model '{model}' in providers.{provider}.models"
+                    ),
+                ));
+            }
+            targets.push(TargetRef {
+                provider: provider.to_string(),
+                model: model.to_string(),
+            });
+        }
+        models.insert(
+            name.clone(),
+            PublicModel {
+                name,
+                router: m.router.unwrap_or_else(|| default_router.clone()),
+                router_settings: table_to_json(m.settings),
+                filters: m.filters,
+                on_router_error: m.on_router_error.unwrap_or_default(),
+                targets,
+                log_content: m.log_content,
+            },
+        );
+    }
+
+    let filter_settings = raw
+        .pipeline
+        .settings
+        .into_iter()
+        .map(|(name, table)| (name, table_to_json(Some(table))))
+        .collect();
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+    let mut gateway_keys = Vec::new();
+    for (i, k) in raw.auth.keys.iter().enumerate() {
+        let path = format!("auth.keys[{i}]");
+        let Some(key) = env(&k.key_env).filter(|v| !v.trim().is_empty()) else {
+            return Err(error(
+                format!("{path}.key_env"),
+                format!(
+                    "environment variable {} is not set: this key could never be presented",
+                    k.key_env
+                ),
+            ));
+        };
+        if gateway_keys.iter().any(|g: &GatewayKey| g.name == k.name) {
+            return Err(error(
+                format!("{path}.name"),
+                format!("the name '{}' is used twice", k.name),
+            ));
+        }
+        gateway_keys.push(GatewayKey {
+            name: k.name.clone(),
+            key: ApiKey(Arc::from(key.trim())),
+            daily_requests: k.daily_requests,
+            daily_tokens: k.daily_tokens,
+        });
+    }
+    Ok(Config {
+        source: source.to_path_buf(),
+        gateway_keys,
+        trusted_only_tags: raw
+            .privacy
+            .trusted_only_tags
+            .unwrap_or_else(|| vec!["sensitive".into(), "pii:trusted-only".into()]),
+        catalog_files: Vec::new(),
+        digest: String::new(),
+        env_values: Vec::new(),
+        admin,
+        listen,
+        max_body_bytes: max_body as usize,
+        plugin_dir: resolve(raw.plugins.dir),
+        cache_dir: raw.plugins.cache_dir.map(resolve),
+        default_limits,
+        limit_overrides,
+        filters: raw.pipeline.filters,
+        filter_settings,
+        sticky_ttl: Duration::from_secs(raw.pipeline.sticky_ttl_s.unwrap_or(1800)),
+        default_router,
+        providers,
+        models,
+    })
+}

@@ -1,0 +1,65 @@
+//! What one request carries through the pipeline: the facts read from its body (updated when
+//! a filter rewrites it), its routing labels and session, the content-logging policy once a
+//! target is chosen, and the record that accounts for it at the end.
+
+use crate::config::{Config, LogContent, Provider};
+use crate::plugins::bindings::guard;
+
+use super::canonical::ChatRequestInfo;
+use super::record::RequestRecord;
+
+pub struct RequestContext {
+    pub info: ChatRequestInfo,
+    /// Routing labels: from `x-freeway-tags`, `metadata.sensitive = "true"`, and filters.
+    pub tags: Vec<String>,
+    /// The client's `x-freeway-session`, which keys a sticky session.
+    pub session: Option<String>,
+    /// Whether this request's text may be logged, once its serving target is known.
+    pub log_content: LogContent,
+    pub record: RequestRecord,
+}
+
+impl RequestContext {
+    pub fn guard_info(&self) -> guard::RequestInfo {
+        guard::RequestInfo {
+            model: self.info.model.clone(),
+            tags: self.tags.clone(),
+            metadata: self.info.metadata.clone(),
+        }
+    }
+
+    /// The sticky-session key of this request, when it has one: per public model, then the
+    /// client's session header, or its `user` plus how the conversation began.
+    pub fn sticky_key(&self) -> Option<String> {
+        let model = &self.info.model;
+        match (&self.session, &self.info.user) {
+            (Some(session), _) => Some(format!("{model}\u{0}s:{session}")),
+            (None, Some(user)) => Some(format!(
+                "{model}\u{0}u:{user}:{:016x}",
+                self.info.conversation
+            )),
+            (None, None) => None,
+        }
+    }
+
+    /// The first of this request's labels that restricts it to trusted providers.
+    pub fn trusted_only_tag<'a>(&'a self, config: &Config) -> Option<&'a String> {
+        self.tags
+            .iter()
+            .find(|tag| config.trusted_only_tags.contains(tag))
+    }
+
+    /// Whether a served request's text may be logged: the public model's `log_content` when
+    /// it sets one, else the serving provider's. Never for a request labelled trusted-only:
+    /// whoever marked it sensitive did not mean "but write it to the log".
+    pub fn content_policy(&self, config: &Config, provider: &Provider) -> LogContent {
+        if self.trusted_only_tag(config).is_some() {
+            return LogContent::None;
+        }
+        config
+            .models
+            .get(&self.info.model)
+            .and_then(|model| model.log_content)
+            .unwrap_or(provider.log_content)
+    }
+}

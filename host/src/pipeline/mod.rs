@@ -1,0 +1,241 @@
+//! One request from its canonical form to an answer: filters (in configured order) → router
+//! (ordered candidates) → for each candidate until one succeeds, one upstream attempt → the
+//! answer, whole or streamed, through the response filters. Streams commit to a target only
+//! once its first chunk is decoded, so a target that fails before that is skipped like any
+//! other; after that, a failure ends the stream with an error event.
+//!
+//! The pipeline speaks no wire dialect: it takes a [`Decoded`] request and gives back an
+//! [`Answer`] (a canonical body, or a channel of [`StreamEvent`]s) or a [`Failed`] with a
+//! typed error; `api/` turns those into bytes. Every request ends in its
+//! [`record::RequestRecord`], finished once.
+//!
+//! Files, in the order a request meets them: `canonical` (what a request is), `resolve`
+//! (public model → route), `filters`, `order` (router call), `failover` (the attempt loop),
+//! `relay` (a committed stream), `route_log` (the explanation and the final error), `record`
+//! (the accounting); `health` runs beside them.
+
+pub mod canonical;
+mod context;
+mod failover;
+mod filters;
+pub mod health;
+mod order;
+pub mod record;
+mod relay;
+pub mod resolve;
+pub mod route_log;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, LogContent, TargetRef};
+use crate::error::GatewayError;
+use crate::plugins::{PluginSet, Runtime};
+use crate::state::{SharedState, Targets};
+use crate::upstream::Upstream;
+
+use canonical::ChatRequestInfo;
+use context::RequestContext;
+use failover::Committed;
+use record::{Outcome, RequestCounters, RequestRecord};
+
+/// What a request is served from: one consistent config and plugin set. Swapped whole on
+/// reload; a request keeps the snapshot it started with.
+pub struct Snapshot {
+    pub config: Config,
+    pub plugins: PluginSet,
+    pub loaded_at: SystemTime,
+}
+
+impl Snapshot {
+    pub fn new(config: Config, plugins: PluginSet) -> Self {
+        Snapshot {
+            config,
+            plugins,
+            loaded_at: SystemTime::now(),
+        }
+    }
+}
+
+/// The request-serving engine and everything it shares between requests.
+pub struct Gateway {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub upstream: Upstream,
+    /// Every target's live state (shared quotas and per-instance health).
+    pub targets: Targets,
+    /// Stores several instances would share: quotas (inside `targets`), sessions, key usage.
+    pub shared: SharedState,
+    pub runtime: Arc<Runtime>,
+    pub requests: RequestCounters,
+}
+
+impl Gateway {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        snapshot: Snapshot,
+        shared: SharedState,
+    ) -> anyhow::Result<Self> {
+        Ok(Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            upstream: Upstream::new()?,
+            targets: Targets::new(shared.quotas.clone()),
+            shared,
+            runtime,
+            requests: RequestCounters::default(),
+        })
+    }
+}
+
+/// Who asked, and when: known before the body is read.
+pub struct RequestMeta {
+    pub id: String,
+    /// The gateway key's name, when keys are configured.
+    pub caller: Option<String>,
+    pub started: Instant,
+}
+
+/// A request an inbound dialect decoded into the canonical form.
+pub struct Decoded {
+    /// An OpenAI chat-completions body.
+    pub body: Bytes,
+    pub info: ChatRequestInfo,
+    /// Routing labels the client sent (`x-freeway-tags`).
+    pub tags: Vec<String>,
+    /// The client's sticky-session key (`x-freeway-session`).
+    pub session: Option<String>,
+}
+
+/// Part of a streamed answer, in canonical form (an OpenAI `chat.completion.chunk` JSON).
+#[derive(Debug)]
+pub enum StreamEvent {
+    Chunk(String),
+    /// The stream completed.
+    End,
+    /// The stream broke after it was committed; nothing follows.
+    Error(GatewayError),
+}
+
+/// Which target served, and how it was chosen (the `x-freeway-*` headers).
+pub struct Served {
+    pub request_id: String,
+    pub target: TargetRef,
+    pub attempts: usize,
+    pub route: String,
+}
+
+pub enum Answer {
+    Json {
+        served: Served,
+        body: String,
+    },
+    Stream {
+        served: Served,
+        events: mpsc::Receiver<StreamEvent>,
+    },
+}
+
+/// A request that failed before anything was committed.
+pub struct Failed {
+    pub request_id: String,
+    pub error: GatewayError,
+    /// The route explanation, when any target was attempted.
+    pub route: Option<String>,
+}
+
+impl Gateway {
+    /// Serve one chat request. `decoded` is the dialect's verdict on the body: a decoding
+    /// error is recorded and answered like any other failure.
+    pub async fn chat(
+        self: &Arc<Self>,
+        meta: RequestMeta,
+        decoded: Result<Decoded, GatewayError>,
+    ) -> Result<Answer, Failed> {
+        let mut record = RequestRecord::start(meta.id, meta.caller, meta.started);
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(error) => return Err(self.fail(record, error).await),
+        };
+        record.model = decoded.info.model.clone();
+        record.stream = decoded.info.stream;
+        record.messages = decoded.info.messages;
+        let mut tags = decoded.tags;
+        if decoded
+            .info
+            .metadata
+            .iter()
+            .any(|(k, v)| k == "sensitive" && v == "true")
+        {
+            tags.push("sensitive".into());
+        }
+        let mut ctx = RequestContext {
+            info: decoded.info,
+            tags,
+            session: decoded.session,
+            log_content: LogContent::None,
+            record,
+        };
+        let snapshot = self.snapshot.load_full();
+        let committed = self.failover(&snapshot, &mut ctx, decoded.body).await;
+        match committed {
+            Err(error) => Err(self.fail(ctx.record, error).await),
+            Ok(Committed::Json {
+                target,
+                completion,
+                filters,
+            }) => {
+                let body = completion.body;
+                ctx.record.answer_bytes = body.len();
+                if ctx.log_content.answers() {
+                    ctx.record.answer_text = Some(body.clone());
+                }
+                let info = ctx.guard_info();
+                match filters::on_response(&filters, &info, body).await {
+                    Ok(body) => {
+                        let served = served(&ctx.record, target);
+                        self.finish(ctx.record).await;
+                        Ok(Answer::Json { served, body })
+                    }
+                    Err(error) => Err(self.fail(ctx.record, error).await),
+                }
+            }
+            Ok(Committed::Stream(stream)) => {
+                let served = served(&ctx.record, stream.target.clone());
+                let (tx, rx) = mpsc::channel(32);
+                let relay = relay::Relay::new(self.clone(), ctx, *stream, &snapshot.config);
+                tokio::spawn(relay.run(tx));
+                Ok(Answer::Stream { served, events: rx })
+            }
+        }
+    }
+
+    async fn fail(&self, mut record: RequestRecord, error: GatewayError) -> Failed {
+        let route = (record.route.attempts() > 0).then(|| record.route.header_value());
+        let request_id = record.id.clone();
+        record.outcome = Outcome::Failed(error.clone());
+        self.finish(record).await;
+        Failed {
+            request_id,
+            error,
+            route,
+        }
+    }
+
+    async fn finish(&self, record: RequestRecord) {
+        record
+            .finish(self.shared.key_usage.as_ref(), &self.requests)
+            .await;
+    }
+}
+
+fn served(record: &RequestRecord, target: TargetRef) -> Served {
+    Served {
+        request_id: record.id.clone(),
+        target,
+        attempts: record.route.attempts(),
+        route: record.route.header_value(),
+    }
+}

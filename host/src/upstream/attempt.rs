@@ -1,0 +1,287 @@
+//! One attempt, JSON or streamed. A stream is peeked: the upstream body is read until the
+//! adapter's decoder yields a first chunk, so a target that fails before that can still be
+//! skipped by the failover loop. Rate-limit facts the adapter reads from each answer go to
+//! target state as they arrive.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use hyper::HeaderMap;
+use hyper::body::Incoming;
+use wasmtime::component::ResourceAny;
+
+use super::client::Upstream;
+use super::error::AttemptError;
+use crate::config::{Provider, TargetRef};
+use crate::plugin_call;
+use crate::plugins::bindings::adapter::{self, Target};
+use crate::plugins::bindings::types::{ErrorKind, RateLimits};
+use crate::plugins::{Lease, Plugin};
+use crate::state::{ReportedLimits, Targets};
+
+/// Everything one attempt needs.
+pub struct Attempt<'a> {
+    pub upstream: &'a Upstream,
+    pub targets: &'a Targets,
+    pub adapter: &'a Arc<Plugin>,
+    pub provider: &'a Provider,
+    pub target: &'a TargetRef,
+}
+
+impl Attempt<'_> {
+    fn adapter_target(&self, stream: bool) -> Target {
+        Target {
+            provider: self.provider.name.clone(),
+            base_url: self.provider.base_url.clone(),
+            model: self.target.model.clone(),
+            stream,
+            settings: self.provider.settings.to_string(),
+        }
+    }
+
+    async fn record_limits(&self, limits: &RateLimits) {
+        let reported = ReportedLimits {
+            remaining_requests: limits.remaining_requests,
+            remaining_tokens: limits.remaining_tokens,
+            reset_requests: limits.reset_requests_ms.map(Duration::from_millis),
+            reset_tokens: limits.reset_tokens_ms.map(Duration::from_millis),
+        };
+        self.targets
+            .record_reported(self.target, reported, Instant::now())
+            .await;
+    }
+
+    /// Send a non-streaming request and parse the whole answer, under the provider's deadline.
+    pub async fn json(&self, body: &str) -> Result<adapter::Completion, AttemptError> {
+        let upstream_target = self.adapter_target(false);
+        let mut lease = self.adapter.lease().await?;
+        let request = plugin_call!(lease, "build-request", |store, b| b
+            .adapter()?
+            .call_build_request(store, &upstream_target, body)
+            .await)?
+        .map_err(AttemptError::from_plugin_error)?;
+        let timeout = self.provider.timeout;
+        let exchange = async {
+            let response = self
+                .upstream
+                .send(request, self.provider.api_key.as_ref())
+                .await?;
+            let (parts, incoming) = response.into_parts();
+            let bytes = incoming
+                .collect()
+                .await
+                .map_err(|e| {
+                    AttemptError::upstream(
+                        ErrorKind::Unavailable,
+                        format!("the upstream connection broke while sending the answer: {e}"),
+                    )
+                })?
+                .to_bytes();
+            Ok::<_, AttemptError>((parts, bytes))
+        };
+        let (parts, bytes) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| AttemptError::timeout(timeout))??;
+        let status = parts.status.as_u16();
+        let headers = header_pairs(&parts.headers);
+        let parsed = plugin_call!(lease, "parse-response", |store, b| b
+            .adapter()?
+            .call_parse_response(store, &upstream_target, status, &headers, &bytes)
+            .await)?;
+        match parsed {
+            Ok(completion) => {
+                if mentions_rate_limits(&headers) {
+                    let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                        .adapter()?
+                        .call_read_rate_limits(store, status, &headers, &[])
+                        .await)?;
+                    self.record_limits(&limits).await;
+                }
+                Ok(completion)
+            }
+            Err(error) => {
+                let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                    .adapter()?
+                    .call_read_rate_limits(store, status, &headers, &bytes)
+                    .await)?;
+                self.record_limits(&limits).await;
+                let mut error = AttemptError::from_plugin_error(error);
+                if error.retry_after.is_none() {
+                    error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Open a stream and read until its first decoded chunk (the commit point).
+    pub async fn stream(&self, body: &str) -> Result<OpenStream, AttemptError> {
+        let upstream_target = self.adapter_target(true);
+        let mut lease = self.adapter.lease().await?;
+        let request = plugin_call!(lease, "build-request", |store, b| b
+            .adapter()?
+            .call_build_request(store, &upstream_target, body)
+            .await)?
+        .map_err(AttemptError::from_plugin_error)?;
+        let timeout = self.provider.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let response = tokio::time::timeout_at(
+            deadline,
+            self.upstream.send(request, self.provider.api_key.as_ref()),
+        )
+        .await
+        .map_err(|_| AttemptError::timeout(timeout))??;
+        let (parts, incoming) = response.into_parts();
+        let status = parts.status.as_u16();
+        let headers = header_pairs(&parts.headers);
+        if !parts.status.is_success() {
+            let bytes = tokio::time::timeout_at(deadline, incoming.collect())
+                .await
+                .map_err(|_| AttemptError::timeout(timeout))?
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let parsed = plugin_call!(lease, "parse-response", |store, b| b
+                .adapter()?
+                .call_parse_response(store, &upstream_target, status, &headers, &bytes)
+                .await)?;
+            let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                .adapter()?
+                .call_read_rate_limits(store, status, &headers, &bytes)
+                .await)?;
+            self.record_limits(&limits).await;
+            let mut error = match parsed {
+                Err(error) => AttemptError::from_plugin_error(error),
+                Ok(_) => AttemptError::upstream(
+                    ErrorKind::InvalidResponse,
+                    format!("the upstream answered HTTP {status} to a stream request"),
+                ),
+            };
+            if error.retry_after.is_none() {
+                error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
+            }
+            return Err(error);
+        }
+        if mentions_rate_limits(&headers) {
+            let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
+                .adapter()?
+                .call_read_rate_limits(store, status, &headers, &[])
+                .await)?;
+            self.record_limits(&limits).await;
+        }
+        let decoder = plugin_call!(lease, "stream-decoder", |store, b| b
+            .adapter()?
+            .stream_decoder()
+            .call_constructor(store, &upstream_target)
+            .await)?;
+        let mut open = OpenStream {
+            lease,
+            decoder,
+            body: incoming,
+            pending: Vec::new(),
+            idle_timeout: self.provider.stream_idle_timeout,
+            finished: false,
+        };
+        loop {
+            match tokio::time::timeout_at(deadline, open.next_chunks()).await {
+                Err(_) => {
+                    open.close().await;
+                    return Err(AttemptError::timeout(timeout));
+                }
+                Ok(Err(error)) => {
+                    open.close().await;
+                    return Err(error);
+                }
+                Ok(Ok(chunks)) if !chunks.is_empty() => {
+                    open.pending = chunks;
+                    return Ok(open);
+                }
+                Ok(Ok(_)) if open.finished => {
+                    open.close().await;
+                    return Err(AttemptError::upstream(
+                        ErrorKind::InvalidResponse,
+                        "the upstream stream ended without any chunk",
+                    ));
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// A committed upstream stream: the adapter instance with its decoder and the body.
+pub struct OpenStream {
+    lease: Lease,
+    decoder: ResourceAny,
+    body: Incoming,
+    /// Chunks decoded while peeking, not yet relayed.
+    pub pending: Vec<adapter::Chunk>,
+    /// The longest gap allowed between two upstream chunks.
+    pub idle_timeout: Duration,
+    /// The upstream body has ended (and the decoder was told).
+    pub finished: bool,
+}
+
+impl OpenStream {
+    /// Chunks decoded from the next body frame (possibly none), or the decoder's final
+    /// chunks once the body has ended.
+    pub async fn next_chunks(&mut self) -> Result<Vec<adapter::Chunk>, AttemptError> {
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        let decoder = self.decoder;
+        match self.body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    return Ok(Vec::new());
+                };
+                plugin_call!(self.lease, "stream-decoder.push", |store, b| b
+                    .adapter()?
+                    .stream_decoder()
+                    .call_push(store, decoder, &data)
+                    .await)?
+                .map_err(AttemptError::from_plugin_error)
+            }
+            Some(Err(e)) => Err(AttemptError::upstream(
+                ErrorKind::Unavailable,
+                format!("the upstream stream broke: {e}"),
+            )),
+            None => {
+                self.finished = true;
+                plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
+                    .adapter()?
+                    .stream_decoder()
+                    .call_finish(store, decoder)
+                    .await)?
+                .map_err(AttemptError::from_plugin_error)
+            }
+        }
+    }
+
+    /// Release the decoder resource so a pooled instance goes back clean.
+    pub async fn close(&mut self) {
+        let decoder = self.decoder;
+        let _ = plugin_call!(self.lease, "stream-decoder.drop", |store, _exports| decoder
+            .resource_drop_async(store)
+            .await);
+    }
+}
+
+/// Only answers that carry rate-limit headers are worth a plugin call on success.
+fn mentions_rate_limits(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(name, _)| name.contains("ratelimit") || name == "retry-after")
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_string(), v.to_string()))
+        })
+        .collect()
+}
