@@ -16,11 +16,19 @@
 //! What Anthropic cannot do (audio, several choices, JSON-schema-constrained output) is an
 //! `unsupported` error, which lets the host try another target. Error messages name the
 //! offending field by path (`messages[2].content[0]`), never its contents.
+//!
+//! The request is read through the SDK's typed view (`openai::request::ChatRequest`), which
+//! owns the checks every translating adapter makes (roles, content parts, tool calls, tools,
+//! `tool_choice`, limits, `stop`); this module owns what the Messages API makes of each value.
 
 use serde_json::{Map, Value, json};
 
 use freeway_plugin_sdk::http::error;
 use freeway_plugin_sdk::media::parse_data_url;
+use freeway_plugin_sdk::openai::request::{
+    ChatMessage, ChatRequest, MessageContent, Part, PartKind, Role, ToolChoice, bad_request,
+    unsupported,
+};
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Auth, HttpRequest, Target};
 use freeway_plugin_sdk::types::{Error, ErrorKind};
 
@@ -28,7 +36,7 @@ use crate::settings::Settings;
 
 pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpRequest, Error> {
     let settings = Settings::parse(&target.provider, &target.settings)?;
-    let request = parse_object(request)?;
+    let request = ChatRequest::parse(request)?;
     let body = translate(&request, &target.model, target.stream, &settings)?;
     let body = serde_json::to_vec(&Value::Object(body)).map_err(|write_error| {
         error(
@@ -59,39 +67,24 @@ pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpReques
     })
 }
 
-// Request-side errors shared by the translating adapters (the SDK's `openai` module).
-pub(crate) use freeway_plugin_sdk::openai::{
-    bad_request, parse_request_object as parse_object, unsupported,
-};
-
 /// The Messages request body for an OpenAI request.
 pub(crate) fn translate(
-    request: &Map<String, Value>,
+    request: &ChatRequest,
     model: &str,
     stream: bool,
     settings: &Settings,
 ) -> Result<Map<String, Value>, Error> {
     refuse_unsupported(request)?;
-    let messages = match request.get("messages") {
-        Some(Value::Array(messages)) => messages,
-        _ => {
-            return Err(bad_request(
-                "`messages` must be an array",
-                Some("messages".into()),
-            ));
-        }
-    };
-    let conversation = translate_messages(messages)?;
+    let conversation = translate_messages(request)?;
     let mut body = Map::new();
     body.insert("model".into(), Value::String(model.to_owned()));
     if let Some(system) = conversation.system {
         body.insert("system".into(), system);
     }
     body.insert("messages".into(), Value::Array(conversation.turns));
-    body.insert(
-        "max_tokens".into(),
-        Value::from(max_tokens(request, settings)?),
-    );
+    // Messages requires `max_tokens`.
+    let max_tokens = request.max_tokens()?.unwrap_or(settings.default_max_tokens);
+    body.insert("max_tokens".into(), Value::from(max_tokens));
     if let Some(temperature) = number(request, "temperature")? {
         // OpenAI's range is 0–2, Anthropic's 0–1: a value above 1 would be refused with a 400
         // that another target would not give, so it is capped (both mean "most random").
@@ -104,8 +97,9 @@ pub(crate) fn translate(
         // Not OpenAI's, but clients targeting Claude through OpenAI SDKs send it as an extra.
         body.insert("top_k".into(), top_k.clone());
     }
-    if let Some(stop) = stop_sequences(request)? {
-        body.insert("stop_sequences".into(), stop);
+    let stop = request.stop()?;
+    if !stop.is_empty() {
+        body.insert("stop_sequences".into(), json!(stop));
     }
     if stream {
         body.insert("stream".into(), Value::Bool(true));
@@ -131,7 +125,7 @@ pub(crate) fn translate(
 }
 
 /// OpenAI features with no Messages equivalent.
-fn refuse_unsupported(request: &Map<String, Value>) -> Result<(), Error> {
+fn refuse_unsupported(request: &ChatRequest) -> Result<(), Error> {
     if request
         .get("n")
         .and_then(Value::as_u64)
@@ -142,11 +136,8 @@ fn refuse_unsupported(request: &Map<String, Value>) -> Result<(), Error> {
             Some("n".into()),
         ));
     }
-    let wants_audio = request.get("audio").is_some_and(|audio| !audio.is_null())
-        || request
-            .get("modalities")
-            .and_then(Value::as_array)
-            .is_some_and(|modalities| modalities.iter().any(|m| m == "audio"));
+    let wants_audio =
+        request.get("audio").is_some_and(|audio| !audio.is_null()) || request.wants_audio_output();
     if wants_audio {
         return Err(unsupported(
             "Anthropic's Messages API cannot produce audio",
@@ -168,25 +159,7 @@ fn refuse_unsupported(request: &Map<String, Value>) -> Result<(), Error> {
     Ok(())
 }
 
-fn max_tokens(request: &Map<String, Value>, settings: &Settings) -> Result<u64, Error> {
-    for key in ["max_completion_tokens", "max_tokens"] {
-        match request.get(key) {
-            None | Some(Value::Null) => {}
-            Some(value) => match value.as_u64() {
-                Some(tokens) if tokens > 0 => return Ok(tokens),
-                _ => {
-                    return Err(bad_request(
-                        format!("`{key}` must be a positive integer"),
-                        Some(key.into()),
-                    ));
-                }
-            },
-        }
-    }
-    Ok(settings.default_max_tokens)
-}
-
-fn number(request: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error> {
+fn number(request: &ChatRequest, key: &str) -> Result<Option<f64>, Error> {
     match request.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => match value.as_f64() {
@@ -199,116 +172,41 @@ fn number(request: &Map<String, Value>, key: &str) -> Result<Option<f64>, Error>
     }
 }
 
-fn stop_sequences(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
-    let invalid = || {
-        bad_request(
-            "`stop` must be a string or an array of strings",
-            Some("stop".into()),
-        )
-    };
-    match request.get("stop") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(stop)) if stop.is_empty() => Ok(None),
-        Some(Value::String(stop)) => Ok(Some(json!([stop]))),
-        Some(Value::Array(stops)) => {
-            if !stops.iter().all(Value::is_string) {
-                return Err(invalid());
-            }
-            let stops: Vec<Value> = stops
-                .iter()
-                .filter(|stop| stop.as_str().is_some_and(|stop| !stop.is_empty()))
-                .cloned()
-                .collect();
-            Ok((!stops.is_empty()).then_some(Value::Array(stops)))
-        }
-        Some(_) => Err(invalid()),
-    }
-}
-
 /// `tools` in Messages form; `None` when the request has none.
-fn tools(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
-    let tools = match request.get("tools") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(tools)) if tools.is_empty() => return Ok(None),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => {
-            return Err(bad_request(
-                "`tools` must be an array",
-                Some("tools".into()),
-            ));
-        }
-    };
-    let mut translated = Vec::with_capacity(tools.len());
-    for (index, tool) in tools.iter().enumerate() {
-        let param = || Some(format!("tools[{index}]"));
-        let kind = tool
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("function");
-        if kind != "function" {
-            return Err(unsupported(
-                "Anthropic's Messages API only takes `function` tools here",
-                param(),
-            ));
-        }
-        let function = tool
-            .get("function")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad_request("a tool needs a `function` object", param()))?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| bad_request("a tool function needs a `name`", param()))?;
-        let mut out = Map::new();
-        out.insert("name".into(), Value::String(name.to_owned()));
-        if let Some(description) = function.get("description").filter(|d| d.is_string()) {
-            out.insert("description".into(), description.clone());
-        }
-        let schema = match function.get("parameters") {
-            Some(schema @ Value::Object(_)) => schema.clone(),
+fn tools(request: &ChatRequest) -> Result<Option<Value>, Error> {
+    let tools = request.tools("Anthropic's Messages API only takes `function` tools here")?;
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    let translated = tools
+        .into_iter()
+        .map(|tool| {
+            let mut out = Map::new();
+            out.insert("name".into(), Value::String(tool.name.to_owned()));
+            if let Some(description) = tool.description {
+                out.insert("description".into(), description.clone());
+            }
             // OpenAI allows omitting parameters (a function without arguments); Anthropic
             // requires an object schema.
-            None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
-            Some(_) => {
-                return Err(bad_request(
-                    "a tool's `parameters` must be a JSON Schema object",
-                    param(),
-                ));
-            }
-        };
-        out.insert("input_schema".into(), schema);
-        translated.push(Value::Object(out));
-    }
+            let schema = tool
+                .parameters
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            out.insert("input_schema".into(), schema);
+            Value::Object(out)
+        })
+        .collect();
     Ok(Some(Value::Array(translated)))
 }
 
 /// `tool_choice` (with `parallel_tool_calls: false` folded in); only called when there are tools.
-fn tool_choice(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
-    let invalid = || {
-        bad_request(
-            "`tool_choice` must be \"auto\", \"none\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}",
-            Some("tool_choice".into()),
-        )
-    };
-    let mut choice = match request.get("tool_choice") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(mode)) => Some(match mode.as_str() {
-            "auto" => json!({"type": "auto"}),
-            "none" => json!({"type": "none"}),
-            "required" => json!({"type": "any"}),
-            _ => return Err(invalid()),
-        }),
-        Some(Value::Object(named)) => {
-            let name = named
-                .get("function")
-                .and_then(|function| function.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(invalid)?;
-            Some(json!({"type": "tool", "name": name}))
-        }
-        Some(_) => return Err(invalid()),
-    };
+fn tool_choice(request: &ChatRequest) -> Result<Option<Value>, Error> {
+    let mut choice = request.tool_choice()?.map(|choice| match choice {
+        ToolChoice::Auto => json!({"type": "auto"}),
+        ToolChoice::None => json!({"type": "none"}),
+        ToolChoice::Required => json!({"type": "any"}),
+        ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+    });
     if request.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
         let choice = choice.get_or_insert_with(|| json!({"type": "auto"}));
         // `none` takes no options: with no calls there is nothing to run in parallel.
@@ -332,56 +230,43 @@ struct Turn {
     blocks: Vec<Value>,
 }
 
-pub(crate) fn translate_messages(messages: &[Value]) -> Result<Conversation, Error> {
+pub(crate) fn translate_messages(request: &ChatRequest) -> Result<Conversation, Error> {
     let mut system_blocks: Vec<Value> = Vec::new();
     let mut turns: Vec<Turn> = Vec::new();
-    for (index, message) in messages.iter().enumerate() {
-        let at = |field: &str| Some(format!("messages[{index}]{field}"));
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad_request("every message needs a string `role`", at(".role")))?;
-        let content = message.get("content").unwrap_or(&Value::Null);
-        match role {
-            "system" | "developer" => {
-                system_blocks.extend(text_only(content, index)?);
+    for message in request.messages()? {
+        let message = message?;
+        let content = message.content();
+        match message.role {
+            Role::System | Role::Developer => {
+                system_blocks.extend(text_only(&message)?);
             }
-            "user" => {
-                let blocks = content_blocks(content, index)?;
+            Role::User => {
+                let blocks = content_blocks(content)?;
                 push_turn(&mut turns, "user", blocks);
             }
-            "assistant" => {
-                let mut blocks = content_blocks(content, index)?;
-                blocks.extend(tool_use_blocks(message, index)?);
+            Role::Assistant => {
+                let mut blocks = content_blocks(content)?;
+                blocks.extend(tool_use_blocks(&message)?);
                 push_turn(&mut turns, "assistant", blocks);
             }
-            "tool" => {
+            Role::Tool => {
                 let id = message
-                    .get("tool_call_id")
-                    .and_then(Value::as_str)
+                    .tool_call_id()
                     .filter(|id| !id.is_empty())
-                    .ok_or_else(|| {
-                        bad_request("a tool message needs a `tool_call_id`", at(".tool_call_id"))
-                    })?;
+                    .ok_or_else(|| message.missing_tool_call_id())?;
                 let mut result = Map::new();
                 result.insert("type".into(), "tool_result".into());
                 result.insert("tool_use_id".into(), Value::String(tool_use_id(id)));
-                let blocks = content_blocks(content, index)?;
+                let blocks = content_blocks(content)?;
                 if !blocks.is_empty() {
                     result.insert("content".into(), Value::Array(blocks));
                 }
                 push_turn(&mut turns, "user", vec![Value::Object(result)]);
             }
-            "function" => {
+            Role::Function => {
                 return Err(unsupported(
                     "the legacy `function` role has no Messages equivalent; use `tool`",
-                    at(".role"),
-                ));
-            }
-            _ => {
-                return Err(bad_request(
-                    "a message's `role` must be system, developer, user, assistant or tool",
-                    at(".role"),
+                    message.at(".role"),
                 ));
             }
         }
@@ -426,12 +311,12 @@ fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
 }
 
 /// The text blocks of a system message (a string or text parts).
-fn text_only(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
-    let blocks = content_blocks(content, index)?;
+fn text_only(message: &ChatMessage) -> Result<Vec<Value>, Error> {
+    let blocks = content_blocks(message.content())?;
     if blocks.iter().any(|block| block["type"] != "text") {
         return Err(unsupported(
             "Anthropic's system prompt holds text only",
-            Some(format!("messages[{index}].content")),
+            message.at(".content"),
         ));
     }
     Ok(blocks)
@@ -439,59 +324,25 @@ fn text_only(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
 
 /// Messages content blocks for an OpenAI `content` (a string, content parts or null). Empty
 /// texts are dropped: Messages refuses empty text blocks.
-fn content_blocks(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
-    let parts = match content {
-        Value::Null => return Ok(Vec::new()),
-        Value::String(text) if text.is_empty() => return Ok(Vec::new()),
-        Value::String(text) => return Ok(vec![json!({"type": "text", "text": text})]),
-        Value::Array(parts) => parts,
-        _ => {
-            return Err(bad_request(
-                "a message's `content` must be a string or an array of content parts",
-                Some(format!("messages[{index}].content")),
-            ));
-        }
-    };
-    let mut blocks = Vec::with_capacity(parts.len());
-    for (part_index, part) in parts.iter().enumerate() {
-        let param = || Some(format!("messages[{index}].content[{part_index}]"));
-        let kind = part.get("type").and_then(Value::as_str);
+fn content_blocks(content: MessageContent) -> Result<Vec<Value>, Error> {
+    let mut blocks = Vec::new();
+    for part in content.parts()? {
+        let part = part?;
         let before = blocks.len();
-        match kind {
-            Some("text") | Some("refusal") => {
-                let key = if kind == Some("text") {
-                    "text"
-                } else {
-                    "refusal"
-                };
-                let text = part
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad_request("a text part needs a string `text`", param()))?;
-                if !text.is_empty() {
-                    blocks.push(json!({"type": "text", "text": text}));
-                }
-            }
-            Some("image_url") => {
-                let url = match part.get("image_url") {
-                    Some(Value::String(url)) => Some(url.as_str()),
-                    Some(image) => image.get("url").and_then(Value::as_str),
-                    None => None,
-                }
-                .ok_or_else(|| bad_request("an image part needs `image_url.url`", param()))?;
-                blocks.push(image_block(url, param)?);
-            }
-            Some("file") => blocks.push(document_block(part, param)?),
-            Some("input_audio") => {
+        match part.kind {
+            PartKind::Text(text) => blocks.push(json!({"type": "text", "text": text})),
+            PartKind::ImageUrl(url) => blocks.push(image_block(url, || part.param())?),
+            PartKind::File => blocks.push(document_block(&part)?),
+            PartKind::InputAudio => {
                 return Err(unsupported(
                     "Anthropic's Messages API does not accept audio input",
-                    param(),
+                    part.param(),
                 ));
             }
-            _ => {
+            PartKind::Other => {
                 return Err(unsupported(
                     "this content part type has no Messages equivalent",
-                    param(),
+                    part.param(),
                 ));
             }
         }
@@ -539,7 +390,7 @@ fn image_block(url: &str, param: impl Fn() -> Option<String>) -> Result<Value, E
 
 /// A PDF sent as an OpenAI `file` part (`file.file_data` as a `data:` URL) becomes a
 /// `document` block; uploaded file ids live in OpenAI's storage, which Anthropic cannot read.
-fn document_block(part: &Value, param: impl Fn() -> Option<String>) -> Result<Value, Error> {
+fn document_block(part: &Part) -> Result<Value, Error> {
     let data = part
         .get("file")
         .and_then(|file| file.get("file_data"))
@@ -559,32 +410,21 @@ fn document_block(part: &Value, param: impl Fn() -> Option<String>) -> Result<Va
         }
         _ => Err(unsupported(
             "Anthropic's Messages API takes files here only as base64 PDF `data:` URLs",
-            param(),
+            part.param(),
         )),
     }
 }
 
 /// `tool_use` blocks for an assistant message's `tool_calls`.
-fn tool_use_blocks(message: &Value, index: usize) -> Result<Vec<Value>, Error> {
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => {
-            return Err(bad_request(
-                "`tool_calls` must be an array",
-                Some(format!("messages[{index}].tool_calls")),
-            ));
-        }
-    };
+fn tool_use_blocks(message: &ChatMessage) -> Result<Vec<Value>, Error> {
+    let calls = message.tool_calls()?;
     let mut blocks = Vec::with_capacity(calls.len());
-    for (call_index, call) in calls.iter().enumerate() {
-        let at = |field: &str| Some(format!("messages[{index}].tool_calls[{call_index}]{field}"));
+    for call in calls {
         let id = call
-            .get("id")
-            .and_then(Value::as_str)
+            .id()
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| bad_request("a tool call needs an `id`", at(".id")))?;
-        let (name, input) = freeway_plugin_sdk::openai::tool_call_function(call, at)?;
+            .ok_or_else(|| bad_request("a tool call needs an `id`", call.at(".id")))?;
+        let (name, input) = call.function()?;
         blocks
             .push(json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": input}));
     }

@@ -13,6 +13,10 @@
 //!
 //! Error messages name the offending field by path (`messages[2].content[0]`), never its
 //! contents.
+//!
+//! The request is read through the SDK's typed view (`openai::request::ChatRequest`), which
+//! owns the checks every translating adapter makes (roles, content parts, tool calls, tools,
+//! `tool_choice`, limits, `stop`); this module owns what Gemini makes of each value.
 
 use std::collections::HashMap;
 
@@ -20,6 +24,9 @@ use serde_json::{Map, Value, json};
 
 use freeway_plugin_sdk::http::error;
 use freeway_plugin_sdk::media::{mime_type_from_url, parse_data_url};
+use freeway_plugin_sdk::openai::request::{
+    ChatMessage, ChatRequest, MessageContent, PartKind, Role, ToolChoice, bad_request, unsupported,
+};
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{Auth, HttpRequest, Target};
 use freeway_plugin_sdk::types::{Error, ErrorKind};
 
@@ -32,7 +39,7 @@ use crate::settings::Settings;
 pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpRequest, Error> {
     let settings = Settings::parse(&target.provider, &target.settings)?;
     let model = model_path(&target.model)?;
-    let request = parse_object(request)?;
+    let request = ChatRequest::parse(request)?;
     let body = translate(&request, &settings)?;
     let body = serde_json::to_vec(&Value::Object(body)).map_err(|write_error| {
         error(
@@ -91,36 +98,18 @@ fn model_path(model: &str) -> Result<String, Error> {
     })
 }
 
-// Request-side errors shared by the translating adapters (the SDK's `openai` module).
-pub(crate) use freeway_plugin_sdk::openai::{
-    bad_request, parse_request_object as parse_object, unsupported,
-};
-
 /// The `GenerateContentRequest` body for an OpenAI request.
 pub(crate) fn translate(
-    request: &Map<String, Value>,
+    request: &ChatRequest,
     settings: &Settings,
 ) -> Result<Map<String, Value>, Error> {
-    let wants_audio = request
-        .get("modalities")
-        .and_then(Value::as_array)
-        .is_some_and(|modalities| modalities.iter().any(|m| m == "audio"));
-    if wants_audio {
+    if request.wants_audio_output() {
         return Err(unsupported(
             "this adapter does not ask Gemini for audio output",
             Some("modalities".into()),
         ));
     }
-    let messages = match request.get("messages") {
-        Some(Value::Array(messages)) => messages,
-        _ => {
-            return Err(bad_request(
-                "`messages` must be an array",
-                Some("messages".into()),
-            ));
-        }
-    };
-    let conversation = translate_messages(messages)?;
+    let conversation = translate_messages(request)?;
     let mut body = Map::new();
     body.insert("contents".into(), Value::Array(conversation.contents));
     if let Some(system) = conversation.system {
@@ -145,7 +134,7 @@ pub(crate) fn translate(
     Ok(body)
 }
 
-fn generation_config(request: &Map<String, Value>) -> Result<Map<String, Value>, Error> {
+fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>, Error> {
     let mut config = Map::new();
     for (openai, gemini) in [
         ("temperature", "temperature"),
@@ -166,45 +155,12 @@ fn generation_config(request: &Map<String, Value>) -> Result<Map<String, Value>,
             }
         }
     }
-    for key in ["max_completion_tokens", "max_tokens"] {
-        match request.get(key) {
-            None | Some(Value::Null) => {}
-            Some(value) => match value.as_u64() {
-                Some(tokens) if tokens > 0 => {
-                    config.insert("maxOutputTokens".into(), Value::from(tokens));
-                    break;
-                }
-                _ => {
-                    return Err(bad_request(
-                        format!("`{key}` must be a positive integer"),
-                        Some(key.into()),
-                    ));
-                }
-            },
-        }
+    if let Some(tokens) = request.max_tokens()? {
+        config.insert("maxOutputTokens".into(), Value::from(tokens));
     }
-    match request.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(stop)) if stop.is_empty() => {}
-        Some(Value::String(stop)) => {
-            config.insert("stopSequences".into(), json!([stop]));
-        }
-        Some(Value::Array(stops)) if stops.iter().all(Value::is_string) => {
-            let stops: Vec<Value> = stops
-                .iter()
-                .filter(|stop| stop.as_str().is_some_and(|stop| !stop.is_empty()))
-                .cloned()
-                .collect();
-            if !stops.is_empty() {
-                config.insert("stopSequences".into(), Value::Array(stops));
-            }
-        }
-        Some(_) => {
-            return Err(bad_request(
-                "`stop` must be a string or an array of strings",
-                Some("stop".into()),
-            ));
-        }
+    let stop = request.stop()?;
+    if !stop.is_empty() {
+        config.insert("stopSequences".into(), json!(stop));
     }
     match request.get("n") {
         None | Some(Value::Null) => {}
@@ -261,49 +217,20 @@ fn generation_config(request: &Map<String, Value>) -> Result<Map<String, Value>,
 }
 
 /// `functionDeclarations`; `None` when the request has no tools.
-fn function_declarations(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
-    let tools = match request.get("tools") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(tools)) if tools.is_empty() => return Ok(None),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => {
-            return Err(bad_request(
-                "`tools` must be an array",
-                Some("tools".into()),
-            ));
-        }
-    };
-    let mut declarations = Vec::with_capacity(tools.len());
-    for (index, tool) in tools.iter().enumerate() {
-        let param = || Some(format!("tools[{index}]"));
-        if tool
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("function")
-            != "function"
-        {
-            return Err(unsupported(
-                "this adapter only passes `function` tools to Gemini",
-                param(),
-            ));
-        }
-        let function = tool
-            .get("function")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad_request("a tool needs a `function` object", param()))?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| bad_request("a tool function needs a `name`", param()))?;
-        let mut declaration = Map::new();
-        declaration.insert("name".into(), Value::String(name.to_owned()));
-        if let Some(description) = function.get("description").filter(|d| d.is_string()) {
-            declaration.insert("description".into(), description.clone());
-        }
-        match function.get("parameters") {
-            None | Some(Value::Null) => {}
-            Some(parameters @ Value::Object(_)) => {
+fn function_declarations(request: &ChatRequest) -> Result<Option<Value>, Error> {
+    let tools = request.tools("this adapter only passes `function` tools to Gemini")?;
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    let declarations = tools
+        .into_iter()
+        .map(|tool| {
+            let mut declaration = Map::new();
+            declaration.insert("name".into(), Value::String(tool.name.to_owned()));
+            if let Some(description) = tool.description {
+                declaration.insert("description".into(), description.clone());
+            }
+            if let Some(parameters) = tool.parameters {
                 let parameters = schema::to_gemini(parameters);
                 // A function without arguments is declared without `parameters`: Gemini
                 // refuses an object schema with no properties.
@@ -311,45 +238,23 @@ fn function_declarations(request: &Map<String, Value>) -> Result<Option<Value>, 
                     declaration.insert("parameters".into(), parameters);
                 }
             }
-            Some(_) => {
-                return Err(bad_request(
-                    "a tool's `parameters` must be a JSON Schema object",
-                    param(),
-                ));
-            }
-        }
-        declarations.push(Value::Object(declaration));
-    }
+            Value::Object(declaration)
+        })
+        .collect();
     Ok(Some(Value::Array(declarations)))
 }
 
 /// `toolConfig.functionCallingConfig` for `tool_choice`; only called when there are tools.
-fn tool_config(request: &Map<String, Value>) -> Result<Option<Value>, Error> {
-    let invalid = || {
-        bad_request(
-            "`tool_choice` must be \"auto\", \"none\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}",
-            Some("tool_choice".into()),
-        )
-    };
-    let config = match request.get("tool_choice") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(mode)) => match mode.as_str() {
-            "auto" => json!({"mode": "AUTO"}),
-            "none" => json!({"mode": "NONE"}),
-            "required" => json!({"mode": "ANY"}),
-            _ => return Err(invalid()),
-        },
-        Some(Value::Object(named)) => {
-            let name = named
-                .get("function")
-                .and_then(|function| function.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(invalid)?;
-            json!({"mode": "ANY", "allowedFunctionNames": [name]})
-        }
-        Some(_) => return Err(invalid()),
-    };
-    Ok(Some(json!({ "functionCallingConfig": config })))
+fn tool_config(request: &ChatRequest) -> Result<Option<Value>, Error> {
+    Ok(request.tool_choice()?.map(|choice| {
+        let config = match choice {
+            ToolChoice::Auto => json!({"mode": "AUTO"}),
+            ToolChoice::None => json!({"mode": "NONE"}),
+            ToolChoice::Required => json!({"mode": "ANY"}),
+            ToolChoice::Function(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+        };
+        json!({ "functionCallingConfig": config })
+    }))
 }
 
 /// The conversation in Gemini form.
@@ -363,72 +268,62 @@ struct Content {
     parts: Vec<Value>,
 }
 
-pub(crate) fn translate_messages(messages: &[Value]) -> Result<Conversation, Error> {
+pub(crate) fn translate_messages(request: &ChatRequest) -> Result<Conversation, Error> {
     let mut system_parts: Vec<Value> = Vec::new();
     let mut contents: Vec<Content> = Vec::new();
     // Tool call id → function name, from the assistant messages seen so far. Later calls with
     // the same id (Gemini's own ids restart at `call_0` each turn) replace earlier ones.
     let mut call_names: HashMap<String, String> = HashMap::new();
-    for (index, message) in messages.iter().enumerate() {
-        let at = |field: &str| Some(format!("messages[{index}]{field}"));
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad_request("every message needs a string `role`", at(".role")))?;
-        let content = message.get("content").unwrap_or(&Value::Null);
-        match role {
-            "system" | "developer" => {
-                for part in parts(content, index)? {
+    for message in request.messages()? {
+        let message = message?;
+        let content = message.content();
+        match message.role {
+            Role::System | Role::Developer => {
+                for part in parts(content)? {
                     if part.get("text").is_none() {
                         return Err(unsupported(
                             "this adapter sends Gemini's system instruction as text only",
-                            at(".content"),
+                            message.at(".content"),
                         ));
                     }
                     system_parts.push(part);
                 }
             }
-            "user" => push_content(&mut contents, "user", parts(content, index)?),
-            "assistant" => {
-                let mut model_parts = parts(content, index)?;
-                model_parts.extend(function_calls(message, index, &mut call_names)?);
+            Role::User => push_content(&mut contents, "user", parts(content)?),
+            Role::Assistant => {
+                let mut model_parts = parts(content)?;
+                model_parts.extend(function_calls(&message, &mut call_names)?);
                 push_content(&mut contents, "model", model_parts);
             }
-            "tool" | "function" => {
-                let name = if role == "tool" {
+            Role::Tool | Role::Function => {
+                let name = if message.role == Role::Tool {
                     let id = message
-                        .get("tool_call_id")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| {
-                            bad_request(
-                                "a tool message needs a `tool_call_id`",
-                                at(".tool_call_id"),
-                            )
-                        })?;
+                        .tool_call_id()
+                        .ok_or_else(|| message.missing_tool_call_id())?;
                     call_names.get(id).cloned()
                 } else {
                     None
                 };
                 let name = name
-                    .or_else(|| message.get("name").and_then(Value::as_str).map(str::to_owned))
+                    .or_else(|| {
+                        message
+                            .value
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
                     .ok_or_else(|| {
                         bad_request(
                             "a tool message's `tool_call_id` matches no earlier assistant tool call",
-                            at(".tool_call_id"),
+                            message.at(".tool_call_id"),
                         )
                     })?;
-                let response = json!({ "content": tool_output(content, index)? });
+                let response = json!({ "content": tool_output(content)? });
                 push_content(
                     &mut contents,
                     "user",
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
                 );
-            }
-            _ => {
-                return Err(bad_request(
-                    "a message's `role` must be system, developer, user, assistant or tool",
-                    at(".role"),
-                ));
             }
         }
     }
@@ -452,11 +347,11 @@ fn push_content(contents: &mut Vec<Content>, role: &'static str, parts: Vec<Valu
 
 /// A tool's output as the `response.content` value: its JSON when it is JSON, else
 /// `{"result": text}`.
-fn tool_output(content: &Value, index: usize) -> Result<Value, Error> {
-    let text = match content {
+fn tool_output(content: MessageContent) -> Result<Value, Error> {
+    let text = match content.value {
         Value::Null => String::new(),
         Value::String(text) => text.clone(),
-        Value::Array(_) => parts(content, index)?
+        Value::Array(_) => parts(content)?
             .iter()
             .filter_map(|part| part.get("text").and_then(Value::as_str))
             .collect::<Vec<_>>()
@@ -464,7 +359,7 @@ fn tool_output(content: &Value, index: usize) -> Result<Value, Error> {
         _ => {
             return Err(bad_request(
                 "a tool message's `content` must be a string or text parts",
-                Some(format!("messages[{index}].content")),
+                content.at(),
             ));
         }
     };
@@ -473,43 +368,16 @@ fn tool_output(content: &Value, index: usize) -> Result<Value, Error> {
 
 /// Gemini parts for an OpenAI `content` (a string, content parts or null). Empty texts are
 /// dropped: Gemini refuses parts without data.
-fn parts(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
-    let items = match content {
-        Value::Null => return Ok(Vec::new()),
-        Value::String(text) if text.is_empty() => return Ok(Vec::new()),
-        Value::String(text) => return Ok(vec![json!({ "text": text })]),
-        Value::Array(items) => items,
-        _ => {
-            return Err(bad_request(
-                "a message's `content` must be a string or an array of content parts",
-                Some(format!("messages[{index}].content")),
-            ));
-        }
-    };
-    let mut parts = Vec::with_capacity(items.len());
-    for (part_index, item) in items.iter().enumerate() {
-        let param = || Some(format!("messages[{index}].content[{part_index}]"));
-        match item.get("type").and_then(Value::as_str) {
-            Some(kind @ ("text" | "refusal")) => {
-                let text = item
-                    .get(kind)
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad_request("a text part needs a string `text`", param()))?;
-                if !text.is_empty() {
-                    parts.push(json!({ "text": text }));
-                }
-            }
-            Some("image_url") => {
-                let url = match item.get("image_url") {
-                    Some(Value::String(url)) => Some(url.as_str()),
-                    Some(image) => image.get("url").and_then(Value::as_str),
-                    None => None,
-                }
-                .ok_or_else(|| bad_request("an image part needs `image_url.url`", param()))?;
-                parts.push(media_part(url, "image/jpeg", param)?);
-            }
-            Some("input_audio") => {
-                let audio = item.get("input_audio");
+fn parts(content: MessageContent) -> Result<Vec<Value>, Error> {
+    let mut parts = Vec::new();
+    for part in content.parts()? {
+        let part = part?;
+        let param = || part.param();
+        match part.kind {
+            PartKind::Text(text) => parts.push(json!({ "text": text })),
+            PartKind::ImageUrl(url) => parts.push(media_part(url, "image/jpeg", param)?),
+            PartKind::InputAudio => {
+                let audio = part.get("input_audio");
                 let data = audio
                     .and_then(|audio| audio.get("data"))
                     .and_then(Value::as_str)
@@ -526,8 +394,8 @@ fn parts(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
                 };
                 parts.push(json!({"inlineData": {"mimeType": mime_type, "data": data}}));
             }
-            Some("file") => {
-                let file_data = item
+            PartKind::File => {
+                let file_data = part
                     .get("file")
                     .and_then(|file| file.get("file_data"))
                     .and_then(Value::as_str)
@@ -540,7 +408,7 @@ fn parts(content: &Value, index: usize) -> Result<Vec<Value>, Error> {
                     })?;
                 parts.push(media_part(file_data, "application/pdf", param)?);
             }
-            _ => {
+            PartKind::Other => {
                 return Err(unsupported(
                     "this content part type has no Gemini equivalent",
                     param(),
@@ -589,29 +457,18 @@ fn media_part(
 
 /// `functionCall` parts for an assistant message's `tool_calls`, recording each call's name.
 fn function_calls(
-    message: &Value,
-    index: usize,
+    message: &ChatMessage,
     call_names: &mut HashMap<String, String>,
 ) -> Result<Vec<Value>, Error> {
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => {
-            return Err(bad_request(
-                "`tool_calls` must be an array",
-                Some(format!("messages[{index}].tool_calls")),
-            ));
-        }
-    };
+    let calls = message.tool_calls()?;
     let mut parts = Vec::with_capacity(calls.len());
-    for (call_index, call) in calls.iter().enumerate() {
-        let at = |field: &str| Some(format!("messages[{index}].tool_calls[{call_index}]{field}"));
-        let (name, args) = freeway_plugin_sdk::openai::tool_call_function(call, at)?;
-        if let Some(id) = call.get("id").and_then(Value::as_str) {
+    for call in calls {
+        let (name, args) = call.function()?;
+        if let Some(id) = call.id() {
             call_names.insert(id.to_owned(), name.to_owned());
         }
         let mut part = json!({"functionCall": {"name": name, "args": args}});
-        if call_index == 0 {
+        if call.index == 0 {
             // Gemini 3 refuses a history whose function calls lack the `thoughtSignature` it
             // issued, and OpenAI's format has no place to carry one back. Google documents this
             // value for histories that did not come from Gemini: it skips the check (at the

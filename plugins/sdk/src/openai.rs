@@ -1,11 +1,15 @@
-//! OpenAI's `chat.completion` and `chat.completion.chunk` objects, as adapters that translate
-//! from another wire format write them (Anthropic, Gemini).
+//! OpenAI's chat-completions format for adapters that translate to and from another wire
+//! format (Anthropic, Gemini): a typed view of the client's request to render from
+//! ([`request::ChatRequest`]), and the `chat.completion` and `chat.completion.chunk`
+//! objects they write back (here).
 //!
-//! Typed structs rather than `serde_json::Value` trees: fields come out in OpenAI's order (a
+//! The answers are typed structs rather than `serde_json::Value` trees: fields come out in OpenAI's order (a
 //! `Value` object sorts its keys), which keeps answers readable next to OpenAI's own, and no
 //! map is built per object.
 
 use serde::Serialize;
+
+pub mod request;
 
 #[derive(Serialize)]
 pub struct Completion<'a> {
@@ -105,75 +109,6 @@ pub struct PromptTokensDetails {
 #[derive(Serialize)]
 pub struct CompletionTokensDetails {
     pub reasoning_tokens: u64,
-}
-
-/// The client's request body as a JSON object, or a bad-request error saying why not.
-pub fn parse_request_object(
-    request: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, crate::types::Error> {
-    match serde_json::from_str::<serde_json::Value>(request) {
-        Ok(serde_json::Value::Object(object)) => Ok(object),
-        Ok(_) => Err(bad_request(
-            "the request body is JSON but not an object",
-            None,
-        )),
-        Err(parse_error) => Err(bad_request(
-            format!(
-                "the request body is not valid JSON (line {}, column {})",
-                parse_error.line(),
-                parse_error.column()
-            ),
-            None,
-        )),
-    }
-}
-
-/// The request is malformed for this API: not retryable, another target would refuse it too.
-pub fn bad_request(message: impl Into<String>, param: Option<String>) -> crate::types::Error {
-    let mut failure = crate::http::error(crate::types::ErrorKind::BadRequest, false, message);
-    failure.param = param;
-    failure
-}
-
-/// Something valid in OpenAI's API that this upstream cannot do: another target may.
-pub fn unsupported(message: impl Into<String>, param: Option<String>) -> crate::types::Error {
-    let mut failure = crate::http::error(crate::types::ErrorKind::Unsupported, true, message);
-    failure.param = param;
-    failure
-}
-
-/// The function name and the decoded arguments object of one OpenAI `tool_calls` entry.
-/// `at(".field")` names the field for errors (e.g. `messages[2].tool_calls[0].function`).
-pub fn tool_call_function(
-    call: &serde_json::Value,
-    at: impl Fn(&str) -> Option<String>,
-) -> Result<(&str, serde_json::Value), crate::types::Error> {
-    use serde_json::Value;
-    let function = call
-        .get("function")
-        .ok_or_else(|| bad_request("a tool call needs a `function`", at(".function")))?;
-    let name = function
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad_request("a tool call needs `function.name`", at(".function.name")))?;
-    let arguments = function
-        .get("arguments")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if arguments.trim().is_empty() {
-        return Ok((name, Value::Object(serde_json::Map::new())));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(object @ Value::Object(_)) => Ok((name, object)),
-        Ok(_) => Err(bad_request(
-            "a tool call's `function.arguments` must encode a JSON object",
-            at(".function.arguments"),
-        )),
-        Err(_) => Err(bad_request(
-            "a tool call's `function.arguments` is not valid JSON",
-            at(".function.arguments"),
-        )),
-    }
 }
 
 /// Seconds since the Unix epoch, for OpenAI's `created` (Anthropic's answers carry no
