@@ -1,20 +1,84 @@
-//! Precision and recall of the detectors on the labelled corpus (`corpus/pii.jsonl`).
+//! Precision and recall of the detectors on the labelled corpora (`corpus/*.jsonl`).
 //!
 //! Each line is `{"text": ..., "entities": [{"type": ..., "value": ...}]}`; a finding counts as
 //! a true positive only when its type and exact text match a labelled entity, so a phone
-//! number found without its `+44` is both a miss and a false alarm. Shared by the `pii-eval`
-//! example (which prints the table) and a unit test (which holds the targets).
+//! number found without its `+44` is both a miss and a false alarm. A line without entities
+//! is a clean text: any finding in it would alter a prompt that should pass untouched. Shared
+//! by the `pii-eval` example (which prints the tables) and a unit test (which holds the
+//! targets).
+//!
+//! Two corpora, two sets of targets:
+//! - `pii.jsonl` (`generate.py`): the cases the detectors were written against, hard
+//!   negatives included; cards, IBANs, e-mails and secrets at recall ≥ 0.98, precision ≥ 0.95.
+//! - `locales.jsonl` (`locales.py`): every type in fifteen locales' sentences, values generated
+//!   from public format rules, and clean texts full of numbers; every type at recall ≥ 0.97
+//!   and precision ≥ 0.95, at most 1% of the clean texts altered.
 
 use serde::Deserialize;
 
 use crate::detect::{self, Kind};
 
 pub const CORPUS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/pii.jsonl"));
+pub const LOCALES: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/locales.jsonl"));
 
-/// Types with hard targets: recall ≥ 0.98 and precision ≥ 0.95.
-pub const TARGETED: [Kind; 4] = [Kind::Card, Kind::Iban, Kind::Email, Kind::Secret];
-pub const MIN_RECALL: f64 = 0.98;
-pub const MIN_PRECISION: f64 = 0.95;
+/// A corpus and its targets.
+pub struct Target {
+    pub name: &'static str,
+    pub corpus: &'static str,
+    /// Types held to the recall and precision below.
+    pub kinds: &'static [Kind],
+    pub min_recall: f64,
+    pub min_precision: f64,
+    /// The largest share of clean texts that may be altered.
+    pub max_clean_altered: f64,
+}
+
+pub const TARGETS: [Target; 2] = [
+    Target {
+        name: "pii.jsonl",
+        corpus: CORPUS,
+        kinds: &[Kind::Card, Kind::Iban, Kind::Email, Kind::Secret],
+        min_recall: 0.98,
+        min_precision: 0.95,
+        max_clean_altered: 1.0,
+    },
+    Target {
+        name: "locales.jsonl",
+        corpus: LOCALES,
+        kinds: &Kind::ALL,
+        min_recall: 0.97,
+        min_precision: 0.95,
+        max_clean_altered: 0.01,
+    },
+];
+
+impl Target {
+    /// What falls short of the targets in `report`, one line each.
+    pub fn shortfalls(&self, report: &Report) -> Vec<String> {
+        let mut out = Vec::new();
+        for &kind in self.kinds {
+            let c = report.counts[kind as usize];
+            if c.recall() < self.min_recall || c.precision() < self.min_precision {
+                out.push(format!(
+                    "{}: {}: precision {:.3}, recall {:.3}",
+                    self.name,
+                    kind.name(),
+                    c.precision(),
+                    c.recall()
+                ));
+            }
+        }
+        if report.clean_altered_share() > self.max_clean_altered {
+            out.push(format!(
+                "{}: {:.2}% of clean texts altered",
+                self.name,
+                report.clean_altered_share() * 100.0
+            ));
+        }
+        out
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,8 +129,10 @@ fn ratio(part: u32, whole: u32) -> f64 {
 #[derive(Default)]
 pub struct Report {
     pub lines: usize,
-    /// Lines with no entity at all (hard negatives).
+    /// Lines with no entity at all (hard negatives, clean texts).
     pub negatives: usize,
+    /// Of those, the ones with a finding: the texts the filter would alter.
+    pub negatives_altered: usize,
     /// Indexed like [`Kind::ALL`].
     pub counts: [Counts; Kind::ALL.len()],
     /// `type: value  <- text` for every miss and every false alarm.
@@ -99,7 +165,9 @@ pub fn evaluate(corpus: &str) -> Result<Report, String> {
             }
             gold.push((kind, entity.value.as_str(), false));
         }
-        for hit in detect::scan(&line.text) {
+        let found = detect::scan(&line.text);
+        report.negatives_altered += usize::from(line.entities.is_empty() && !found.is_empty());
+        for hit in found {
             let value = &line.text[hit.start..hit.end];
             let counts = &mut report.counts[hit.kind as usize];
             match gold.iter_mut().find(|(kind, gold_value, matched)| {
@@ -130,6 +198,13 @@ pub fn evaluate(corpus: &str) -> Result<Report, String> {
 }
 
 impl Report {
+    pub fn clean_altered_share(&self) -> f64 {
+        ratio(self.negatives_altered as u32, self.negatives as u32)
+            .min(1.0)
+            .max(0.0)
+            * if self.negatives == 0 { 0.0 } else { 1.0 }
+    }
+
     /// The per-type table, as `pii-eval` prints it.
     pub fn table(&self) -> String {
         let mut out = format!(
@@ -145,6 +220,12 @@ impl Report {
             out.push_str(&row(kind.name(), c));
         }
         out.push_str(&row("all", total));
+        out.push_str(&format!(
+            "\nclean texts altered: {} of {} ({:.2}%)\n",
+            self.negatives_altered,
+            self.negatives,
+            self.clean_altered_share() * 100.0
+        ));
         out
     }
 }
@@ -166,28 +247,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn corpus_meets_the_targets() {
-        let report = evaluate(CORPUS).expect("corpus is well-formed");
-        assert!(report.lines >= 300, "{} strings", report.lines);
-        let mut failures = Vec::new();
-        for kind in TARGETED {
-            let c = report.counts[kind as usize];
-            if c.recall() < MIN_RECALL || c.precision() < MIN_PRECISION {
-                failures.push(format!(
-                    "{}: precision {:.3}, recall {:.3}",
-                    kind.name(),
-                    c.precision(),
-                    c.recall()
-                ));
-            }
+    fn corpora_meet_the_targets() {
+        for target in &TARGETS {
+            let report = evaluate(target.corpus).expect("corpus is well-formed");
+            assert!(
+                report.lines >= 300,
+                "{}: {} strings",
+                target.name,
+                report.lines
+            );
+            let failures = target.shortfalls(&report);
+            assert!(
+                failures.is_empty(),
+                "{}\n{}\nmisses:\n{}\nfalse alarms:\n{}",
+                failures.join("\n"),
+                report.table(),
+                report.misses.join("\n"),
+                report.false_alarms.join("\n")
+            );
         }
-        assert!(
-            failures.is_empty(),
-            "{}\n{}\nmisses:\n{}\nfalse alarms:\n{}",
-            failures.join("\n"),
-            report.table(),
-            report.misses.join("\n"),
-            report.false_alarms.join("\n")
-        );
     }
 }

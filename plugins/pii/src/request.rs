@@ -69,7 +69,7 @@ pub fn judge<'a>(body: &'a str, settings: &Settings) -> Result<Outcome, String> 
     let mut kinds = [false; Kind::ALL.len()];
     let mut scratch = Vec::new();
     let mut consider = |segment, inner, text: Cow<'a, str>, pieces: &mut Vec<Piece<'a>>| {
-        detect::scan_into(&text, &mut scratch);
+        detect::scan_with(&text, &settings.options, &mut scratch);
         for hit in &scratch {
             let action = settings.action(hit.kind);
             if action != Action::Allow {

@@ -17,12 +17,26 @@
 //! `actions` maps entity types (`secret`, `card`, `iban`, `ssn`, `email`, `phone`, `ip`) to
 //! `redact`, `block`, `route-trusted` or `allow`; types not named keep their defaults (secrets
 //! block, everything else is redacted). `reversible` pseudonymises instead of redacting for
-//! good: the placeholders are put back into the answer. Unknown keys and values are errors, so
-//! a misspelt action fails closed instead of silently letting data through.
+//! good: the placeholders are put back into the answer.
+//!
+//! `regions` (ISO 3166 codes, or `"all"`) replaces the regions whose *national* phone formats
+//! are recognised (default: [`crate::detect::DEFAULT_REGIONS`], fifty regions on every continent); numbers
+//! written with `+` or `00` are checked against every region's plan whatever it says.
+//! `exempt` lists values the operator considers harmless: `private-ip`, `documentation-ip`,
+//! `test-card`, `documentation-email` (none by default; see [`crate::detect::Exemptions`]).
+//!
+//! ```toml
+//! [pipeline.settings.pii]
+//! regions = ["DE", "FR", "JP", "US"]
+//! exempt = ["private-ip", "test-card"]
+//! ```
+//!
+//! Unknown keys and values are errors, so a misspelt action fails closed instead of silently
+//! letting data through.
 
 use serde_json::{Map, Value};
 
-use crate::detect::Kind;
+use crate::detect::{Exemptions, Kind, Options, Regions};
 
 /// What happens to a request carrying an entity. Ordered by strength: a block of any type
 /// blocks the request; otherwise redactions and route-trusted apply together.
@@ -55,6 +69,8 @@ pub struct Settings {
     /// Indexed like [`Kind::ALL`].
     actions: [Action; Kind::ALL.len()],
     pub reversible: bool,
+    /// What the detectors look for beyond the formats: regions and exemptions.
+    pub options: Options,
 }
 
 impl Default for Settings {
@@ -64,6 +80,7 @@ impl Default for Settings {
         Settings {
             actions,
             reversible: false,
+            options: Options::default(),
         }
     }
 }
@@ -113,9 +130,33 @@ impl Settings {
                         settings.actions[kind as usize] = action;
                     }
                 }
+                "regions" => {
+                    let codes = string_list(&value).ok_or_else(|| {
+                        invalid(format!(
+                            "`regions` must be a list of ISO 3166 region codes, got {value}"
+                        ))
+                    })?;
+                    settings.options.regions = Regions::parse(codes)
+                        .map_err(|problem| invalid(format!("`regions`: {problem}")))?;
+                }
+                "exempt" => {
+                    let names = string_list(&value).ok_or_else(|| {
+                        invalid(format!("`exempt` must be a list of names, got {value}"))
+                    })?;
+                    let mut exempt = Exemptions::default();
+                    for name in names {
+                        if !exempt.insert(name) {
+                            return Err(invalid(format!(
+                                "unknown exemption `{name}` in `exempt` (known: {})",
+                                Exemptions::NAMES.join(", ")
+                            )));
+                        }
+                    }
+                    settings.options.exempt = exempt;
+                }
                 other => {
                     return Err(invalid(format!(
-                        "unknown setting `{other}` (known: actions, reversible)"
+                        "unknown setting `{other}` (known: actions, exempt, regions, reversible)"
                     )));
                 }
             }
@@ -131,6 +172,11 @@ impl Settings {
     pub fn allows_everything(&self) -> bool {
         self.actions.iter().all(|&action| action == Action::Allow)
     }
+}
+
+/// The strings of a JSON array of strings.
+fn string_list(value: &Value) -> Option<Vec<&str>> {
+    value.as_array()?.iter().map(Value::as_str).collect()
 }
 
 #[cfg(test)]
@@ -180,12 +226,36 @@ mod tests {
     }
 
     #[test]
+    fn regions_and_exemptions() {
+        let settings =
+            Settings::parse(r#"{"regions":["de","JP"],"exempt":["private-ip","test-card"]}"#)
+                .expect("valid");
+        assert_eq!(
+            settings.options.regions,
+            Regions::parse(["DE", "JP"]).expect("known")
+        );
+        assert!(settings.options.exempt.covers(Kind::Ip, "10.0.0.1"));
+        assert!(
+            settings
+                .options
+                .exempt
+                .covers(Kind::Card, "4242424242424242")
+        );
+        assert!(!settings.options.exempt.covers(Kind::Email, "a@example.com"));
+        assert_eq!(Settings::default().options, Options::default());
+        assert!(Settings::default().options.exempt.is_empty());
+    }
+
+    #[test]
     fn unknown_keys_and_values_fail() {
         for json in [
             r#"{"revers":true}"#,
             r#"{"actions":{"emial":"redact"}}"#,
             r#"{"actions":{"email":"hide"}}"#,
             r#"{"reversible":"yes"}"#,
+            r#"{"regions":["XX"]}"#,
+            r#"{"regions":"DE"}"#,
+            r#"{"exempt":["private-ips"]}"#,
             "[]",
             "{",
         ] {
@@ -197,6 +267,8 @@ mod tests {
             (r#"{"actions":{"emial":"redact"}}"#, "`emial`"),
             (r#"{"actions":{"email":"hide"}}"#, "`actions.email`"),
             (r#"{"reversible":"yes"}"#, "`reversible`"),
+            (r#"{"regions":["XX"]}"#, "`XX`"),
+            (r#"{"exempt":["private-ips"]}"#, "`private-ips`"),
         ] {
             let problem = Settings::parse(json).expect_err(json);
             assert!(problem.contains(named), "{problem}");

@@ -8,7 +8,7 @@ use super::{token_end, words_before};
 
 const VERSION_WORDS: &[&str] = &[
     "version", "v", "ver", "release", "build", "firmware", "python", "node", "chrome", "firefox",
-    "os", "ios", "android", "sdk", "api", "update", "kernel", "patch",
+    "os", "ios", "android", "sdk", "api", "kernel", "patch",
 ];
 
 /// One octet at `j`: its value and end, or `None`.

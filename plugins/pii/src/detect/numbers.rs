@@ -56,8 +56,9 @@ pub(super) fn may_start(b: &[u8], start: usize) -> bool {
 /// ...: a first group of four to six digits, then groups of two or more, one separator
 /// throughout), with an issuer prefix of a major brand allowing that length and a valid Luhn
 /// digit. When a grouped number runs on ("4111 1111 1111 1111 12/26"), the longest valid
-/// prefix at a group boundary is the card. `Err(end)`: a known issuer prefix and length but a
-/// wrong Luhn digit; no other number should be looked for inside it.
+/// prefix at a group boundary is the card. `Err(end)`: grouped like a card but not one (issuer,
+/// length, Luhn), or a single run of card length with a known issuer and a wrong Luhn digit;
+/// no other number should be looked for inside it (a phone number is still tried first).
 pub(super) fn card(b: &[u8], start: usize) -> Result<(usize, usize), Option<usize>> {
     if !clean_left(b, start) {
         return Err(None);
@@ -110,6 +111,7 @@ pub(super) fn card(b: &[u8], start: usize) -> Result<(usize, usize), Option<usiz
         return match check_card(&digits[..len]) {
             Check::Valid => Ok((start, end)),
             Check::BadLuhn => Err(Some(end)),
+            // A bare digit run of another kind: maybe a phone number, an id.
             Check::Unknown => Err(None),
         };
     }
@@ -122,25 +124,22 @@ pub(super) fn card(b: &[u8], start: usize) -> Result<(usize, usize), Option<usiz
         let total: usize = lens[..take].iter().sum();
         let end = groups[take - 1].1;
         if (12..=19).contains(&total) && card_grouping(&lens[..take]) && token_end(b, end) {
-            match check_card(&digits[..total]) {
-                Check::Valid => return Ok((start, end)),
-                Check::BadLuhn => {
-                    shaped.get_or_insert(end);
-                }
-                Check::Unknown => {}
+            if let Check::Valid = check_card(&digits[..total]) {
+                return Ok((start, end));
             }
+            shaped.get_or_insert(end);
         }
     }
     Err(shaped)
 }
 
 /// A first group of four to six digits (how every brand prints its issuer prefix), then
-/// groups of two or more; thousands (`1 234 567`) and phone layouts (`06 12 34 56 78`) are not
-/// card layouts.
+/// groups of two or more, the last of any length (`4-4-4-1`); thousands (`1 234 567`) and
+/// phone layouts (`06 12 34 56 78`) are not card layouts.
 fn card_grouping(lens: &[usize]) -> bool {
     match lens {
-        [first, rest @ ..] => (4..=6).contains(first) && rest.iter().all(|&len| len >= 2),
-        [] => false,
+        [first, middle @ .., _] => (4..=6).contains(first) && middle.iter().all(|&len| len >= 2),
+        _ => false,
     }
 }
 

@@ -24,7 +24,7 @@
 //! which accepts a few numbers libphonenumber would refuse on their later digits.
 
 use super::numbers::{clean_left, clean_right, digit};
-use super::phone_plan::{PLANS, Plan, ROWS};
+use super::phone_plan::{CODES, PLANS, Plan, ROWS};
 use super::{Word, hash_sign_before, starts_with_ci, words_before};
 
 /// Words that, right before a number, make it an identifier rather than personal data.
@@ -51,6 +51,21 @@ const IDENTIFIER_WORDS: &[&str] = &[
     "release",
     "po",
     "bestellung",
+    "bestelling",
+    "factuur",
+    "zamówienie",
+    "faktura",
+    "заказ",
+    "Заказ",
+    "счёт",
+    "счет",
+    "накладная",
+    "encomenda",
+    "protocolo",
+    "pratica",
+    "expediente",
+    "dossier",
+    "sendungsnummer",
     "bestellnummer",
     "rechnung",
     "rechnungsnummer",
@@ -161,24 +176,41 @@ impl Regions {
         let mut regions = Regions([0; 4]);
         for code in codes {
             if code.eq_ignore_ascii_case("all") {
-                for index in 0..PLANS.len() {
-                    regions.insert(index);
+                for index in 0..CODES.len() {
+                    regions = regions.with(index);
                 }
                 continue;
             }
-            let index = PLANS
+            let index = CODES
                 .iter()
-                .position(|plan| code.as_bytes().eq_ignore_ascii_case(&plan.code))
+                .position(|known| code.as_bytes().eq_ignore_ascii_case(known))
                 .ok_or_else(|| {
                     format!("unknown region `{code}` (ISO 3166 codes such as DE, JP, or \"all\")")
                 })?;
-            regions.insert(index);
+            regions = regions.with(index);
         }
         Ok(regions)
     }
 
-    fn insert(&mut self, index: usize) {
+    /// [`Regions::parse`] at compile time, for the default: an unknown code fails the build.
+    const fn of(codes: &[&str]) -> Regions {
+        let mut regions = Regions([0; 4]);
+        let mut k = 0;
+        while k < codes.len() {
+            let code = codes[k].as_bytes();
+            let mut index = 0;
+            while !(CODES[index][0] == code[0] && CODES[index][1] == code[1]) {
+                index += 1; // past the end: a compile error
+            }
+            regions = regions.with(index);
+            k += 1;
+        }
+        regions
+    }
+
+    const fn with(mut self, index: usize) -> Regions {
         self.0[index / 64] |= 1 << (index % 64);
+        self
     }
 
     fn contains(&self, index: usize) -> bool {
@@ -194,10 +226,11 @@ impl Regions {
     }
 }
 
+const DEFAULT: Regions = Regions::of(DEFAULT_REGIONS);
+
 impl Default for Regions {
     fn default() -> Self {
-        // The codes are constants checked by a test: none is unknown.
-        Regions::parse(DEFAULT_REGIONS.iter().copied()).unwrap_or(Regions([u64::MAX; 4]))
+        DEFAULT
     }
 }
 
@@ -434,10 +467,16 @@ pub(super) fn phone(b: &[u8], start: usize, regions: &Regions) -> Option<(usize,
             // A run going on past a plausible number is cut at a space, for international
             // numbers only: a national-looking prefix of a longer run is some other number.
             let end = if take == run.groups {
-                if clean_right(b, end) {
-                    end
-                } else {
-                    extension(b, end)?
+                match extension(b, end) {
+                    Some(end) => end,
+                    // `0-8044-2957-X`: an identifier goes on.
+                    None if b.get(end) == Some(&b'-')
+                        && b.get(end + 1).is_some_and(u8::is_ascii_alphanumeric) =>
+                    {
+                        return None;
+                    }
+                    None if clean_right(b, end) => end,
+                    None => return None,
                 }
             } else if run.seps[take] == b' ' && international {
                 end
@@ -451,11 +490,16 @@ pub(super) fn phone(b: &[u8], start: usize, regions: &Regions) -> Option<(usize,
     if plus {
         return unlabelled.map(|end| (start, end));
     }
+    // The tail of a longer number (`5 917 090 587`), whose own start was refused.
+    if start >= 2 && b[start - 1] == b' ' && b[start - 2].is_ascii_digit() {
+        return None;
+    }
     let [near, far] = words_before(b, start);
     let identifier = near.is_any(IDENTIFIER_WORDS)
         || identifier_compound(&near)
         || (far.is_any(IDENTIFIER_WORDS) && !near.is_any(PHONE_WORDS))
-        || hash_sign_before(b, start);
+        || hash_sign_before(b, start)
+        || cjk_word_before(b, start, &CJK_IDENTIFIER_WORDS);
     if identifier {
         return None;
     }
@@ -471,39 +515,59 @@ fn labelled(b: &[u8], start: usize, near: &Word, far: &Word) -> bool {
     near.is_any(PHONE_WORDS)
         || far.is_any(PHONE_WORDS)
         || near.starts_with_any(&["tel", "phon"])
-        || cjk_phone_word(b, start)
+        || cjk_word_before(b, start, &CJK_PHONE_WORDS)
 }
 
-/// Phone words of languages written without spaces, right before the number (after an
-/// optional colon, particle or space): `電話：0312345678`, `电话13812345678`.
-fn cjk_phone_word(b: &[u8], start: usize) -> bool {
-    const WORDS: [&str; 12] = [
-        "電話",
-        "电话",
-        "番号",
-        "号码",
-        "號碼",
-        "携帯",
-        "手机",
-        "手機",
-        "전화",
-        "번호",
-        "โทร",
-        "เบอร์",
-    ];
-    let mut j = start;
-    loop {
-        let before = &b[..j];
-        if let Some(rest) = [" ", ":", "：", "は", "是", "为", "為", "는", "은", "-"]
-            .iter()
-            .find_map(|sep| before.strip_suffix(sep.as_bytes()))
-        {
-            j = rest.len();
-        } else {
-            break;
-        }
+/// Phone words of languages written without spaces, right before the number.
+const CJK_PHONE_WORDS: [&str; 14] = [
+    "電話",
+    "电话",
+    "電話番号",
+    "电话号码",
+    "電話號碼",
+    "携帯",
+    "手机",
+    "手機",
+    "전화",
+    "전화번호",
+    "휴대폰",
+    "연락처",
+    "โทร",
+    "เบอร์",
+];
+
+/// Identifier words of those languages: order, invoice, tracking, parcel numbers.
+const CJK_IDENTIFIER_WORDS: [&str; 14] = [
+    "注文",
+    "注文番号",
+    "订单",
+    "订单号",
+    "訂單",
+    "訂單編號",
+    "单号",
+    "請求書",
+    "发票",
+    "주문",
+    "주문번호",
+    "송장",
+    "คำสั่งซื้อ",
+    "เลขพัสดุ",
+];
+
+/// Does one of `words` end right before `start` (after an optional colon, particle or
+/// space)? `電話：0312345678`, `电话13812345678`, `注文番号7760-1466`.
+fn cjk_word_before(b: &[u8], start: usize, words: &[&str]) -> bool {
+    if start == 0 || b[start - 1] < 0x80 && !matches!(b[start - 1], b' ' | b':' | b'-') {
+        return false;
     }
-    WORDS.iter().any(|word| b[..j].ends_with(word.as_bytes()))
+    let mut j = start;
+    while let Some(rest) = [" ", ":", "：", "は", "是", "为", "為", "는", "은", "-"]
+        .iter()
+        .find_map(|sep| b[..j].strip_suffix(sep.as_bytes()))
+    {
+        j = rest.len();
+    }
+    words.iter().any(|word| b[..j].ends_with(word.as_bytes()))
 }
 
 struct Context<'r> {
@@ -547,25 +611,48 @@ impl Context<'_> {
         if looks_like_date(lens, seps) {
             return false;
         }
-        let fit = national_fit(digits, self.regions, paren == Some(0));
+        let first = digits[0];
+        // An area code in parentheses, first or after a one-digit trunk: `(030) 123456`,
+        // `8 (912) 345-67-89`, `1 (800) 555-0199`.
+        let paren_ok = match paren {
+            None | Some(0) => true,
+            Some(1) => lens[0] == 1 && matches!(first, b'0' | b'1' | b'8'),
+            Some(_) => false,
+        };
+        let fit = national_fit(digits, self.regions, paren.is_some());
         if take == 1 {
             return if self.labelled {
                 (8..=15).contains(&count) && (fit != Fit::None || (9..=12).contains(&count))
             } else {
-                fit == Fit::Distinct && count >= 10
+                // Ten digits from `1`: a Unix time in seconds (until 2033), not a mobile.
+                fit == Fit::Distinct && count >= 10 && !(count == 10 && first == b'1')
             };
         }
         let consistent = seps.iter().all(|&s| s == seps[0]);
         // Mixed separators only in the `(...)`, trunk or dash-and-space styles, never `1.2-3`.
         let mixed_ok =
             consistent || paren.is_some() || seps.iter().all(|&s| s == b' ' || s == b'-');
-        if !(mixed_ok || self.labelled) || paren.is_some_and(|group| group != 0) {
+        if !(mixed_ok || self.labelled) || !paren_ok {
             return false;
         }
         // Groups of one digit only for a leading trunk or NANP `1`: `1-800-555-0199`.
-        let first = digits[0];
         if lens[1..].iter().any(|&len| len < 2)
             || (lens[0] == 1 && !matches!(first, b'0' | b'1' | b'8'))
+        {
+            return false;
+        }
+        // Layouts that belong to other numbers: the SSN's `3-2-4`; a slash after anything but
+        // a trunk-prefixed area code (`089/12345678`, not `2024/000987`); pairs other than the
+        // French five (`04 15 23 31 42 48` is a lottery draw); dots other than French pairs,
+        // NANP `415.555.2671` or after a trunk prefix (`960.600.089` is a sum, `50.98.228.201`
+        // an address).
+        let pairs = lens.iter().all(|&len| len == 2);
+        let slash = seps.contains(&b'/');
+        let dots = seps.contains(&b'.');
+        if (lens == [3, 2, 4] && !self.labelled)
+            || (slash && (first != b'0' || seps.len() > 1))
+            || (pairs && lens.len() != 5)
+            || (dots && !(pairs || lens == [3, 3, 4] || (first == b'0' && lens[0] >= 2)))
         {
             return false;
         }
@@ -587,7 +674,11 @@ impl Context<'_> {
                 [1, 3, 3, 4] => first == b'1' && consistent,
                 _ => false,
             };
-        let enough = count >= 9 || (count == 8 && fit == Fit::Distinct) || self.labelled;
+        // Eight digits (Hong Kong, Singapore, Danish mobiles: `9123 4567`) only as a mobile
+        // written with spaces; `4931-6390` is an order number as often as not.
+        let enough = count >= 9
+            || (count == 8 && fit == Fit::Distinct && seps.iter().all(|&s| s == b' '))
+            || self.labelled;
         nanp || (fit != Fit::None && enough) || (self.labelled && lens == [3, 4] && seps[0] == b'-')
     }
 
