@@ -124,25 +124,32 @@ pub fn scan_into(text: &str, found: &mut Vec<Found>) {
 ///
 /// Full-width forms (`０３－１２３４－５６７８`, `ｊｏｅ＠ｅｘａｍｐｌｅ．ｃｏｍ`, common in Japanese and
 /// Chinese text) are matched as their ASCII equivalents (NFKC), while the findings' offsets
-/// stay in `text`: what gets replaced is what the user wrote. Text without them (one SWAR pass
-/// over the bytes tells) is scanned as it is.
+/// stay in `text`: what gets replaced is what the user wrote. The scan stops at the first such
+/// form it meets (their first byte, `EF`, is a trigger), and the text is scanned again
+/// narrowed; text without them, nearly all, is scanned once, as it is.
 pub fn scan_with(text: &str, options: &Options, found: &mut Vec<Found>) {
-    if script::has_wide_forms(text.as_bytes()) {
+    if scan_text(text, options, found) == Scan::Wide {
         let (narrow, offsets) = script::narrow(text);
-        scan_narrow(&narrow, options, found);
+        scan_text(&narrow, options, found);
         for hit in found.iter_mut() {
             hit.start = offsets[hit.start];
             hit.end = offsets[hit.end];
         }
-    } else {
-        scan_narrow(text, options, found);
     }
     if !options.exempt.is_empty() {
         found.retain(|hit| !options.exempt.covers(hit.kind, &text[hit.start..hit.end]));
     }
 }
 
-/// The scan proper, on text without full-width forms.
+/// How a scan ended.
+#[derive(PartialEq, Eq)]
+enum Scan {
+    Done,
+    /// Stopped at a full-width form: the text must be narrowed first.
+    Wide,
+}
+
+/// The scan proper; stops early, with [`Scan::Wide`], at a full-width form.
 ///
 /// One pass in two gears. [`skip_quiet`] runs over the text eight bytes at a time, with no
 /// branch per byte, to the next trigger: a byte or pair of bytes that every finding has in or
@@ -152,13 +159,14 @@ pub fn scan_with(text: &str, options: &Options, found: &mut Vec<Found>) {
 /// Findings are pushed in the order they are met, which is their order in the text except for
 /// an e-mail address, found at its `@` after whatever its local part held; the rare
 /// out-of-order push is sorted once at the end.
-fn scan_narrow(text: &str, options: &Options, found: &mut Vec<Found>) {
+fn scan_text(text: &str, options: &Options, found: &mut Vec<Found>) -> Scan {
     found.clear();
     let b = text.as_bytes();
     let mut found = Findings {
         list: found,
         sorted: true,
         email_end: 0,
+        wide: false,
     };
 
     let mut i = 0;
@@ -174,6 +182,9 @@ fn scan_narrow(text: &str, options: &Options, found: &mut Vec<Found>) {
         }
         i = scan_words(text, options, &mut found, i, trigger + 1);
     }
+    if found.wide {
+        return Scan::Wide;
+    }
 
     if !found.sorted {
         found
@@ -181,6 +192,7 @@ fn scan_narrow(text: &str, options: &Options, found: &mut Vec<Found>) {
             .sort_by_key(|hit| (hit.start, std::cmp::Reverse(hit.end)));
     }
     remove_overlaps(found.list);
+    Scan::Done
 }
 
 /// Scans `text` from `i`, a word at a time, until at least `until`; returns where it stopped:
@@ -251,6 +263,10 @@ fn scan_words(
             COLON if b.get(i + 1) == Some(&b':') && token_start(text, i) => {
                 ip::ipv6(b, i).map(|span| (Kind::Ip, span))
             }
+            WIDE if script::wide_at(b, i).is_some() => {
+                found.wide = true;
+                return b.len();
+            }
             TILDE => secret::azure_client_secret(b, i)
                 .filter(|&(start, _)| token_start(text, start))
                 .map(|span| (Kind::Secret, span)),
@@ -307,12 +323,13 @@ fn skip_quiet(b: &[u8], mut i: usize) -> usize {
 /// - `-`: `-----BEGIN` and prefixes ending in `-` (`sk-`, `glpat-`, `xoxb-`, ...); `_`:
 ///   prefixes holding one (`hf_`, `npm_`, `sk_live_`, `private_key_id`); `:`: IPv6;
 /// - `=`: `AccountKey=`; `~`: Azure client secrets (`...8Q~...`);
+/// - `EF`: the first byte of a full-width form, which makes the text be narrowed first;
 /// - `J`: the `eyJ` of a JSON Web Token;
 /// - `A` and a capital: AWS key ids (`AKIA`...), Google keys (`AIza`), `ATATT3`, `AGE-`;
 /// - `SG`, `SK`: SendGrid and Twilio keys;
 /// - `aw`, `cr`, `be` in any case: the labels `aws...`, `secret...` and `bearer`.
 const TRIGGERS: [(&[u8], Option<&[u8]>); 6] = [
-    (b"0123456789@([+-:_J=~", None),
+    (b"0123456789@([+-:_J=~\xEF", None),
     (b"A", Some(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")),
     (b"aA", Some(b"wW")),
     (b"cC", Some(b"rR")),
@@ -368,6 +385,8 @@ struct Findings<'a> {
     sorted: bool,
     /// The end of the last e-mail address.
     email_end: usize,
+    /// A full-width form was met: the scan stopped.
+    wide: bool,
 }
 
 impl Findings<'_> {
@@ -423,6 +442,7 @@ const PUNCT: [u8; 256] = {
     table[b'-' as usize] = DASH;
     table[b':' as usize] = COLON;
     table[b'~' as usize] = TILDE;
+    table[0xEF] = WIDE;
     table
 };
 /// An e-mail address's anchor (see [`email::at`]).
@@ -435,6 +455,8 @@ const DASH: u8 = 3;
 const COLON: u8 = 4;
 /// The `~` of an Azure client secret.
 const TILDE: u8 = 5;
+/// The first byte of a full-width form (see [`script`]).
+const WIDE: u8 = 6;
 
 /// Could a detector start at the word `b[start..end]`? This is the test every word pays, and
 /// it is false for nearly every word of prose, so it is a few table lookups and compares with

@@ -24,7 +24,7 @@
 //! which accepts a few numbers libphonenumber would refuse on their later digits.
 
 use super::numbers::{clean_left, clean_right, digit};
-use super::phone_plan::{CODES, PLANS, Plan, ROWS};
+use super::phone_plan::{CALLING_CODES, CODES, PLANS, Plan, ROWS};
 use super::{Word, hash_sign_before, starts_with_ci, words_before};
 
 /// Words that, right before a number, make it an identifier rather than personal data.
@@ -213,16 +213,19 @@ impl Regions {
         self
     }
 
-    fn contains(&self, index: usize) -> bool {
-        self.0[index / 64] >> (index % 64) & 1 == 1
-    }
-
+    /// The enabled plans, by walking the set bits (50 of 245 by default).
     fn plans(&self) -> impl Iterator<Item = &'static Plan> + '_ {
-        PLANS
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| self.contains(*index))
-            .map(|(_, plan)| plan)
+        self.0.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                PLANS.get(word * 64 + bit)
+            })
+        })
     }
 }
 
@@ -299,14 +302,13 @@ fn international_fit(digits: &[u8]) -> bool {
         let code = code
             .iter()
             .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+        let Ok(index) = CALLING_CODES.binary_search_by_key(&code, |&(known, _)| known) else {
+            return false;
+        };
         // "+49 0 30 ...": a trunk written where it is not dialled.
         let rest_no_trunk = rest.strip_prefix(b"0").unwrap_or(rest);
-        PLANS.iter().any(|plan| {
-            plan.calling_code == code
-                && (u32::from(plan.lengths)
-                    & (length_bit(rest.len()) | length_bit(rest_no_trunk.len())))
-                    != 0
-        })
+        let lengths = u32::from(CALLING_CODES[index].1);
+        lengths & (length_bit(rest.len()) | length_bit(rest_no_trunk.len())) != 0
     })
 }
 
@@ -619,13 +621,14 @@ impl Context<'_> {
             Some(1) => lens[0] == 1 && matches!(first, b'0' | b'1' | b'8'),
             Some(_) => false,
         };
-        let fit = national_fit(digits, self.regions, paren.is_some());
+        // The plans are consulted last: every layout test is cheaper.
+        let fit = || national_fit(digits, self.regions, paren.is_some());
         if take == 1 {
             return if self.labelled {
-                (8..=15).contains(&count) && (fit != Fit::None || (9..=12).contains(&count))
+                (8..=15).contains(&count) && ((9..=12).contains(&count) || fit() != Fit::None)
             } else {
                 // Ten digits from `1`: a Unix time in seconds (until 2033), not a mobile.
-                fit == Fit::Distinct && count >= 10 && !(count == 10 && first == b'1')
+                count >= 10 && !(count == 10 && first == b'1') && fit() == Fit::Distinct
             };
         }
         let consistent = seps.iter().all(|&s| s == seps[0]);
@@ -663,27 +666,35 @@ impl Context<'_> {
             && lens[1..].iter().all(|&len| len == 3)
             && consistent
             && matches!(seps[0], b' ' | b'.');
-        if thousands && !self.labelled && (lens[0] < 3 || fit != Fit::Distinct) {
+        if thousands && !self.labelled && (lens[0] < 3 || fit() != Fit::Distinct) {
             return false;
         }
         // The NANP shapes are written so consistently that they stand on their own, even for
         // numbers not yet assigned (`(555) 555-0100`, the range used in fiction).
-        let nanp = self.nanp()
-            && match lens {
-                [3, 3, 4] => first >= b'2' && (consistent || paren == Some(0)),
-                [1, 3, 3, 4] => first == b'1' && consistent,
-                _ => false,
-            };
+        let nanp = match lens {
+            [3, 3, 4] => first >= b'2' && (consistent || paren == Some(0)),
+            [1, 3, 3, 4] => first == b'1' && consistent,
+            _ => false,
+        };
+        if nanp && self.nanp() {
+            return true;
+        }
+        if self.labelled && lens == [3, 4] && seps[0] == b'-' {
+            return true;
+        }
         // Eight digits (Hong Kong, Singapore, Danish mobiles: `9123 4567`) only as a mobile
         // written with spaces; `4931-6390` is an order number as often as not.
-        let enough = count >= 9
-            || (count == 8 && fit == Fit::Distinct && seps.iter().all(|&s| s == b' '))
-            || self.labelled;
-        nanp || (fit != Fit::None && enough) || (self.labelled && lens == [3, 4] && seps[0] == b'-')
+        match count {
+            0..=7 => self.labelled && fit() != Fit::None,
+            8 if !self.labelled => seps.iter().all(|&s| s == b' ') && fit() == Fit::Distinct,
+            _ => fit() != Fit::None,
+        }
     }
 
+    /// Is a region of the North American Numbering Plan enabled?
     fn nanp(&self) -> bool {
-        self.regions.plans().any(|plan| plan.calling_code == 1)
+        const NANP: Regions = Regions::of(&["US", "CA"]);
+        self.regions.0.iter().zip(NANP.0).any(|(a, b)| a & b != 0)
     }
 }
 

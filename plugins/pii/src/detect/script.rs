@@ -11,7 +11,8 @@
 //! Full-width forms (U+FF01–U+FF5E: `０-９`, `Ａ-Ｚ`, `＠`, `．`, `－`, ...) are what Japanese and
 //! Chinese input methods type. NFKC maps each to its ASCII twin; [`narrow`] does exactly that
 //! for this block (the only one the detectors' formats need) and keeps, for every byte of the
-//! narrowed text, the offset it came from, so findings are reported in the original text.
+//! narrowed text, the offset it came from, so findings are reported in the original text. The
+//! scan narrows a text only once it met such a form (their first byte, `EF`, is a trigger).
 
 /// Is `c` a letter of a script written without spaces between words?
 pub(super) fn unspaced(c: char) -> bool {
@@ -37,31 +38,8 @@ pub(super) fn unspaced(c: char) -> bool {
     )
 }
 
-/// Does `b` hold a full-width form (UTF-8 `EF BC 81..BF` or `EF BD 80..9E`)? Eight bytes at a
-/// time: a text without any `EF` byte, which is nearly every text, costs one test per chunk.
-pub(super) fn has_wide_forms(b: &[u8]) -> bool {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let x = u64::from_le_bytes([
-            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-        ]) ^ (LOW * 0xEF);
-        // A zero lane is an `EF` byte.
-        if (x.wrapping_sub(LOW) & !x & HIGH) != 0 && wide_at_any(b, i, i + 8) {
-            return true;
-        }
-        i += 8;
-    }
-    wide_at_any(b, i, b.len())
-}
-
-fn wide_at_any(b: &[u8], from: usize, to: usize) -> bool {
-    (from..to).any(|k| wide_at(b, k).is_some())
-}
-
 /// The ASCII twin of the full-width form starting at `k`, if one does.
-fn wide_at(b: &[u8], k: usize) -> Option<u8> {
+pub(super) fn wide_at(b: &[u8], k: usize) -> Option<u8> {
     match (b.get(k)?, b.get(k + 1)?, b.get(k + 2)?) {
         (0xEF, 0xBC, &c @ 0x81..=0xBF) => Some(c - 0x81 + 0x21),
         (0xEF, 0xBD, &c @ 0x80..=0x9E) => Some(c - 0x80 + 0x60),
@@ -111,14 +89,13 @@ mod tests {
     #[test]
     fn narrows_full_width_forms_and_maps_offsets_back() {
         let text = "電話０３－１２３４ ｊｏ＠ｅｘ．ｊｐ";
-        assert!(has_wide_forms(text.as_bytes()));
+        assert_eq!(wide_at(text.as_bytes(), "電話".len()), Some(b'0'));
         let (narrow, offsets) = narrow(text);
         assert_eq!(narrow, "電話03-1234 jo@ex.jp");
         let start = narrow.find('0').expect("digit");
         let end = narrow.find(' ').expect("space");
         assert_eq!(&text[offsets[start]..offsets[end]], "０３－１２３４");
-        assert!(!has_wide_forms(
-            "plain text, ｶﾀｶﾅ and 漢字 with no full-width forms".as_bytes()
-        ));
+        let half = "ｶﾀｶﾅ 漢字"; // half-width forms and ideographs stay
+        assert!((0..half.len()).all(|k| wide_at(half.as_bytes(), k).is_none()));
     }
 }

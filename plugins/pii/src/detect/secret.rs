@@ -254,9 +254,38 @@ pub(super) fn at(b: &[u8], i: usize) -> Option<(usize, usize)> {
     Some(found)
 }
 
+/// Per byte, the rules (one bit each, by index in [`RULES`]) whose prefix starts with it, and
+/// whose prefix has it second: a word is compared only with the rules in both sets, none for
+/// nearly every word of prose that passed [`may_start`] ("when", "data", "should").
+const RULES_FIRST: [u128; 256] = rule_bits(0);
+const RULES_SECOND: [u128; 256] = rule_bits(1);
+
+const fn rule_bits(position: usize) -> [u128; 256] {
+    assert!(RULES.len() <= 128, "one bit per rule in a u128");
+    let mut table = [0u128; 256];
+    let mut k = 0;
+    while k < RULES.len() {
+        table[RULES[k].prefix[position] as usize] |= 1 << k;
+        k += 1;
+    }
+    table
+}
+
 fn by_rule(b: &[u8], i: usize) -> Option<(usize, usize)> {
     let rest = &b[i..];
-    let rule = RULES.iter().find(|rule| rest.starts_with(rule.prefix))?;
+    let second = rest.get(1).copied().unwrap_or(0);
+    let mut candidates = RULES_FIRST[usize::from(rest[0])] & RULES_SECOND[usize::from(second)];
+    let mut found = None;
+    // In table order, so a longer prefix listed first wins.
+    while candidates != 0 {
+        let rule = &RULES[candidates.trailing_zeros() as usize];
+        candidates &= candidates - 1;
+        if rest.starts_with(rule.prefix) {
+            found = Some(rule);
+            break;
+        }
+    }
+    let rule = found?;
     let body_start = i + rule.prefix.len();
     let mut end = run(b, body_start, |c| rule.body.allows(c));
     // A dotted body does not end with its sentence's full stop.
