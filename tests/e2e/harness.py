@@ -18,9 +18,11 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
+import tomllib
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -50,6 +52,10 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 LISTEN_RE = re.compile(r"^freeway listening on (http://127\.0\.0\.1:(\d+))$")
 # Printed on a second stdout line only when `[admin] listen` is configured.
 ADMIN_LISTEN_RE = re.compile(r"^freeway admin listening on (http://127\.0\.0\.1:(\d+))$")
+# The same lines from a gateway told to listen on every interface (exposure tests): clients
+# still reach it through the loopback address.
+ANY_LISTEN_RE = re.compile(r"^freeway listening on http://0\.0\.0\.0:(\d+)$")
+ANY_ADMIN_LISTEN_RE = re.compile(r"^freeway admin listening on http://0\.0\.0\.0:(\d+)$")
 # Generous: the first start of a session compiles every plugin (later starts hit the cache).
 START_TIMEOUT = float(os.environ.get("FREEWAY_START_TIMEOUT", "90"))
 
@@ -123,6 +129,10 @@ class Gateway:
         LIVE.append(self)
         self.proc = proc
         self.config_path = config_path
+        # How it was started, so GatewayFactory.restart can start it again the same way.
+        self.env: Optional[dict[str, str]] = None
+        self.cwd: Optional[Path] = None
+        self.listen: Optional[str] = "127.0.0.1:0"
         self.url = ""
         self.admin_url = ""  # set by wait_admin(), when `[admin] listen` is configured
         self._stdout: list[str] = []
@@ -199,6 +209,10 @@ class Gateway:
             state = f"exited with {code}" if code is not None else f"silent after {timeout}s"
             pytest.fail(f"gateway did not start ({state}); stderr:\n{self.stderr}", pytrace=False)
         m = LISTEN_RE.match(first)
+        any_m = ANY_LISTEN_RE.match(first)
+        if any_m:
+            self.url = f"http://127.0.0.1:{any_m.group(1)}"
+            return
         if not m:
             self.stop()
             pytest.fail(f"unexpected first stdout line {first!r} (want 'freeway listening on "
@@ -215,6 +229,10 @@ class Gateway:
                     m = ADMIN_LISTEN_RE.match(line)
                     if m:
                         self.admin_url = m.group(1)
+                        return self.admin_url
+                    m = ANY_ADMIN_LISTEN_RE.match(line)
+                    if m:
+                        self.admin_url = f"http://127.0.0.1:{m.group(1)}"
                         return self.admin_url
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._threads[0].is_alive()):
@@ -333,32 +351,85 @@ class GatewayFactory:
         return path
 
     def spawn(self, config_path: Path, env: Optional[dict[str, str]] = None,
-              cwd: Optional[Path] = None) -> subprocess.Popen:
+              cwd: Optional[Path] = None, *, listen: Optional[str] = "127.0.0.1:0",
+              honour_file_modes: bool = False) -> subprocess.Popen:
+        """Run `freeway serve --config config_path` (with `--listen listen` unless None, so
+        `server.listen` applies). `honour_file_modes`: when the tests run as root, start the
+        gateway without root's power to write files whose mode says read-only (as any other
+        user would be), so a `chmod 0444` store really is read-only to it."""
+        argv = [str(FREEWAY_BIN), "serve", "--config", str(config_path)]
+        if listen is not None:
+            argv += ["--listen", listen]
+        if honour_file_modes and os.geteuid() == 0:
+            caps = "-dac_override,-dac_read_search,-fowner"
+            argv = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *argv]
         return subprocess.Popen(
-            [str(FREEWAY_BIN), "serve", "--config", str(config_path),
-             "--listen", "127.0.0.1:0"],
+            argv,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", errors="replace", env=gateway_env(env),
             cwd=str(cwd or config_path.parent))
 
     def start(self, config: Union[dict[str, Any], str], *, env: Optional[dict[str, str]] = None,
               plugins: tuple[str, ...] | list[str] = BUNDLED, cwd: Optional[Path] = None,
-              plugin_files: Optional[dict[str, Path]] = None) -> Gateway:
+              plugin_files: Optional[dict[str, Path]] = None,
+              listen: Optional[str] = "127.0.0.1:0") -> Gateway:
         path = self.write(config, plugins=plugins, plugin_files=plugin_files)
-        gw = Gateway(self.spawn(path, env, cwd), path)
+        gw = Gateway(self.spawn(path, env, cwd, listen=listen), path)
+        gw.env, gw.cwd, gw.listen = env, cwd, listen
         self.running.append(gw)
         gw.wait_listening(START_TIMEOUT)
         if isinstance(config, dict) and (config.get("admin") or {}).get("listen"):
             gw.wait_admin()
         return gw
 
+    def launch(self, config_path: Path, *, env: Optional[dict[str, str]] = None,
+               cwd: Optional[Path] = None, listen: Optional[str] = "127.0.0.1:0",
+               honour_file_modes: bool = False) -> Gateway:
+        """Start a gateway on a config already written (by `write`, or edited by the test);
+        wait for its admin listener too when the file configures one."""
+        gw = Gateway(self.spawn(config_path, env, cwd, listen=listen,
+                                honour_file_modes=honour_file_modes), config_path)
+        gw.env, gw.cwd, gw.listen = env, cwd, listen
+        self.running.append(gw)
+        gw.wait_listening(START_TIMEOUT)
+        with open(config_path, "rb") as f:
+            if (tomllib.load(f).get("admin") or {}).get("listen"):
+                gw.wait_admin()
+        return gw
+
+    def restart(self, gw: Gateway, *, env: Optional[dict[str, str]] = None) -> Gateway:
+        """Stop `gw` with SIGTERM (asserting a clean exit) and start a new gateway on the same
+        config file, environment and working folder: what an operator's restart does."""
+        code = gw.stop()
+        if gw in self.running:
+            self.running.remove(gw)
+        assert code == 0, f"gateway exited with {code} on SIGTERM; stderr:\n{gw.stderr[-3000:]}"
+        return self.launch(gw.config_path, env=gw.env if env is None else env, cwd=gw.cwd,
+                           listen=gw.listen)
+
+    def cli(self, config_path: Path, *args: str, env: Optional[dict[str, str]] = None,
+            cwd: Optional[Path] = None, check: bool = True,
+            timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """Run `freeway ARGS... --config config_path` (e.g. `cli(path, "keys", "list",
+        "--json")`) with the gateway's environment; with `check`, assert it exits 0."""
+        argv = [str(FREEWAY_BIN), *args, "--config", str(config_path)]
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              encoding="utf-8", errors="replace", env=gateway_env(env),
+                              cwd=str(cwd or config_path.parent), timeout=timeout)
+        if check:
+            assert proc.returncode == 0, (
+                f"`freeway {' '.join(args)}` exited with {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
     def start_refused(self, config: Union[dict[str, Any], str], *,
                       env: Optional[dict[str, str]] = None,
-                      plugins: tuple[str, ...] | list[str] = BUNDLED) -> str:
+                      plugins: tuple[str, ...] | list[str] = BUNDLED,
+                      listen: Optional[str] = "127.0.0.1:0") -> str:
         """Start a gateway on `config` and expect a refusal: it exits non-zero without
         listening and says why on stderr, which is returned."""
         path = self.write(config, plugins=plugins)
-        proc = self.spawn(path, env)
+        proc = self.spawn(path, env, listen=listen)
         try:
             out, err = proc.communicate(timeout=START_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -484,3 +555,156 @@ def poll(cond: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations: the store, virtual keys, the ledger, Prometheus metrics
+# ---------------------------------------------------------------------------------------------
+
+STORE_NAME = "freeway.db"
+
+
+def priced(mock: MockOpenAI, model: str, *, input_price: float, output_price: float,
+           **info: Any) -> dict[str, Any]:
+    """A `[providers.X]` table whose one model carries catalog prices (USD per million
+    tokens) and any other catalog facts (`rpd`, ...)."""
+    p = provider(mock, [])
+    p["models"] = {model: {"input_price": input_price, "output_price": output_price, **info}}
+    return p
+
+
+def cost(prompt_tokens: int, completion_tokens: int, input_price: float,
+         output_price: float) -> float:
+    """What a request costs by the catalog's prices (USD per million tokens)."""
+    return (prompt_tokens * input_price + completion_tokens * output_price) / 1_000_000
+
+
+def db_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of `sql` on the SQLite file `db` (read by Python's own sqlite3, never written)."""
+    con = sqlite3.connect(str(db), timeout=10)
+    try:
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute(sql, params).fetchall()]
+    finally:
+        con.close()
+
+
+def db_tables(db: Path) -> list[str]:
+    return [r["name"] for r in db_rows(db, "SELECT name FROM sqlite_master WHERE type='table'")]
+
+
+def scrape(text: str) -> list[Any]:
+    """Every sample of a Prometheus text exposition (parsed by prometheus_client, which must
+    accept the whole text)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [s for fam in text_string_to_metric_families(text) for s in fam.samples]
+
+
+def sample_sum(samples: list[Any], name: str, **labels: str) -> Optional[float]:
+    """The sum of the samples called `name` whose labels include `labels`; None if none."""
+    hits = [s.value for s in samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    return sum(hits) if hits else None
+
+
+def utc_midnight_in() -> float:
+    """Seconds from now to the next UTC midnight (a daily allowance's reset)."""
+    return 86400 - time.time() % 86400
+
+
+class Ops:
+    """A gateway deployment with a store: its config file, environment, the `freeway` CLI on
+    that config, and (after `launch`) the running gateway. `factory.write` the config first so
+    keys can be created before the gateway starts, as an operator would."""
+
+    def __init__(self, factory: GatewayFactory, config: dict[str, Any], env: dict[str, str],
+                 *, plugins: tuple[str, ...] | list[str] = BUNDLED) -> None:
+        self.factory = factory
+        self.env = env
+        self.path = factory.write(config, plugins=plugins)
+        self.gw: Optional[Gateway] = None
+
+    @property
+    def db(self) -> Path:
+        return self.path.parent / STORE_NAME
+
+    def launch(self, **kw: Any) -> Gateway:
+        self.gw = self.factory.launch(self.path, env=self.env, **kw)
+        return self.gw
+
+    def restart(self) -> Gateway:
+        assert self.gw is not None
+        self.gw = self.factory.restart(self.gw)
+        return self.gw
+
+    def cli(self, *args: str, check: bool = True, cwd: Optional[Path] = None
+            ) -> subprocess.CompletedProcess:
+        return self.factory.cli(self.path, *args, env=self.env, check=check, cwd=cwd)
+
+    def create_key(self, name: str, *flags: str) -> dict[str, Any]:
+        """`freeway keys create --name NAME FLAGS --json`: the one JSON object it prints."""
+        out = self.cli("keys", "create", "--name", name, *flags, "--json").stdout
+        try:
+            obj = json.loads(out)
+        except ValueError:
+            raise AssertionError(f"`keys create --json` must print one JSON object: {out!r}")
+        assert isinstance(obj, dict) and obj.get("name") == name, obj
+        assert isinstance(obj.get("key"), str) and obj["key"].startswith("fw-"), obj
+        return obj
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        out = self.cli("keys", "list", "--json").stdout
+        keys = json.loads(out)
+        assert isinstance(keys, list), keys
+        return keys
+
+    def key_entry(self, name: str) -> dict[str, Any]:
+        entries = [k for k in self.list_keys() if k.get("name") == name]
+        assert len(entries) == 1, entries
+        return entries[0]
+
+    def wait_key(self, name: str, field: str, want: float, timeout: float = 5.0
+                 ) -> dict[str, Any]:
+        """Wait until `keys list --json` shows `field` of key `name` at `want` (a running
+        gateway may write usage to the store a moment after answering); return the entry."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.key_entry(name)
+            got = entry.get(field)
+            if isinstance(got, (int, float)) and abs(got - want) <= 1e-9 + 1e-6 * abs(want):
+                return entry
+            if time.monotonic() > deadline:
+                raise AssertionError(f"key {name}: {field} = {got!r}, want {want} "
+                                     f"(after {timeout}s): {entry}")
+            time.sleep(0.2)
+
+    def client(self, key: str, **kw: Any) -> openai.OpenAI:
+        assert self.gw is not None
+        kw.setdefault("timeout", 30.0)
+        return openai.OpenAI(base_url=self.gw.base_url, api_key=key, max_retries=0, **kw)
+
+    def post(self, key: Optional[str], body: dict[str, Any],
+             headers: Optional[dict[str, str]] = None) -> httpx.Response:
+        assert self.gw is not None
+        h = dict(headers or {})
+        if key is not None:
+            h["authorization"] = f"Bearer {key}"
+        with self.gw.http() as c:
+            return c.post("/v1/chat/completions", json=body, headers=h)
+
+    def admin(self) -> httpx.Client:
+        assert self.gw is not None
+        return self.gw.admin()
+
+    def metrics(self) -> list[Any]:
+        with self.admin() as a:
+            r = a.get("/metrics")
+        assert r.status_code == 200, r.text[:500]
+        return scrape(r.text)
+
+    def ledger(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        return db_rows(self.db, f"SELECT * FROM ledger {where}", params)
+
+    def ledger_count(self) -> int:
+        return db_rows(self.db, "SELECT count(*) AS n FROM ledger")[0]["n"]

@@ -64,6 +64,9 @@ class Behaviour:
     extra: dict[str, Any] = field(default_factory=dict)
     prompt_tokens: int = 11
     completion_tokens: int = 7
+    # Of the prompt tokens, how many the upstream served from its prompt cache
+    # (`usage.prompt_tokens_details.cached_tokens`).
+    cached_tokens: int = 0
     # Stream pacing and framing (streamed answers only):
     first_event_delay: float = 0.0  # after the 200 headers, before the first event
     event_gap: float = 0.0  # between later events
@@ -74,13 +77,17 @@ class Behaviour:
 def text(content: str, *, pieces: Optional[list[str]] = None, delay: float = 0.0,
          finish_reason: str = "stop", extra: Optional[dict[str, Any]] = None,
          prompt_tokens: int = 11, completion_tokens: int = 7, first_event_delay: float = 0.0,
-         event_gap: float = 0.0, write_size: int = 0, sse_comments: bool = False) -> Behaviour:
-    """A successful text answer: JSON, or an SSE stream when the request asked for one."""
+         event_gap: float = 0.0, write_size: int = 0, sse_comments: bool = False,
+         cached_tokens: int = 0) -> Behaviour:
+    """A successful text answer: JSON, or an SSE stream when the request asked for one. The
+    usage it reports is `prompt_tokens` (of which `cached_tokens` came from the prompt cache)
+    and `completion_tokens`."""
     return Behaviour("text", delay=delay, content=content, pieces=pieces,
                      finish_reason=finish_reason, extra=dict(extra or {}),
                      prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                      first_event_delay=first_event_delay, event_gap=event_gap,
-                     write_size=write_size, sse_comments=sse_comments)
+                     write_size=write_size, sse_comments=sse_comments,
+                     cached_tokens=cached_tokens)
 
 
 def tool_call(name: str, arguments: str, *, call_id: Optional[str] = None,
@@ -547,7 +554,7 @@ class MockOpenAI:
             "prompt_tokens": b.prompt_tokens,
             "completion_tokens": b.completion_tokens,
             "total_tokens": b.prompt_tokens + b.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": b.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0,
                                           "rejected_prediction_tokens": 0},
