@@ -769,6 +769,86 @@ mod tests {
     }
 
     #[test]
+    fn unspaced_scripts_are_boundaries_latin_letters_are_not() {
+        for (text, kind, value) in [
+            (
+                "メニューはyuki.sato@docomo.ne.jp、よろしく。",
+                Kind::Email,
+                "yuki.sato@docomo.ne.jp",
+            ),
+            ("番号はクール045-41-5136。", Kind::Ssn, "045-41-5136"),
+            (
+                "電話番号は090-1234-5678です。",
+                Kind::Phone,
+                "090-1234-5678",
+            ),
+            ("我的手机是13812345678，谢谢。", Kind::Phone, "13812345678"),
+            ("服务器IP是203.0.113.7，请检查。", Kind::Ip, "203.0.113.7"),
+            (
+                "minjun.kim@naver.com으로 연락 주세요.",
+                Kind::Email,
+                "minjun.kim@naver.com",
+            ),
+            (
+                "บัญชีDE89370400440532013000ค่ะ",
+                Kind::Iban,
+                "DE89370400440532013000",
+            ),
+            (
+                "キーはsk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wです",
+                Kind::Secret,
+                "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w",
+            ),
+        ] {
+            assert_eq!(kinds(text), [(kind, value)], "{text}");
+        }
+        // Inside Latin, Cyrillic or Greek words a value is still part of the word.
+        for text in [
+            "é4111111111111111",
+            "straße0301234567",
+            "номер4111111111111111",
+            "αjane@x.io",
+        ] {
+            assert!(scan(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn full_width_forms_are_found_and_reported_as_written() {
+        let text = "連絡先：０３－１２３４－５６７８、メールはｈ．ｔａｎａｋａ＠ｅｘａｍｐｌｅ．ｊｐです。";
+        assert_eq!(
+            kinds(text),
+            [
+                (Kind::Phone, "０３－１２３４－５６７８"),
+                (Kind::Email, "ｈ．ｔａｎａｋａ＠ｅｘａｍｐｌｅ．ｊｐ"),
+            ]
+        );
+    }
+
+    #[test]
+    fn options_choose_regions_and_exemptions() {
+        let mut found = Vec::new();
+        let german = "Ruf mich unter 030 12345678 an.";
+        scan_into(german, &mut found);
+        assert_eq!(found.len(), 1);
+        let us_only = Options {
+            regions: Regions::parse(["US"]).expect("known"),
+            ..Options::default()
+        };
+        scan_with(german, &us_only, &mut found);
+        assert!(found.is_empty());
+        scan_with("Ruf +49 30 12345678 an.", &us_only, &mut found);
+        assert_eq!(found.len(), 1, "international numbers ignore the setting");
+
+        let mut exempt = Options::default();
+        assert!(exempt.exempt.insert("private-ip"));
+        let text = "hosts 10.0.0.12 and 8.8.4.4";
+        scan_with(text, &exempt, &mut found);
+        assert_eq!(found.len(), 1);
+        assert_eq!(&text[found[0].start..found[0].end], "8.8.4.4");
+    }
+
+    #[test]
     fn overlaps_keep_the_longer_finding() {
         let mut found = vec![
             Found {

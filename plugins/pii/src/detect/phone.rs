@@ -720,6 +720,48 @@ mod tests {
     }
 
     #[test]
+    fn national_formats_by_the_plans_without_a_phone_word() {
+        for number in [
+            "030 12345678",
+            "01701234567",
+            "01 53 79 88 72",
+            "312 345 6789",
+            "0465-47-7995",
+            "(11) 96123-4567",
+            "98765 43210",
+            "8 (912) 345-67-89",
+            "415-555-2671 x1833",
+            "001-662-511-0542x1833",
+            "010-2000-0000",
+            "13812345678",
+        ] {
+            let text = format!("Reach me at {number} after six.");
+            assert_eq!(span(&text), Some(number), "{number}");
+        }
+    }
+
+    #[test]
+    fn numbers_of_other_kinds_are_not_phones() {
+        for text in [
+            "Выручка 6 852 828 117 рублей",
+            "Timestamp 1733400000 in the logs",
+            "Umsatz 960.600.089 Euro",
+            "Bestellung 4931-6390 folgt",
+            "Los números ganadores son 04 15 23 31 42 48.",
+            "Invalid SSN 666-45-6789",
+            "Part number 0-8044-2957-X.",
+            "pratica 2024/000987",
+            "server 50.98.228.201",
+        ] {
+            assert_eq!(span(text), None, "{text}");
+        }
+        // Not valid in any enabled region: a run of a plausible length is not enough.
+        let us_only = Regions::parse(["US"]).expect("known");
+        let text = "Ruf 030 12345678 an";
+        assert_eq!(phone(text.as_bytes(), 4, &us_only), None);
+    }
+
+    #[test]
     fn default_regions_are_known() {
         for code in DEFAULT_REGIONS {
             assert!(Regions::parse([*code]).is_ok(), "{code}");
