@@ -12,8 +12,10 @@
 //! - `include_cooling`: also return healthy candidates that are cooling down, after the ready
 //!   ones, soonest cooldown end first (default false).
 
+use std::cmp::Ordering;
+
 use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
-use freeway_plugin_sdk::routing::{Eligible, IncludeCooling, Policy, known, unknown_last};
+use freeway_plugin_sdk::routing::{Ranking, known, unknown_last};
 
 /// The error rate, when it is a fraction at all.
 fn error_rate(candidate: &Candidate) -> Option<f32> {
@@ -22,25 +24,16 @@ fn error_rate(candidate: &Candidate) -> Option<f32> {
 
 struct LeastBusy;
 
-impl Policy for LeastBusy {
+impl Ranking for LeastBusy {
     const NAME: &'static str = "least-busy";
     const DESCRIPTION: &'static str =
         "Tries the ready target with the fewest requests in flight first";
-    type Settings = IncludeCooling;
 
-    fn order(
-        _request: &RequestInfo,
-        candidates: &[Candidate],
-        settings: &IncludeCooling,
-    ) -> Vec<u32> {
-        let mut eligible = Eligible::new(candidates, settings.include_cooling);
-        // Stable: equal load keeps the configured order.
-        eligible.ready.sort_by(|a, b| {
-            a.in_flight
-                .cmp(&b.in_flight)
-                .then_with(|| unknown_last(error_rate(a), error_rate(b), f32::total_cmp))
-        });
-        eligible.ids()
+    /// Fewer in flight first, then fewer recent errors; equal load keeps the configured order.
+    fn compare(_request: &RequestInfo, a: &Candidate, b: &Candidate) -> Ordering {
+        a.in_flight
+            .cmp(&b.in_flight)
+            .then_with(|| unknown_last(error_rate(a), error_rate(b), f32::total_cmp))
     }
 }
 

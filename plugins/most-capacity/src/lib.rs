@@ -20,34 +20,22 @@
 use std::cmp::Ordering;
 
 use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
-use freeway_plugin_sdk::routing::{Eligible, IncludeCooling, Policy, known, unknown_last};
-
-/// Which of two candidates has more room; `Less` means `a` first.
-fn more_room(a: &Candidate, b: &Candidate) -> Ordering {
-    let quota = |c: &Candidate| known(c.quota_used).filter(|used| *used <= 1.0);
-    let descending = |a: &u64, b: &u64| b.cmp(a);
-    unknown_last(quota(a), quota(b), f32::total_cmp)
-        .then_with(|| unknown_last(a.remaining_requests, b.remaining_requests, descending))
-        .then_with(|| unknown_last(a.remaining_tokens, b.remaining_tokens, descending))
-}
+use freeway_plugin_sdk::routing::{Ranking, known, unknown_last};
 
 struct MostCapacity;
 
-impl Policy for MostCapacity {
+impl Ranking for MostCapacity {
     const NAME: &'static str = "most-capacity";
     const DESCRIPTION: &'static str =
         "Tries the ready target with the most free quota and rate limit left first";
-    type Settings = IncludeCooling;
 
-    fn order(
-        _request: &RequestInfo,
-        candidates: &[Candidate],
-        settings: &IncludeCooling,
-    ) -> Vec<u32> {
-        let mut eligible = Eligible::new(candidates, settings.include_cooling);
-        // Stable: equal room keeps the configured order.
-        eligible.ready.sort_by(|a, b| more_room(a, b));
-        eligible.ids()
+    /// Which of two candidates has more room; equal room keeps the configured order.
+    fn compare(_request: &RequestInfo, a: &Candidate, b: &Candidate) -> Ordering {
+        let quota = |c: &Candidate| known(c.quota_used).filter(|used| *used <= 1.0);
+        let descending = |a: &u64, b: &u64| b.cmp(a);
+        unknown_last(quota(a), quota(b), f32::total_cmp)
+            .then_with(|| unknown_last(a.remaining_requests, b.remaining_requests, descending))
+            .then_with(|| unknown_last(a.remaining_tokens, b.remaining_tokens, descending))
     }
 }
 

@@ -7,24 +7,21 @@
 //! is briefly rate-limited. Unhealthy candidates are never returned: the circuit breaker holds
 //! them out on purpose.
 
+use std::cmp::Ordering;
+
 use freeway_plugin_sdk::router::exports::freeway::plugin::policy::{Candidate, RequestInfo};
-use freeway_plugin_sdk::routing::{Eligible, IncludeCooling, Policy};
+use freeway_plugin_sdk::routing::Ranking;
 
 struct PriorityFallback;
 
-impl Policy for PriorityFallback {
+impl Ranking for PriorityFallback {
     const NAME: &'static str = "priority-fallback";
     const DESCRIPTION: &'static str =
         "Tries targets in configured order, skipping unhealthy and cooling ones";
-    type Settings = IncludeCooling;
 
-    fn order(
-        _request: &RequestInfo,
-        candidates: &[Candidate],
-        settings: &IncludeCooling,
-    ) -> Vec<u32> {
-        // Ready ones in configured order, then (when asked) cooling ones soonest first.
-        Eligible::new(candidates, settings.include_cooling).ids()
+    /// Every ready candidate ranks the same: the configured order stands.
+    fn compare(_request: &RequestInfo, _a: &Candidate, _b: &Candidate) -> Ordering {
+        Ordering::Equal
     }
 }
 
@@ -33,28 +30,14 @@ freeway_plugin_sdk::export_policy!(PriorityFallback);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freeway_plugin_sdk::routing::fixtures::request;
+    use freeway_plugin_sdk::routing::fixtures::{self, request};
     use freeway_plugin_sdk::types::{Error, ErrorKind};
 
     fn candidate(id: u32, healthy: bool, cooldown_ms: u64) -> Candidate {
         Candidate {
-            id,
-            provider: format!("provider-{id}"),
-            model: "model".to_owned(),
             healthy,
             cooldown_ms,
-            remaining_requests: None,
-            remaining_tokens: None,
-            quota_used: None,
-            in_flight: 0,
-            latency_ms: None,
-            ttft_ms: None,
-            error_rate: 0.0,
-            input_price: 0.0,
-            output_price: 0.0,
-            context_window: None,
-            weight: 1,
-            tags: Vec::new(),
+            ..fixtures::candidate(id)
         }
     }
 

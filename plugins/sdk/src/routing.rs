@@ -8,10 +8,11 @@
 //! order (every sort is stable); unknown live values (`None`, NaN, negative) sort after known
 //! ones.
 //!
-//! A router is then its ordering function plus its settings type: implement [`Policy`] and
-//! name the type with [`export_policy!`](crate::export_policy), which writes the world's
-//! `metadata`, `check-settings` and `route` exports once for every router, so `check-settings`
-//! refuses exactly what `route` would.
+//! A router is then its ordering function plus its settings type: implement [`Policy`] (or,
+//! for a policy that only ranks ready candidates, [`Ranking`]) and name the type with
+//! [`export_policy!`](crate::export_policy), which writes the world's `metadata`,
+//! `check-settings` and `route` exports once for every router, so `check-settings` refuses
+//! exactly what `route` would.
 //!
 //! Enabled by the SDK's `routing` feature.
 
@@ -30,19 +31,21 @@ use crate::types::{Error, ErrorKind, PluginKind};
 /// A routing policy: what the router world needs from a router besides the boilerplate.
 ///
 /// ```ignore
-/// struct PriorityFallback;
+/// struct Newest;
 ///
-/// impl Policy for PriorityFallback {
-///     const NAME: &'static str = "priority-fallback";
-///     const DESCRIPTION: &'static str = "Tries targets in configured order";
+/// impl Policy for Newest {
+///     const NAME: &'static str = "newest";
+///     const DESCRIPTION: &'static str = "Tries the last configured target first";
 ///     type Settings = IncludeCooling;
 ///
 ///     fn order(_: &RequestInfo, candidates: &[Candidate], settings: &IncludeCooling) -> Vec<u32> {
-///         Eligible::new(candidates, settings.include_cooling).ids()
+///         let mut eligible = Eligible::new(candidates, settings.include_cooling);
+///         eligible.ready.reverse();
+///         eligible.ids()
 ///     }
 /// }
 ///
-/// freeway_plugin_sdk::export_policy!(PriorityFallback);
+/// freeway_plugin_sdk::export_policy!(Newest);
 /// ```
 pub trait Policy {
     /// The metadata name config refers to; also the name in every settings error.
@@ -58,6 +61,35 @@ pub trait Policy {
         candidates: &[Candidate],
         settings: &Self::Settings,
     ) -> Vec<u32>;
+}
+
+/// A policy that only ranks the ready candidates, with no settings but `include_cooling`: it
+/// is its comparison alone. Cooling candidates, when asked for, follow soonest-free first, as
+/// with every policy; ties keep the configured order (the sort is stable).
+pub trait Ranking {
+    /// The metadata name config refers to; also the name in every settings error.
+    const NAME: &'static str;
+    /// One line for `metadata`.
+    const DESCRIPTION: &'static str;
+
+    /// `Less` when `a` is to be tried before `b`.
+    fn compare(request: &RequestInfo, a: &Candidate, b: &Candidate) -> Ordering;
+}
+
+impl<R: Ranking> Policy for R {
+    const NAME: &'static str = R::NAME;
+    const DESCRIPTION: &'static str = R::DESCRIPTION;
+    type Settings = IncludeCooling;
+
+    fn order(
+        request: &RequestInfo,
+        candidates: &[Candidate],
+        settings: &IncludeCooling,
+    ) -> Vec<u32> {
+        let mut eligible = Eligible::new(candidates, settings.include_cooling);
+        eligible.ready.sort_by(|a, b| R::compare(request, a, b));
+        eligible.ids()
+    }
 }
 
 /// A policy's settings type: reads its keys from the strict reader, which then refuses any key
