@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use freeway_plugin_sdk::types::{Error, ErrorKind};
-use freeway_plugin_sdk::upstream::{self, Wording};
+use freeway_plugin_sdk::upstream::{self, ErrorBody, Wording, text_field};
 
 const WORDING: Wording = Wording {
     refused_credentials: "Anthropic refused the gateway's credentials for this provider",
@@ -31,27 +31,20 @@ pub(crate) struct UpstreamError {
 /// Reads `{"type":"error","error":{"type","message"}}`, tolerating proxies that answer with
 /// plain text (kept as the message unless it is an HTML page).
 pub(crate) fn read_error_body(body: &[u8]) -> UpstreamError {
-    upstream::read_error_body(body, read_error_value, |text| UpstreamError {
-        error_type: None,
-        message: Some(text),
-    })
+    upstream::read_error_body(body, read_error_value)
+}
+
+impl ErrorBody for UpstreamError {
+    fn message_mut(&mut self) -> &mut Option<String> {
+        &mut self.message
+    }
 }
 
 pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
-    let inner = value
-        .get("error")
-        .filter(|inner| inner.is_object())
-        .unwrap_or(value);
-    let text = |key: &str| {
-        inner
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|text| !text.trim().is_empty())
-            .map(str::to_owned)
-    };
+    let inner = upstream::error_object(value);
     UpstreamError {
-        error_type: text("type").filter(|kind| kind != "error"),
-        message: text("message"),
+        error_type: text_field(inner, "type").filter(|kind| kind != "error"),
+        message: text_field(inner, "message"),
     }
 }
 

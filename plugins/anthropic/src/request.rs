@@ -174,18 +174,14 @@ fn number(request: &ChatRequest, key: &str) -> Result<Option<f64>, Error> {
 
 /// `tools` in Messages form; `None` when the request has none.
 fn tools(request: &ChatRequest) -> Result<Option<Value>, Error> {
-    let tools = request.tools("Anthropic's Messages API only takes `function` tools here")?;
-    if tools.is_empty() {
+    let Some(tools) = request.tools("Anthropic's Messages API only takes `function` tools here")?
+    else {
         return Ok(None);
-    }
+    };
     let translated = tools
-        .into_iter()
+        .iter()
         .map(|tool| {
-            let mut out = Map::new();
-            out.insert("name".into(), Value::String(tool.name.to_owned()));
-            if let Some(description) = tool.description {
-                out.insert("description".into(), description.clone());
-            }
+            let mut out = tool.declaration();
             // OpenAI allows omitting parameters (a function without arguments); Anthropic
             // requires an object schema.
             let schema = tool

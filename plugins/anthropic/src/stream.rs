@@ -33,9 +33,7 @@ use crate::response::{MessageUsage, finish_reason};
 
 /// This adapter's part of the SDK's stream decoder.
 pub(crate) struct Translator {
-    id: String,
-    model: String,
-    created: u64,
+    header: openai::StreamHeader,
     sent_role: bool,
     /// Anthropic block index → OpenAI tool-call index, for the tool-use blocks seen so far.
     /// (Anthropic block index, OpenAI tool-call index, whether any argument text arrived).
@@ -48,9 +46,11 @@ pub(crate) struct Translator {
 impl Translator {
     pub fn new(model: &str, created: u64) -> Self {
         Self {
-            id: format!("msg_{created}"),
-            model: model.to_owned(),
-            created,
+            header: openai::StreamHeader {
+                id: format!("msg_{created}"),
+                created,
+                model: model.to_owned(),
+            },
             sent_role: false,
             tool_blocks: Vec::new(),
             usage: MessageUsage::default(),
@@ -65,38 +65,17 @@ impl Translator {
             self.sent_role = true;
             delta.role = Some("assistant");
         }
-        let data = openai::Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: vec![openai::ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason,
-            }],
-            usage: None,
-        };
-        Chunk {
-            data: openai::to_json(&data),
-            usage: None,
-        }
+        self.header.chunk(vec![openai::ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason,
+        }])
     }
 
     fn usage_chunk(&self) -> Chunk {
-        let data = openai::Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: Vec::new(),
-            usage: Some(self.usage.to_openai()),
-        };
-        Chunk {
-            data: openai::to_json(&data),
-            usage: Some(self.usage.to_usage()),
-        }
+        self.header
+            .usage_chunk(self.usage.to_openai(), self.usage.to_usage())
     }
 }
 
@@ -146,10 +125,10 @@ impl EventTranslator for Translator {
             "message_start" => {
                 let start: MessageStart = parse(value)?;
                 if let Some(id) = start.message.id {
-                    self.id = id;
+                    self.header.id = id;
                 }
                 if let Some(model) = start.message.model {
-                    self.model = model;
+                    self.header.model = model;
                 }
                 self.usage.update(start.message.usage);
                 // No chunk yet: the host commits to this target at the first chunk, and
@@ -367,7 +346,7 @@ struct StopDelta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freeway_plugin_sdk::stream::StreamDecoder;
+    use freeway_plugin_sdk::stream::{StreamDecoder, fixtures};
     use serde_json::json;
 
     fn new_decoder(model: &str, created: u64) -> StreamDecoder<Translator> {
@@ -383,21 +362,15 @@ mod tests {
     const TOOL_STREAM: &str = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_014p7gG3wDgGV9EUtLvnow3U\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2},\"content\":[],\"stop_reason\":null}}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Weather needed.\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking.\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":1}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T1x1fJ34qAmk2tNTrN7Up6\",\"name\":\"get_weather\",\"input\":{}}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"location\\\":\"}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" \\\"Paris\\\"}\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":2}\r\n\r\nevent: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_02\",\"name\":\"get_time\",\"input\":{}}}\r\n\r\nevent: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\r\n\r\nevent: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":3}\r\n\r\nevent: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\r\n\r\nevent: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
 
     fn decode_in_pieces(body: &str, size: usize) -> (Vec<Chunk>, Result<Vec<Chunk>, Error>) {
-        let mut decoder = new_decoder("claude-sonnet-4-5", CREATED);
-        let mut chunks = Vec::new();
-        for piece in body.as_bytes().chunks(size) {
-            chunks.extend(decoder.push(piece).expect("push succeeds"));
-        }
-        (chunks, decoder.finish())
+        fixtures::decode_in_pieces(new_decoder("claude-sonnet-4-5", CREATED), body, size)
     }
 
+    /// Each chunk's JSON, of a stream that must finish cleanly.
     fn decode(body: &str) -> Vec<Value> {
-        let (mut chunks, finished) = decode_in_pieces(body, body.len());
-        chunks.extend(finished.expect("complete"));
-        chunks
-            .iter()
-            .map(|chunk| serde_json::from_str(&chunk.data).expect("chunk JSON"))
-            .collect()
+        let chunks =
+            fixtures::decode_complete(new_decoder("claude-sonnet-4-5", CREATED), body, body.len());
+        let json = |chunk: &Chunk| serde_json::from_str(&chunk.data).expect("chunk JSON");
+        chunks.iter().map(json).collect()
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use freeway_plugin_sdk::http::{header, parse_duration_ms, retry_after_ms};
 use freeway_plugin_sdk::types::{Error, ErrorKind, RateLimits};
-use freeway_plugin_sdk::upstream::{self, Wording};
+use freeway_plugin_sdk::upstream::{self, ErrorBody, Wording, text_field};
 
 const WORDING: Wording = Wording {
     refused_credentials: "Gemini refused the gateway's credentials for this provider",
@@ -44,28 +44,18 @@ pub(crate) struct UpstreamError {
 }
 
 pub(crate) fn read_error_body(body: &[u8]) -> UpstreamError {
-    upstream::read_error_body(body, read_error_value, |text| UpstreamError {
-        message: Some(text),
-        ..UpstreamError::default()
-    })
+    upstream::read_error_body(body, read_error_value)
+}
+
+impl ErrorBody for UpstreamError {
+    fn message_mut(&mut self) -> &mut Option<String> {
+        &mut self.message
+    }
 }
 
 pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
-    let value = match value {
-        Value::Array(items) => items.first().unwrap_or(&Value::Null),
-        other => other,
-    };
-    let inner = value
-        .get("error")
-        .filter(|inner| inner.is_object())
-        .unwrap_or(value);
-    let text = |key: &str| {
-        inner
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|text| !text.trim().is_empty())
-            .map(str::to_owned)
-    };
+    let inner = upstream::error_object(upstream::unwrap_array(value));
+    let text = |key: &str| text_field(inner, key);
     let mut found = UpstreamError {
         code: inner
             .get("code")

@@ -218,18 +218,13 @@ fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>, Error>
 
 /// `functionDeclarations`; `None` when the request has no tools.
 fn function_declarations(request: &ChatRequest) -> Result<Option<Value>, Error> {
-    let tools = request.tools("this adapter only passes `function` tools to Gemini")?;
-    if tools.is_empty() {
+    let Some(tools) = request.tools("this adapter only passes `function` tools to Gemini")? else {
         return Ok(None);
-    }
+    };
     let declarations = tools
-        .into_iter()
+        .iter()
         .map(|tool| {
-            let mut declaration = Map::new();
-            declaration.insert("name".into(), Value::String(tool.name.to_owned()));
-            if let Some(description) = tool.description {
-                declaration.insert("description".into(), description.clone());
-            }
+            let mut declaration = tool.declaration();
             if let Some(parameters) = tool.parameters {
                 let parameters = schema::to_gemini(parameters);
                 // A function without arguments is declared without `parameters`: Gemini

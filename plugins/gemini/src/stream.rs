@@ -25,9 +25,7 @@ use crate::response::{GenerateContentResponse, UsageMetadata, finish_reason};
 
 /// This adapter's part of the SDK's stream decoder.
 pub(crate) struct Translator {
-    id: String,
-    model: String,
-    created: u64,
+    header: openai::StreamHeader,
     /// Per choice index: whether its role went out, how many tool calls it made, whether it
     /// finished.
     choices: Vec<ChoiceState>,
@@ -45,9 +43,11 @@ struct ChoiceState {
 impl Translator {
     pub fn new(model: &str, created: u64) -> Self {
         Self {
-            id: format!("gen-{created}"),
-            model: model.to_owned(),
-            created,
+            header: openai::StreamHeader {
+                id: format!("gen-{created}"),
+                created,
+                model: model.to_owned(),
+            },
             choices: Vec::new(),
             usage: None,
             saw_event: false,
@@ -69,18 +69,7 @@ impl EventTranslator for Translator {
             ));
         }
         if let Some(usage) = self.usage {
-            let data = openai::Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: Vec::new(),
-                usage: Some(usage.to_openai()),
-            };
-            chunks.push(Chunk {
-                data: openai::to_json(&data),
-                usage: Some(usage.to_usage()),
-            });
+            chunks.push(self.header.usage_chunk(usage.to_openai(), usage.to_usage()));
         }
         Ok(())
     }
@@ -101,10 +90,10 @@ impl EventTranslator for Translator {
         if !self.saw_event {
             self.saw_event = true;
             if let Some(id) = &response.response_id {
-                self.id.clone_from(id);
+                self.header.id.clone_from(id);
             }
             if let Some(model) = &response.model_version {
-                self.model.clone_from(model);
+                self.header.model.clone_from(model);
             }
         }
         if let Some(usage) = response.usage_metadata {
@@ -158,23 +147,12 @@ impl EventTranslator for Translator {
             if empty && finish.is_none() {
                 continue;
             }
-            let data = openai::Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: vec![openai::ChunkChoice {
-                    index,
-                    delta,
-                    logprobs: None,
-                    finish_reason: finish,
-                }],
-                usage: None,
-            };
-            chunks.push(Chunk {
-                data: openai::to_json(&data),
-                usage: None,
-            });
+            chunks.push(self.header.chunk(vec![openai::ChunkChoice {
+                index,
+                delta,
+                logprobs: None,
+                finish_reason: finish,
+            }]));
         }
         Ok(())
     }
@@ -183,7 +161,7 @@ impl EventTranslator for Translator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freeway_plugin_sdk::stream::StreamDecoder;
+    use freeway_plugin_sdk::stream::{StreamDecoder, fixtures};
     use serde_json::json;
 
     fn new_decoder(model: &str, created: u64) -> StreamDecoder<Translator> {
@@ -198,21 +176,15 @@ mod tests {
     const TOOL_STREAM: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_weather\",\"args\": {\"city\": \"Paris\"}}},{\"functionCall\": {\"name\": \"get_time\",\"args\": {}}}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 50,\"candidatesTokenCount\": 10,\"totalTokenCount\": 60},\"modelVersion\": \"gemini-2.0-flash\"}\n\ndata: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_news\",\"args\": {\"topic\": \"ü\"}}}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 50,\"candidatesTokenCount\": 15,\"totalTokenCount\": 65},\"modelVersion\": \"gemini-2.0-flash\"}\n\n";
 
     fn decode_in_pieces(body: &str, size: usize) -> (Vec<Chunk>, Result<Vec<Chunk>, Error>) {
-        let mut decoder = new_decoder("gemini-2.5-flash", CREATED);
-        let mut chunks = Vec::new();
-        for piece in body.as_bytes().chunks(size) {
-            chunks.extend(decoder.push(piece).expect("push succeeds"));
-        }
-        (chunks, decoder.finish())
+        fixtures::decode_in_pieces(new_decoder("gemini-2.5-flash", CREATED), body, size)
     }
 
+    /// Each chunk's JSON, of a stream that must finish cleanly.
     fn decode(body: &str) -> Vec<Value> {
-        let (mut chunks, finished) = decode_in_pieces(body, body.len());
-        chunks.extend(finished.expect("complete"));
-        chunks
-            .iter()
-            .map(|chunk| serde_json::from_str(&chunk.data).expect("chunk JSON"))
-            .collect()
+        let chunks =
+            fixtures::decode_complete(new_decoder("gemini-2.5-flash", CREATED), body, body.len());
+        let json = |chunk: &Chunk| serde_json::from_str(&chunk.data).expect("chunk JSON");
+        chunks.iter().map(json).collect()
     }
 
     #[test]

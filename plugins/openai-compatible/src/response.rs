@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use freeway_plugin_sdk::http::invalid_response;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Completion;
 use freeway_plugin_sdk::types::{Error, ErrorKind, Usage};
-use freeway_plugin_sdk::upstream::{self, Wording};
+use freeway_plugin_sdk::upstream::{self, ErrorBody, Wording};
 
 use crate::json::starts_as_object;
 
@@ -110,18 +110,17 @@ pub(crate) struct UpstreamError {
 /// `{"message",...}` (Mistral, vLLM), `{"detail": "text" | [{"msg"}]}` (FastAPI servers),
 /// `[{"error":{...}}]` (Gemini's OpenAI endpoint), or plain text.
 pub(crate) fn read_error_body(body: &[u8]) -> UpstreamError {
-    upstream::read_error_body(body, read_error_value, |text| UpstreamError {
-        message: Some(text),
-        ..UpstreamError::default()
-    })
+    upstream::read_error_body(body, read_error_value)
+}
+
+impl ErrorBody for UpstreamError {
+    fn message_mut(&mut self) -> &mut Option<String> {
+        &mut self.message
+    }
 }
 
 pub(crate) fn read_error_value(value: &Value) -> UpstreamError {
-    let value = match value {
-        Value::Array(items) => items.first().unwrap_or(&Value::Null),
-        other => other,
-    };
-    let object = match value {
+    let object = match upstream::unwrap_array(value) {
         Value::Object(object) => object,
         Value::String(text) => {
             return UpstreamError {

@@ -225,7 +225,7 @@ fn take_trimmed(data: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freeway_plugin_sdk::stream::StreamDecoder;
+    use freeway_plugin_sdk::stream::{StreamDecoder, fixtures};
     use serde_json::{Value, json};
 
     fn new_decoder() -> StreamDecoder<Translator> {
@@ -233,12 +233,7 @@ mod tests {
     }
 
     fn decode_all(body: &str) -> (Vec<Chunk>, Result<Vec<Chunk>, Error>) {
-        let mut decoder = new_decoder();
-        let mut chunks = Vec::new();
-        for piece in body.as_bytes().chunks(7) {
-            chunks.extend(decoder.push(piece).expect("push succeeds"));
-        }
-        (chunks, decoder.finish())
+        fixtures::decode_in_pieces(new_decoder(), body, 7)
     }
 
     fn json_of(chunk: &Chunk) -> Value {

@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+use crate::provider::exports::freeway::plugin::adapter::Chunk as HostChunk;
+
 pub mod request;
 
 #[derive(Serialize)]
@@ -109,6 +111,46 @@ pub struct PromptTokensDetails {
 #[derive(Serialize)]
 pub struct CompletionTokensDetails {
     pub reasoning_tokens: u64,
+}
+
+/// What every chunk of one stream repeats: its id, `created` and model.
+pub struct StreamHeader {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+}
+
+impl StreamHeader {
+    /// A `chat.completion.chunk` with these choices, as the host's chunk record.
+    pub fn chunk(&self, choices: Vec<ChunkChoice>) -> HostChunk {
+        self.host_chunk(choices, None, None)
+    }
+
+    /// The usage-only chunk that ends a stream (`choices: []`): `usage` as OpenAI writes it,
+    /// `counted` as the host records it for accounting.
+    pub fn usage_chunk(&self, usage: Usage, counted: crate::types::Usage) -> HostChunk {
+        self.host_chunk(Vec::new(), Some(usage), Some(counted))
+    }
+
+    fn host_chunk(
+        &self,
+        choices: Vec<ChunkChoice>,
+        usage: Option<Usage>,
+        counted: Option<crate::types::Usage>,
+    ) -> HostChunk {
+        let data = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices,
+            usage,
+        };
+        HostChunk {
+            data: to_json(&data),
+            usage: counted,
+        }
+    }
 }
 
 /// Seconds since the Unix epoch, for OpenAI's `created` (Anthropic's answers carry no

@@ -31,15 +31,16 @@ pub struct Wording {
     pub reported: &'static str,
 }
 
+/// What a provider read from an error body: at least a message.
+pub trait ErrorBody: Default {
+    /// Where the message goes (a plain-text body is a message and nothing else).
+    fn message_mut(&mut self) -> &mut Option<String>;
+}
+
 /// Reads an error body of any status: text that is not UTF-8 says nothing (`T::default()`),
-/// JSON goes to the provider's `from_value`, and plain text (a proxy's answer) becomes the
-/// message through `from_text`, unless it is empty or an HTML page, which tells the client
-/// nothing the status does not.
-pub fn read_error_body<T: Default>(
-    body: &[u8],
-    from_value: impl FnOnce(&Value) -> T,
-    from_text: impl FnOnce(String) -> T,
-) -> T {
+/// JSON goes to the provider's `from_value`, and plain text (a proxy's answer) is the message,
+/// unless it is empty or an HTML page, which tells the client nothing the status does not.
+pub fn read_error_body<T: ErrorBody>(body: &[u8], from_value: impl FnOnce(&Value) -> T) -> T {
     let Ok(text) = std::str::from_utf8(body) else {
         return T::default();
     };
@@ -47,13 +48,39 @@ pub fn read_error_body<T: Default>(
         Ok(value) => from_value(&value),
         Err(_) => {
             let text = text.trim();
-            if text.is_empty() || text.starts_with('<') {
-                T::default()
-            } else {
-                from_text(text.to_owned())
+            let mut found = T::default();
+            if !text.is_empty() && !text.starts_with('<') {
+                *found.message_mut() = Some(text.to_owned());
             }
+            found
         }
     }
+}
+
+/// The first element of a body wrapped in a one-element array, as Google's APIs (and
+/// Gemini's OpenAI endpoint) send errors; any other value as it is.
+pub fn unwrap_array(value: &Value) -> &Value {
+    match value {
+        Value::Array(items) => items.first().unwrap_or(&Value::Null),
+        other => other,
+    }
+}
+
+/// The `error` object of `{"error": {...}}`, or the value itself when it has none.
+pub fn error_object(value: &Value) -> &Value {
+    value
+        .get("error")
+        .filter(|inner| inner.is_object())
+        .unwrap_or(value)
+}
+
+/// The string field `key` of `object`, unless it is missing or blank.
+pub fn text_field(object: &Value, key: &str) -> Option<String> {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|text| !text.trim().is_empty())
+        .map(str::to_owned)
 }
 
 /// The typed error for an upstream failure, before the provider's mapping sharpens it.
@@ -123,22 +150,30 @@ mod tests {
         reported: "Acme reported an error",
     };
 
+    #[derive(Default)]
+    struct Said(Option<String>);
+
+    impl ErrorBody for Said {
+        fn message_mut(&mut self) -> &mut Option<String> {
+            &mut self.0
+        }
+    }
+
     fn read(body: &[u8]) -> Option<String> {
-        read_error_body(
-            body,
-            |value| {
-                value
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            },
-            Some,
-        )
+        read_error_body(body, |value| {
+            Said(text_field(error_object(unwrap_array(value)), "message"))
+        })
+        .0
     }
 
     #[test]
     fn bodies_are_json_plain_text_or_nothing() {
         assert_eq!(read(br#"{"message":"boom"}"#).as_deref(), Some("boom"));
+        assert_eq!(
+            read(br#"[{"error":{"message":"wrapped"}}]"#).as_deref(),
+            Some("wrapped")
+        );
+        assert_eq!(read(br#"{"error":{"message":"  "}}"#), None);
         assert_eq!(
             read(b"  upstream connect error\n").as_deref(),
             Some("upstream connect error")

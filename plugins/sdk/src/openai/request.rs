@@ -161,11 +161,12 @@ impl ChatRequest {
             .is_some_and(|modalities| modalities.iter().any(|m| m == "audio"))
     }
 
-    /// The function tools (empty when the request has none). A tool of another type is
+    /// The function tools; `None` when the request has none. A tool of another type is
     /// refused as unsupported with `other_types`, the adapter's words for what it takes.
-    pub fn tools(&self, other_types: &str) -> Result<Vec<FunctionTool<'_>>, Error> {
+    pub fn tools(&self, other_types: &str) -> Result<Option<Vec<FunctionTool<'_>>>, Error> {
         let tools = match self.body.get("tools") {
-            None | Some(Value::Null) => return Ok(Vec::new()),
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(tools)) if tools.is_empty() => return Ok(None),
             Some(Value::Array(tools)) => tools,
             Some(_) => {
                 return Err(bad_request(
@@ -209,7 +210,7 @@ impl ChatRequest {
                 parameters,
             });
         }
-        Ok(functions)
+        Ok(Some(functions))
     }
 
     /// `tool_choice`, when the client set one.
@@ -248,6 +249,19 @@ pub struct FunctionTool<'a> {
     /// The JSON Schema object; `None` when the client left it out (a function without
     /// arguments).
     pub parameters: Option<&'a Value>,
+}
+
+impl FunctionTool<'_> {
+    /// `{"name", "description"}` (the description when there is one), the start of a function
+    /// declaration in every upstream's format.
+    pub fn declaration(&self) -> Map<String, Value> {
+        let mut declaration = Map::new();
+        declaration.insert("name".into(), Value::String(self.name.to_owned()));
+        if let Some(description) = self.description {
+            declaration.insert("description".into(), description.clone());
+        }
+        declaration
+    }
 }
 
 /// What `tool_choice` asks for.
@@ -507,6 +521,11 @@ mod tests {
         ChatRequest::parse(&value.to_string()).expect("an object")
     }
 
+    fn parts<'a>(message: &ChatMessage<'a>) -> Vec<Part<'a>> {
+        let parts = message.content().parts().expect("string or array");
+        parts.collect::<Result<_, _>>().expect("valid parts")
+    }
+
     #[test]
     fn messages_parts_and_paths() {
         let request = request(json!({"messages": [
@@ -520,13 +539,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("valid");
         assert_eq!(messages[0].role, Role::User);
-        let first: Vec<Part> = messages[0]
-            .content()
-            .parts()
-            .expect("string")
-            .collect::<Result<_, _>>()
-            .expect("text");
-        assert!(matches!(first[0].kind, PartKind::Text("hi")));
+        assert!(matches!(parts(&messages[0])[0].kind, PartKind::Text("hi")));
         let calls = messages[1].tool_calls().expect("array");
         assert_eq!(calls[0].id(), Some("c1"));
         assert_eq!(calls[0].function().expect("valid"), ("f", json!({})));
@@ -534,12 +547,7 @@ mod tests {
             calls[0].at(".id").as_deref(),
             Some("messages[1].tool_calls[0].id")
         );
-        let parts: Vec<Part> = messages[2]
-            .content()
-            .parts()
-            .expect("array")
-            .collect::<Result<_, _>>()
-            .expect("valid");
+        let parts = parts(&messages[2]);
         assert_eq!(parts.len(), 2, "the empty text is skipped");
         assert!(matches!(
             parts[0].kind,
@@ -597,7 +605,10 @@ mod tests {
         assert_eq!(request.max_tokens().expect("valid"), Some(10));
         assert_eq!(request.stop().expect("valid"), ["END"]);
         assert!(request.wants_audio_output());
-        let tools = request.tools("functions only").expect("valid");
+        let tools = request
+            .tools("functions only")
+            .expect("valid")
+            .expect("some");
         assert_eq!(tools[0].name, "f");
         assert_eq!(tools[0].description, Some(&json!("d")));
         assert!(tools[0].parameters.is_none());
