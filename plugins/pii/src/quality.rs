@@ -198,11 +198,13 @@ pub fn evaluate(corpus: &str) -> Result<Report, String> {
 }
 
 impl Report {
+    /// The share of clean texts with a finding; 0 when there are none.
     pub fn clean_altered_share(&self) -> f64 {
-        ratio(self.negatives_altered as u32, self.negatives as u32)
-            .min(1.0)
-            .max(0.0)
-            * if self.negatives == 0 { 0.0 } else { 1.0 }
+        if self.negatives == 0 {
+            0.0
+        } else {
+            self.negatives_altered as f64 / self.negatives as f64
+        }
     }
 
     /// The per-type table, as `pii-eval` prints it.

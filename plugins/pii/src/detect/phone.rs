@@ -19,7 +19,9 @@
 //! Why a table and not the `phonenumber` crate: the crate builds for wasm32-wasip2, but its
 //! metadata is a serialized database plus regular expressions compiled on first use — about
 //! 160 ms natively before the first answer, paid on every request by a fresh instance — and it
-//! adds ~2.9 MB to the component. The table is ~100 KB, needs no initialisation and answers a
+//! adds ~2.2 MB to the component (measured: a wasm32-wasip2 program parsing and validating
+//! seven numbers is 2.29 MB, 67 KB without the crate). The table is ~100 KB of data, needs no
+//! initialisation and answers a
 //! candidate in a few lookups. It keeps only "which lengths start with these three digits",
 //! which accepts a few numbers libphonenumber would refuse on their later digits.
 
