@@ -128,8 +128,9 @@ def test_cli_key_create_use_budget_revoke(ops):
     o.cli("keys", "revoke", "alice")
     poll(lambda: o.post(secret, body(max_tokens=10)).status_code == 401, timeout=5,
          what="the revoked key to be refused")
+    seen = len(a.chat_requests)  # the polls before the CLI change reached the gateway got in
     assert_401(o.post(secret, body(max_tokens=10)), "revoked")
-    assert len(a.chat_requests) == 4
+    assert len(a.chat_requests) == seen, "a revoked key's request must not reach the upstream"
     assert o.key_entry("alice")["revoked"] is True
 
 
@@ -270,6 +271,64 @@ def test_daily_token_budget(ops):
     o.wait_key("tokens", "tokens_today", 2 * (11 + BIG))
 
 
+def test_streamed_answers_are_settled_against_the_budget(ops):
+    """A stream that did not ask for usage is still priced (the gateway asks the upstream for
+    it) and settled against the key's budget."""
+    o, a = ops
+    secret = o.create_key("streamer", "--daily-usd", "0.3")["key"]
+    o.launch()
+    big(a, 1)
+    chunks = list(o.client(secret).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=BIG, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
+        "a long answer"
+    o.wait_key("streamer", "spent_usd_today", PER_REQUEST)
+    r = o.post(secret, body())
+    assert r.status_code == 429 and error_body(r)["code"] == "budget_exceeded", r.text
+    assert len(a.chat_requests) == 1
+
+
+def test_reservation_is_priced_at_the_most_expensive_candidate(mocks, gateways):
+    """A model whose fallback costs ten times more: a request is admitted only if its worst
+    case at the fallback's price fits, since a failover must not overshoot the budget."""
+    cheap = mocks.add("cheap")
+    pricey = mocks.add("pricey")
+    cfg = base_config(
+        admin={"listen": "127.0.0.1:0"},
+        store={"path": "freeway.db"},
+        providers={"cheap": priced(cheap, "c", input_price=0.0, output_price=OUT_PRICE),
+                   "pricey": priced(pricey, "p", input_price=0.0, output_price=10 * OUT_PRICE)},
+        models={"pair": {"targets": ["cheap/c", "pricey/p"]}})
+    o = Ops(gateways, cfg, keys_for(cheap, pricey))
+    small_budget = o.create_key("small", "--daily-usd", "1.0")["key"]
+    large_budget = o.create_key("large", "--daily-usd", "3.0")["key"]
+    o.launch()
+    # Worst case 1,000 tokens at 2,500 USD/M = 2.5 USD: over 1.0, within 3.0.
+    r = o.post(small_budget, body("pair"))
+    assert r.status_code == 429 and error_body(r)["code"] == "budget_exceeded", r.text
+    assert cheap.chat_requests == [] and pricey.chat_requests == []
+    big(cheap, 1)
+    r = o.post(large_budget, body("pair"))
+    assert r.status_code == 200 and r.headers["x-freeway-provider"] == "cheap", r.text
+    # Settled at what the cheap target really cost.
+    o.wait_key("large", "spent_usd_today", PER_REQUEST)
+
+
+def test_admin_key_api_needs_the_admin_key(mocks, gateways):
+    a = mocks.add("mock-a")
+    cfg = config(a)
+    cfg["admin"]["api_key_env"] = "ADMIN_KEY"
+    o = Ops(gateways, cfg, {**keys_for(a), "ADMIN_KEY": "adm-0001"})
+    o.launch()
+    with o.gw.admin() as anonymous:
+        assert anonymous.post("/admin/keys", json={"name": "x"}).status_code == 401
+        assert anonymous.get("/admin/keys").status_code == 401
+    with o.gw.admin("adm-0001") as adm:
+        r = adm.post("/admin/keys", json={"name": "x"})
+        assert r.status_code == 201, r.text
+    assert o.post(r.json()["key"], body(max_tokens=10)).status_code == 200
+
+
 # =============================================================================================
 # Refusals: expiry, models, rates
 # =============================================================================================
@@ -286,8 +345,9 @@ def test_expired_key_is_refused(ops):
     assert o.post(secret, body(max_tokens=10)).status_code == 200
     poll(lambda: o.post(secret, body(max_tokens=10)).status_code == 401, timeout=15,
          interval=0.25, what="the key to expire")
+    seen = len(a.chat_requests)
     assert_401(o.post(secret, body(max_tokens=10)), "expired")
-    assert len(a.chat_requests) == 1
+    assert len(a.chat_requests) == seen, "an expired key's request must not reach the upstream"
 
 
 def test_expiry_as_a_duration(ops):
@@ -327,17 +387,18 @@ def test_key_rpm_answers_429_key_rate_limited(ops):
 
 
 def test_key_tpm_answers_429_key_rate_limited(ops):
-    """2,000 tokens a minute: the first big request uses 1,011, the next needs 1,000+."""
+    """2,000 tokens a minute, reached after two big answers (1,011 tokens each)."""
     o, a = ops
     secret = o.create_key("tpm", "--tpm", "2000")["key"]
     o.launch()
     big(a, 2)
     assert o.post(secret, body()).status_code == 200
+    assert o.post(secret, body()).status_code == 200
     r = o.post(secret, body())
     assert r.status_code == 429, r.text
     assert error_body(r)["code"] == "key_rate_limited"
     assert 1 <= int(r.headers["retry-after"]) <= 60, r.headers
-    assert len(a.chat_requests) == 1
+    assert len(a.chat_requests) == 2
 
 
 # =============================================================================================

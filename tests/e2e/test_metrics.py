@@ -32,7 +32,10 @@ def ops(mocks, gateways):
     return o, a, b
 
 
-def test_metrics_match_the_traffic(ops):
+@pytest.fixture
+def traffic(ops):
+    """Four answers from mock-a for "m" (three JSON, one stream), an upstream 400 from mock-a
+    for "m", and a 429 (Retry-After: 30) from mock-b for "cool"; then the scraped samples."""
     o, a, b = ops
     client = o.client("unused")
     msgs = [{"role": "user", "content": "count me"}]
@@ -51,44 +54,74 @@ def test_metrics_match_the_traffic(ops):
     samples = poll(lambda: (s := o.metrics()) and
                    sample_sum(s, "freeway_requests_total") == 6 and s,
                    timeout=5, what="6 requests counted in freeway_requests_total")
+    return o, samples
 
-    def v(name, **labels):
-        got = sample_sum(samples, name, **labels)
-        assert got is not None, f"no sample {name}{labels}"
-        return got
 
-    assert v("freeway_requests_total", model="m", provider="mock-a", status_class="2xx") == 4
-    assert v("freeway_requests_total", model="m", provider="mock-a", status_class="4xx") == 1
-    assert v("freeway_requests_total", model="cool", status_class="4xx") == 1
+def value(samples, name, **labels) -> float:
+    got = sample_sum(samples, name, **labels)
+    if got is None:
+        present = sorted({tuple(sorted(x.labels.items())) for x in samples if x.name == name})
+        raise AssertionError(f"no sample {name}{labels}; there are: {present}")
+    return got
 
-    # Histograms: every request to m observed once, the stream's first token too.
-    n = v("freeway_request_duration_seconds_count", model="m", provider="mock-a")
+
+def test_requests_counted_by_model_provider_and_status_class(traffic):
+    _, samples = traffic
+    assert value(samples, "freeway_requests_total", model="m", provider="mock-a",
+                 status_class="2xx") == 4
+
+
+def test_upstream_errors_are_counted_under_the_provider_that_answered(traffic):
+    _, samples = traffic
+    assert value(samples, "freeway_requests_total", model="m", provider="mock-a",
+                 status_class="4xx") == 1
+    assert value(samples, "freeway_requests_total", model="cool", provider="mock-b",
+                 status_class="4xx") == 1
+
+
+def test_latency_and_ttft_histograms(traffic):
+    _, samples = traffic
+    # Every answer mock-a gave for "m" observed once (the 400 too), the stream's first token.
+    n = value(samples, "freeway_request_duration_seconds_count", model="m")
     assert n == 5, n
-    inf = [s for s in samples if s.name == "freeway_request_duration_seconds_bucket"
-           and s.labels.get("model") == "m" and s.labels.get("le") in ("+Inf", "inf")]
-    assert inf and inf[0].value == n, inf
-    assert v("freeway_request_duration_seconds_sum", model="m", provider="mock-a") > 0
-    assert v("freeway_ttft_seconds_count", model="m", provider="mock-a") >= 1
+    inf = [x for x in samples if x.name == "freeway_request_duration_seconds_bucket"
+           and x.labels.get("model") == "m" and x.labels.get("le") in ("+Inf", "inf")]
+    assert sum(x.value for x in inf) == n, inf
+    assert value(samples, "freeway_request_duration_seconds_sum", model="m") > 0
+    assert value(samples, "freeway_ttft_seconds_count", model="m", provider="mock-a") >= 1
 
-    # Tokens and cost of the four answers (11 + 7 tokens each; the 400 used none).
-    assert v("freeway_tokens_total", model="m", provider="mock-a", kind="prompt") == 44
-    assert v("freeway_tokens_total", model="m", provider="mock-a", kind="completion") == 28
-    assert v("freeway_cost_usd_total", model="m", provider="mock-a") == \
+
+def test_tokens_and_cost_match_the_catalog(traffic):
+    _, samples = traffic
+    # Four answers of 11 + 7 tokens; the 400 used none.
+    assert value(samples, "freeway_tokens_total", model="m", provider="mock-a",
+                 kind="prompt") == 44
+    assert value(samples, "freeway_tokens_total", model="m", provider="mock-a",
+                 kind="completion") == 28
+    assert value(samples, "freeway_cost_usd_total", model="m", provider="mock-a") == \
         pytest.approx(4 * cost(11, 7, IN_PRICE, OUT_PRICE), rel=1e-9)
 
-    # Per-target gauges.
-    cooling = v("freeway_target_cooldown_seconds", provider="mock-b", model="gpt-b")
+
+def test_target_gauges(traffic):
+    _, samples = traffic
+    cooling = value(samples, "freeway_target_cooldown_seconds", provider="mock-b", model="gpt-b")
     assert 20 < cooling <= 30, cooling
-    assert v("freeway_target_cooldown_seconds", provider="mock-a", model="gpt-a") == 0
-    assert v("freeway_target_breaker_open", provider="mock-a", model="gpt-a") == 0
-    v("freeway_target_remaining_requests", provider="mock-a", model="gpt-a")
-    ratio = v("freeway_quota_used_ratio", provider="mock-a", model="gpt-a")
-    assert 0 < ratio <= 0.05, ratio
+    assert value(samples, "freeway_target_cooldown_seconds", provider="mock-a",
+                 model="gpt-a") == 0
+    assert value(samples, "freeway_target_breaker_open", provider="mock-a", model="gpt-a") == 0
+    # rpd = 100 and five answers so far.
+    left = value(samples, "freeway_target_remaining_requests", provider="mock-a", model="gpt-a")
+    assert 90 <= left <= 96, left
+    ratio = value(samples, "freeway_quota_used_ratio", provider="mock-a", model="gpt-a")
+    assert 0.03 < ratio <= 0.05, ratio
 
-    assert v("freeway_plugin_calls_total", plugin="openai-compatible") > 0
-    assert v("freeway_ledger_queue_depth") >= 0
-    assert v("freeway_ledger_dropped_total") == 0
 
+def test_plugin_and_ledger_counters(traffic):
+    o, samples = traffic
+    assert value(samples, "freeway_plugin_calls_total", plugin="openai-compatible") > 0
+    assert value(samples, "freeway_plugin_faults_total", plugin="openai-compatible") == 0
+    assert value(samples, "freeway_ledger_queue_depth") >= 0
+    assert value(samples, "freeway_ledger_dropped_total") == 0
     # Every request became a ledger row.
     poll(lambda: sample_sum(o.metrics(), "freeway_ledger_written_total") == 6, timeout=10,
          what="freeway_ledger_written_total == 6")
