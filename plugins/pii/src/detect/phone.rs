@@ -157,7 +157,7 @@ const PHONE_WORDS: &[&str] = &[
 // ---------------------------------------------------------------------------------------------
 // Regions
 
-/// The regions whose national formats are recognised: one bit per entry of [`PLANS`].
+/// The regions whose national formats are recognised: one bit per region of the generated plans.
 /// International numbers are checked against every region's plan whatever this holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Regions([u64; 4]);
