@@ -2,12 +2,14 @@
 //! the share of clean texts they would alter.
 //!
 //! ```text
-//! cargo run --release -p freeway-pii --example pii-eval [-- --verbose]
+//! cargo run --release -p freeway-pii --example pii-eval [-- [--verbose] [FILE.jsonl ...]]
 //! ```
 //!
 //! The detector modules are included by path and compiled natively: the same code as the
-//! `.wasm`, without the bindings. `--verbose` lists every miss and false alarm. Exits non-zero
-//! when a corpus falls below its targets (see `src/quality.rs`).
+//! `.wasm`, without the bindings. `--verbose` lists every miss and false alarm. With files, those
+//! corpora (same line format) are measured instead, against the locale corpus's targets: a
+//! held-out generation (`locales.py` with another seed) or a test set of someone else's.
+//! Exits non-zero when a corpus falls below its targets (see `src/quality.rs`).
 
 #![allow(dead_code)]
 
@@ -20,16 +22,36 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let verbose = std::env::args().any(|arg| arg == "--verbose");
+    let files: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| arg != "--verbose")
+        .collect();
+    // Other corpora (held-out generations, someone else's test set) get the locale targets.
+    let mut targets: Vec<(String, String, &quality::Target)> = Vec::new();
+    for file in &files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => targets.push((file.clone(), text, &quality::TARGETS[1])),
+            Err(problem) => {
+                eprintln!("{file}: {problem}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if files.is_empty() {
+        for target in &quality::TARGETS {
+            targets.push((target.name.to_owned(), target.corpus.to_owned(), target));
+        }
+    }
     let mut ok = true;
-    for target in &quality::TARGETS {
-        let report = match quality::evaluate(target.corpus) {
+    for (name, corpus, target) in &targets {
+        let report = match quality::evaluate(corpus) {
             Ok(report) => report,
             Err(problem) => {
-                eprintln!("{}: {problem}", target.name);
+                eprintln!("{name}: {problem}");
                 return ExitCode::FAILURE;
             }
         };
-        println!("== {}", target.name);
+        println!("== {name}");
         print!("{}", report.table());
         if verbose {
             println!("\nmisses ({}):", report.misses.len());

@@ -64,8 +64,13 @@ pub(super) fn ipv4(b: &[u8], start: usize) -> Option<(usize, usize)> {
 }
 
 pub(super) fn ipv6(b: &[u8], start: usize) -> Option<(usize, usize)> {
-    // The first colon comes within five characters (a group is at most four hex digits).
-    if (start > 0 && b[start - 1] == b':') || !b[start..b.len().min(start + 6)].contains(&b':') {
+    // The first colon comes within five characters (a group is at most four hex digits). A
+    // colon right before is the middle of a longer run (`a:b:...`), unless a label ends there
+    // (`IP:2001:db8::1`).
+    let mid_run = start > 0
+        && b[start - 1] == b':'
+        && (start < 2 || b[start - 2].is_ascii_hexdigit() || b[start - 2] == b':');
+    if mid_run || !b[start..b.len().min(start + 6)].contains(&b':') {
         return None;
     }
     let mut j = start;
@@ -192,6 +197,10 @@ mod tests {
                 "{address}"
             );
         }
+        assert_eq!(
+            find("IP:2001:db8::8a2e:370:7334", |b, _| ipv6(b, 3)),
+            Some("2001:db8::8a2e:370:7334")
+        );
         for text in [
             "10:30:00",
             "00:1a:2b:3c:4d:5e",
