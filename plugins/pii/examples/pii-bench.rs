@@ -1,10 +1,11 @@
 //! What the `pii` filter costs, natively: µs per detector scan for 1 KB, 4 KB and 32 KB
 //! prompts, per whole request hook (JSON walk + scan + redaction), and per stream chunk.
 //!
-//! Three prompt mixes: a realistic one (mostly prose, code and numbers that are not personal
+//! Four prompt mixes: a realistic one (mostly prose, code and numbers that are not personal
 //! data); the dense one `freeway-plugin-bench` sends in wasm (an e-mail, a phone number and
-//! an IBAN every 290 bytes), so native and wasm figures can be compared row for row; and plain
-//! prose with nothing to find, the floor: what walking the text alone costs.
+//! an IBAN every 290 bytes), so native and wasm figures can be compared row for row; Japanese
+//! and Chinese text with full-width forms (scanned twice: the worst case); and plain prose
+//! with nothing to find, the floor: what walking the text alone costs.
 //!
 //! ```text
 //! cargo run --release -p freeway-pii --example pii-bench [FILTER]
@@ -62,6 +63,24 @@ const HOST_PARAGRAPH: &str = "Please summarise the meeting notes below and list 
 fn host_prompt(bytes: usize) -> String {
     let mut text = HOST_PARAGRAPH.repeat(bytes / HOST_PARAGRAPH.len() + 1);
     text.truncate(bytes);
+    text
+}
+
+/// Japanese and Chinese text with full-width punctuation (so every scan stops at the first
+/// form and runs again on the narrowed text: the worst case), a mobile, an e-mail, an order
+/// number and a full-width phone number.
+const CJK_PARAGRAPH: &str = "会議の議事録を要約して、担当者ごとに作業を一覧にしてください。\
+    佐藤さんの携帯は090-1234-5678、メールはyuki.sato@docomo.ne.jpです。注文番号7760-1466は\
+    2024/06/16に発送しました。我的手机是13812345678，连络先：０３－１２３４－５６７８。";
+
+/// [`CJK_PARAGRAPH`] repeated and cut at `bytes` (on a character boundary).
+fn cjk_prompt(bytes: usize) -> String {
+    let mut text = CJK_PARAGRAPH.repeat(bytes / CJK_PARAGRAPH.len() + 1);
+    let mut end = bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
     text
 }
 
@@ -135,13 +154,16 @@ type Mix = (&'static str, fn(usize) -> String, fn(&str) -> String);
 fn main() {
     let defaults = settings::Settings::default();
     println!("{:<36} {:>10} {:>8}", "", "µs", "MB/s");
-    let mixes: [Mix; 3] = [
+    let mixes: [Mix; 4] = [
         ("", prompt, |content| {
             format!(
                 r#"{{"model":"gpt-4o","messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":{content}}}]}}"#
             )
         }),
         ("host mix: ", host_prompt, |content| {
+            format!(r#"{{"model":"bench","messages":[{{"role":"user","content":{content}}}]}}"#)
+        }),
+        ("cjk: ", cjk_prompt, |content| {
             format!(r#"{{"model":"bench","messages":[{{"role":"user","content":{content}}}]}}"#)
         }),
         ("prose: ", prose, |content| {

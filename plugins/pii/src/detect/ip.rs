@@ -4,12 +4,12 @@
 //! optionally ending in an embedded IPv4; times (`10:30:00`) and MAC addresses fail the group
 //! count. A CIDR suffix or port is not part of the address.
 
-use super::{token_end, words_before};
+use super::{WordList, token_end, words_before};
 
-const VERSION_WORDS: &[&str] = &[
+const VERSION_WORDS: WordList = WordList::new(&[
     "version", "v", "ver", "release", "build", "firmware", "python", "node", "chrome", "firefox",
     "os", "ios", "android", "sdk", "api", "kernel", "patch",
-];
+]);
 
 /// One octet at `j`: its value and end, or `None`.
 fn octet(b: &[u8], j: usize) -> Option<(u16, usize)> {
@@ -55,8 +55,8 @@ pub(super) fn ipv4(b: &[u8], start: usize) -> Option<(usize, usize)> {
         return None;
     }
     let [near, far] = words_before(b, start);
-    if near.is_any(VERSION_WORDS)
-        || (far.is_any(VERSION_WORDS) && near.is_any(&["is", "was", "number", "ist", "est", "es"]))
+    if near.is_in(&VERSION_WORDS)
+        || (far.is_in(&VERSION_WORDS) && near.is_any(&["is", "was", "number", "ist", "est", "es"]))
     {
         return None;
     }

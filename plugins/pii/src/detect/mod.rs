@@ -138,11 +138,11 @@ pub fn scan_into(text: &str, found: &mut Vec<Found>) {
 /// narrowed; text without them, nearly all, is scanned once, as it is.
 pub fn scan_with(text: &str, options: &Options, found: &mut Vec<Found>) {
     if scan_text(text, options, found) == Scan::Wide {
-        let (narrow, offsets) = script::narrow(text);
-        scan_text(&narrow, options, found);
+        let narrowed = script::narrow(text);
+        scan_text(&narrowed.text, options, found);
         for hit in found.iter_mut() {
-            hit.start = offsets[hit.start];
-            hit.end = offsets[hit.end];
+            hit.start = narrowed.original(hit.start);
+            hit.end = narrowed.original(hit.end);
         }
     }
     if !options.exempt.is_empty() {
@@ -608,7 +608,7 @@ fn token_start(text: &str, i: usize) -> bool {
     match text.as_bytes()[..i].last() {
         None => true,
         Some(&c) if c < 0x80 => !(c.is_ascii_alphanumeric() || c == b'_'),
-        Some(_) => text[..i].chars().next_back().is_none_or(boundary_char),
+        Some(_) => char_before(text.as_bytes(), i).is_none_or(boundary_char),
     }
 }
 
@@ -622,30 +622,42 @@ fn token_end(b: &[u8], end: usize) -> bool {
     }
 }
 
-/// Can this non-ASCII character stand right next to a value?
+/// Can this non-ASCII character stand right next to a value? (The script test first: it is
+/// a few compares, while `is_alphanumeric` looks ideographs up in tables.)
 fn boundary_char(c: char) -> bool {
-    !c.is_alphanumeric() || script::unspaced(c)
+    script::unspaced(c) || !c.is_alphanumeric()
 }
 
-/// The character starting at byte `i` (`None` past the end or inside a cut sequence).
+/// The character starting at byte `i`, decoded by hand (`None` past the end, at a
+/// continuation byte or in a cut sequence): the boundary tests run at every candidate, and
+/// `str::from_utf8` on a few bytes costs more than the decoding.
 fn char_at(b: &[u8], i: usize) -> Option<char> {
-    let rest = &b[i.min(b.len())..b.len().min(i + 4)];
-    match std::str::from_utf8(rest) {
-        Ok(rest) => rest.chars().next(),
-        Err(e) => std::str::from_utf8(&rest[..e.valid_up_to()])
-            .ok()
-            .and_then(|rest| rest.chars().next()),
+    let lead = *b.get(i)?;
+    let (len, bits) = match lead {
+        0x00..=0x7f => return Some(char::from(lead)),
+        0xc0..=0xdf => (2, u32::from(lead & 0x1f)),
+        0xe0..=0xef => (3, u32::from(lead & 0x0f)),
+        0xf0..=0xf7 => (4, u32::from(lead & 0x07)),
+        _ => return None,
+    };
+    let tail = b.get(i + 1..i + len)?;
+    let mut code = bits;
+    for &c in tail {
+        if c & 0xc0 != 0x80 {
+            return None;
+        }
+        code = code << 6 | u32::from(c & 0x3f);
     }
+    char::from_u32(code)
 }
 
 /// The character ending at byte `i`.
 fn char_before(b: &[u8], i: usize) -> Option<char> {
-    let from = i.saturating_sub(4);
-    (from..i).find_map(|k| {
-        std::str::from_utf8(&b[k..i])
-            .ok()
-            .and_then(|s| s.chars().next_back())
-    })
+    let mut start = i.checked_sub(1)?;
+    while start > 0 && i - start < 4 && b[start] & 0xc0 == 0x80 {
+        start -= 1;
+    }
+    char_at(b, start)
 }
 
 /// Is the character ending at byte `i` one that a value may follow directly (start of text,
@@ -691,6 +703,26 @@ fn words_before(b: &[u8], start: usize) -> [Word; 2] {
     words
 }
 
+/// A list of lower-case words to compare [`Word`]s with, and the first bytes they start with:
+/// a word whose first byte none of them has (every word of Chinese or Japanese text, for a
+/// list of Latin words) is told apart in one lookup. Built at compile time.
+struct WordList {
+    words: &'static [&'static str],
+    first: [bool; 256],
+}
+
+impl WordList {
+    const fn new(words: &'static [&'static str]) -> WordList {
+        let mut first = [false; 256];
+        let mut k = 0;
+        while k < words.len() {
+            first[words[k].as_bytes()[0] as usize] = true;
+            k += 1;
+        }
+        WordList { words, first }
+    }
+}
+
 #[derive(Default, Clone, Copy)]
 struct Word {
     bytes: [u8; Word::MAX],
@@ -705,7 +737,16 @@ impl Word {
     }
 
     fn is_any(&self, words: &[&str]) -> bool {
-        words.iter().any(|word| word.as_bytes() == self.as_bytes())
+        let this = self.as_bytes();
+        // The first byte before the whole word: most words of a list differ there.
+        words.iter().any(|word| {
+            let word = word.as_bytes();
+            word.len() == this.len() && word.first() == this.first() && word == this
+        })
+    }
+
+    fn is_in(&self, list: &WordList) -> bool {
+        self.len > 0 && list.first[usize::from(self.bytes[0])] && self.is_any(list.words)
     }
 
     fn starts_with_any(&self, prefixes: &[&str]) -> bool {

@@ -27,10 +27,10 @@
 
 use super::numbers::{clean_left, clean_right, digit};
 use super::phone_plan::{CALLING_CODES, CODES, PLANS, Plan, ROWS};
-use super::{Word, hash_sign_before, starts_with_ci, words_before};
+use super::{Word, WordList, hash_sign_before, starts_with_ci, words_before};
 
 /// Words that, right before a number, make it an identifier rather than personal data.
-const IDENTIFIER_WORDS: &[&str] = &[
+const IDENTIFIER_WORDS: WordList = WordList::new(&[
     "order",
     "invoice",
     "ref",
@@ -104,7 +104,7 @@ const IDENTIFIER_WORDS: &[&str] = &[
     "codes",
     "pin",
     "lottery",
-];
+]);
 
 /// Compound words ending in "nummer" (German) are identifiers unless they name a phone
 /// ("Kundennummer" vs "Telefonnummer").
@@ -125,7 +125,7 @@ fn identifier_compound(word: &super::Word) -> bool {
 }
 
 /// Words that, right before a number, say it is a phone number even without separators.
-const PHONE_WORDS: &[&str] = &[
+const PHONE_WORDS: WordList = WordList::new(&[
     "tel",
     "phone",
     "telephone",
@@ -152,7 +152,7 @@ const PHONE_WORDS: &[&str] = &[
     "nummer",
     "numéro",
     "número",
-];
+]);
 
 // ---------------------------------------------------------------------------------------------
 // Regions
@@ -499,9 +499,9 @@ pub(super) fn phone(b: &[u8], start: usize, regions: &Regions) -> Option<(usize,
         return None;
     }
     let [near, far] = words_before(b, start);
-    let identifier = near.is_any(IDENTIFIER_WORDS)
+    let identifier = near.is_in(&IDENTIFIER_WORDS)
         || identifier_compound(&near)
-        || (far.is_any(IDENTIFIER_WORDS) && !near.is_any(PHONE_WORDS))
+        || (far.is_in(&IDENTIFIER_WORDS) && !near.is_in(&PHONE_WORDS))
         || hash_sign_before(b, start)
         || cjk_word_before(b, start, &CJK_IDENTIFIER_WORDS);
     if identifier {
@@ -516,8 +516,8 @@ pub(super) fn phone(b: &[u8], start: usize, regions: &Regions) -> Option<(usize,
 }
 
 fn labelled(b: &[u8], start: usize, near: &Word, far: &Word) -> bool {
-    near.is_any(PHONE_WORDS)
-        || far.is_any(PHONE_WORDS)
+    near.is_in(&PHONE_WORDS)
+        || far.is_in(&PHONE_WORDS)
         || near.starts_with_any(&["tel", "phon"])
         || cjk_word_before(b, start, &CJK_PHONE_WORDS)
 }

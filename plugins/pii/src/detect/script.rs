@@ -47,29 +47,52 @@ pub(super) fn wide_at(b: &[u8], k: usize) -> Option<u8> {
     }
 }
 
-/// `text` with each full-width form replaced by its ASCII twin, and for each byte of the
-/// result (and its end) the offset in `text` it came from. Other characters are copied whole,
-/// so offsets on character boundaries map to character boundaries.
-pub(super) fn narrow(text: &str) -> (String, Vec<usize>) {
+/// A text with its full-width forms replaced by their ASCII twins, and where they were.
+pub(super) struct Narrowed {
+    pub text: String,
+    /// Offsets in [`Narrowed::text`] of the replaced characters, ascending. Each replaced a
+    /// three-byte character by one byte, so an offset in the original text is the narrowed
+    /// offset plus two for every replacement before it.
+    replaced: Vec<usize>,
+}
+
+impl Narrowed {
+    /// The offset in the original text of narrowed offset `n` (a character boundary maps to a
+    /// character boundary: other characters were copied whole).
+    pub fn original(&self, n: usize) -> usize {
+        n + 2 * self.replaced.partition_point(|&at| at < n)
+    }
+}
+
+/// `text` narrowed: runs without full-width forms are copied whole, each form becomes its
+/// ASCII twin.
+pub(super) fn narrow(text: &str) -> Narrowed {
     let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut offsets = Vec::with_capacity(b.len() + 1);
+    let mut out = String::with_capacity(b.len());
+    let mut replaced = Vec::new();
     let mut k = 0;
-    while k < b.len() {
-        if let Some(ascii) = wide_at(b, k) {
-            out.push(ascii);
-            offsets.push(k);
-            k += 3;
-        } else {
-            out.push(b[k]);
-            offsets.push(k);
-            k += 1;
+    while let Some(offset) = b[k..].iter().position(|&c| c == 0xEF) {
+        // `EF` leads a three-byte character: `k + offset` is a character boundary.
+        out.push_str(&text[k..k + offset]);
+        k += offset;
+        match wide_at(b, k) {
+            Some(ascii) => {
+                replaced.push(out.len());
+                out.push(char::from(ascii));
+                k += 3;
+            }
+            None => {
+                let width = text[k..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&text[k..k + width]);
+                k += width;
+            }
         }
     }
-    offsets.push(b.len());
-    // Only whole three-byte characters were replaced, by one ASCII byte each: still UTF-8.
-    let narrow = String::from_utf8(out).unwrap_or_else(|_| text.to_owned());
-    (narrow, offsets)
+    out.push_str(&text[k..]);
+    Narrowed {
+        text: out,
+        replaced,
+    }
 }
 
 #[cfg(test)]
@@ -90,11 +113,16 @@ mod tests {
     fn narrows_full_width_forms_and_maps_offsets_back() {
         let text = "電話０３－１２３４ ｊｏ＠ｅｘ．ｊｐ";
         assert_eq!(wide_at(text.as_bytes(), "電話".len()), Some(b'0'));
-        let (narrow, offsets) = narrow(text);
-        assert_eq!(narrow, "電話03-1234 jo@ex.jp");
-        let start = narrow.find('0').expect("digit");
-        let end = narrow.find(' ').expect("space");
-        assert_eq!(&text[offsets[start]..offsets[end]], "０３－１２３４");
+        let narrowed = narrow(text);
+        assert_eq!(narrowed.text, "電話03-1234 jo@ex.jp");
+        let start = narrowed.text.find('0').expect("digit");
+        let end = narrowed.text.find(' ').expect("space");
+        assert_eq!(
+            &text[narrowed.original(start)..narrowed.original(end)],
+            "０３－１２３４"
+        );
+        let len = narrowed.text.len();
+        assert_eq!(narrowed.original(len), text.len());
         let half = "ｶﾀｶﾅ 漢字"; // half-width forms and ideographs stay
         assert!((0..half.len()).all(|k| wide_at(half.as_bytes(), k).is_none()));
     }
