@@ -240,6 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn exemptions_and_regions_from_the_settings_apply() {
+        let body = r#"{"messages":[{"role":"user","content":"host 10.0.0.12, card 4242 4242 4242 4242, Tel 030 12345678"}]}"#;
+        let (rewritten, _) = rewrite(judge(body, &Settings::default()).expect("valid"));
+        assert!(
+            rewritten.contains("host [IP_1], card [CARD_1], Tel [PHONE_1]"),
+            "{rewritten}"
+        );
+        let relaxed = settings(r#"{"exempt":["private-ip","test-card"],"regions":["US"]}"#);
+        // With a phone word, a number of any plausible length counts: only the exemptions
+        // change this text.
+        let (rewritten, _) = rewrite(judge(body, &relaxed).expect("valid"));
+        assert!(
+            rewritten.contains("host 10.0.0.12, card 4242 4242 4242 4242, Tel [PHONE_1]"),
+            "{rewritten}"
+        );
+        let unlabelled = r#"{"messages":[{"role":"user","content":"ruf 030 12345678 an"}]}"#;
+        assert_eq!(judge(unlabelled, &relaxed), Ok(Outcome::Allow));
+    }
+
+    #[test]
     fn redaction_touches_only_message_text() {
         let body = r#"{"model":"jane@example.org","messages":[{"role":"user","name":"bob@example.org","content":"Mail jane@example.org or jane@example.org, call +44 20 7946 0958"}],"temperature":0.70,"metadata":{"owner":"x@y.io"}}"#;
         let (rewritten, state) = rewrite(judge(body, &Settings::default()).expect("valid"));

@@ -686,9 +686,11 @@ impl Context<'_> {
         }
         // Eight digits (Hong Kong, Singapore, Danish mobiles: `9123 4567`) only as a mobile
         // written with spaces; `4931-6390` is an order number as often as not.
+        // After a phone word, any plausible length will do, as for a bare run of digits.
         match count {
             0..=7 => self.labelled && fit() != Fit::None,
             8 if !self.labelled => seps.iter().all(|&s| s == b' ') && fit() == Fit::Distinct,
+            9..=12 if self.labelled => true,
             _ => fit() != Fit::None,
         }
     }
