@@ -37,6 +37,24 @@ pub enum GatewayError {
         "Incorrect API key provided: pass one of this gateway's keys as `Authorization: Bearer <key>`"
     )]
     InvalidApiKey,
+    #[error("the API key '{key}' was revoked")]
+    RevokedApiKey { key: String },
+    #[error("the API key '{key}' has expired")]
+    ExpiredApiKey { key: String },
+    #[error("the key '{key}' may not use the model '{model}'")]
+    ModelNotAllowed { key: String, model: String },
+    #[error("the key '{key}' has reached its {budget}{}", match retry_after { Some(_) => "; it resets at the start of the next period", None => "" })]
+    BudgetExceeded {
+        key: String,
+        budget: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("the key '{key}' is over its limit of {limit}")]
+    KeyRateLimited {
+        key: String,
+        limit: String,
+        retry_after: Duration,
+    },
     #[error("admin routes need `Authorization: Bearer <admin key>`")]
     InvalidAdminKey,
     #[error("the key '{key}' has used its daily allowance of {cap}; it resets at 00:00 UTC")]
@@ -95,6 +113,9 @@ pub enum GatewayError {
     StreamInterrupted { target: String, reason: String },
     #[error("reload refused, the previous version keeps serving: {reason}")]
     ReloadRefused { reason: String },
+    /// The gateway itself failed (its store, a task): nothing the client can fix.
+    #[error("{message}")]
+    Internal { message: String },
 }
 
 impl GatewayError {
@@ -140,10 +161,15 @@ impl GatewayError {
             GatewayError::ModelNotFound { .. } | GatewayError::UnknownUrl { .. } => {
                 StatusCode::NOT_FOUND
             }
-            GatewayError::InvalidApiKey | GatewayError::InvalidAdminKey => StatusCode::UNAUTHORIZED,
-            GatewayError::DailyCapReached { .. } | GatewayError::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            GatewayError::InvalidApiKey
+            | GatewayError::RevokedApiKey { .. }
+            | GatewayError::ExpiredApiKey { .. }
+            | GatewayError::InvalidAdminKey => StatusCode::UNAUTHORIZED,
+            GatewayError::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
+            GatewayError::DailyCapReached { .. }
+            | GatewayError::RateLimited { .. }
+            | GatewayError::BudgetExceeded { .. }
+            | GatewayError::KeyRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Plugin { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::NoAvailableTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -153,6 +179,7 @@ impl GatewayError {
             }
             GatewayError::UpstreamRefused { status, .. } => *status,
             GatewayError::ReloadRefused { .. } => StatusCode::CONFLICT,
+            GatewayError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -162,7 +189,12 @@ impl GatewayError {
             GatewayError::InvalidRequest { code, .. } => code,
             GatewayError::BodyTooLarge { .. } => "request_too_large",
             GatewayError::ModelNotFound { .. } => "model_not_found",
-            GatewayError::InvalidApiKey => "invalid_api_key",
+            GatewayError::InvalidApiKey
+            | GatewayError::RevokedApiKey { .. }
+            | GatewayError::ExpiredApiKey { .. } => "invalid_api_key",
+            GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
+            GatewayError::KeyRateLimited { .. } => "key_rate_limited",
             GatewayError::InvalidAdminKey => "invalid_admin_key",
             GatewayError::DailyCapReached { .. } => "daily_cap_reached",
             GatewayError::UnknownUrl { .. } => "unknown_url",
@@ -177,6 +209,7 @@ impl GatewayError {
             GatewayError::UpstreamRefused { code, .. } => code,
             GatewayError::StreamInterrupted { .. } => "stream_interrupted",
             GatewayError::ReloadRefused { .. } => "reload_refused",
+            GatewayError::Internal { .. } => "internal_error",
         }
     }
 
@@ -186,7 +219,13 @@ impl GatewayError {
             GatewayError::InvalidRequest { .. } => "invalid_request",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::ModelNotFound { .. } => "model_not_found",
-            GatewayError::InvalidApiKey | GatewayError::InvalidAdminKey => "unauthorized",
+            GatewayError::InvalidApiKey
+            | GatewayError::RevokedApiKey { .. }
+            | GatewayError::ExpiredApiKey { .. }
+            | GatewayError::InvalidAdminKey => "unauthorized",
+            GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
+            GatewayError::KeyRateLimited { .. } => "key_rate_limited",
             GatewayError::DailyCapReached { .. } => "key_cap_reached",
             GatewayError::UnknownUrl { .. } => "unknown_url",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -200,6 +239,7 @@ impl GatewayError {
             GatewayError::UpstreamRefused { .. } => "upstream_refused",
             GatewayError::StreamInterrupted { .. } => "stream_interrupted",
             GatewayError::ReloadRefused { .. } => "reload_refused",
+            GatewayError::Internal { .. } => "internal_error",
         }
     }
 
@@ -216,7 +256,9 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GatewayError::DailyCapReached { retry_after, .. }
-            | GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            | GatewayError::RateLimited { retry_after, .. }
+            | GatewayError::KeyRateLimited { retry_after, .. } => Some(*retry_after),
+            GatewayError::BudgetExceeded { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -4,7 +4,8 @@
 //! One folder per layer, in the order a request flows; each imports only the layers below it
 //! (nothing imports `server`):
 //!
-//! - [`server`]: listeners, accept loop, graceful drain, the URL table, client keys.
+//! - [`server`]: listeners, accept loop, graceful drain, the URL table, client keys;
+//!   [`cli`]: the offline commands (keys, usage).
 //! - [`api`]: inbound dialects behind one trait (chat completions, models), OpenAI errors.
 //! - [`admin`]: the operator's API (plugins, config, metrics, reload).
 //! - [`reload`]: loading config + plugins into a snapshot, watching files, swapping it in.
@@ -13,19 +14,27 @@
 //! - [`upstream`]: one attempt at one target — adapter, shared HTTP client, its errors.
 //! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading, isolation, and the
 //!   check that config and plugins fit.
-//! - [`state`]: live target state — shared quotas, cooldowns, sessions, key usage behind async
-//!   traits (memory today), per-instance breaker and latency.
+//! - [`ledger`], [`metrics`]: fed by the request record — the usage ledger's writer thread
+//!   (bounded queue, batched transactions) and the Prometheus families.
+//! - [`state`]: live target state — shared quotas, cooldowns, sessions, key usage and budgets
+//!   behind async traits (memory, saved to the store), per-instance breaker and latency; the
+//!   key ring.
+//! - [`store`]: the embedded SQLite database — keys, ledger rows, saved target state.
 //! - [`config`]: the TOML file, validated, with key paths in every error.
 //! - [`http`], [`error`]: response bodies and helpers; the one typed gateway error.
 
 pub mod admin;
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod ledger;
+pub mod metrics;
 pub mod pipeline;
 pub mod plugins;
 pub mod reload;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod upstream;

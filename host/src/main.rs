@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use freeway::cli::keys::KeysCommand;
 use freeway::pipeline::Gateway;
-use freeway::{pipeline, reload, server};
+use freeway::{cli, pipeline, reload, server};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,26 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "config/gateway.toml")]
         config: PathBuf,
+    },
+    /// Virtual keys: create, list, update, revoke (in the config's store).
+    Keys {
+        #[arg(short, long, default_value = "config/gateway.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: Box<KeysCommand>,
+    },
+    /// Usage and cost from the ledger, grouped.
+    Usage {
+        #[arg(short, long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+        /// key, provider, model or day.
+        #[arg(long, default_value = "key")]
+        by: String,
+        /// How far back: 24h, 7d, 30m.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -72,6 +93,29 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
+    let offline = match cli.command {
+        Command::Keys { config, command } => Some(cli::keys::run(&config, *command)),
+        Command::Usage {
+            config,
+            by,
+            since,
+            json,
+        } => Some(cli::usage::run(&config, &by, &since, json)),
+        other => {
+            return run_gateway(other);
+        }
+    };
+    match offline {
+        Some(Err(error)) => {
+            eprintln!("freeway: {error:#}");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// `serve` and `check`: build the gateway; `serve` then runs it.
+fn run_gateway(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,9 +126,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (config, listen) = match &cli.command {
-        Command::Serve { config, listen } => (config.clone(), *listen),
-        Command::Check { config } => (config.clone(), None),
+    let (config, listen, check_only) = match command {
+        Command::Serve { config, listen } => (config, listen, false),
+        Command::Check { config } => (config, None, true),
+        Command::Keys { .. } | Command::Usage { .. } => return ExitCode::from(2),
     };
     let gateway = match runtime.block_on(reload::build_gateway(&config)) {
         Ok(gateway) => gateway,
@@ -94,11 +139,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Command::Check { .. } = cli.command {
+    if check_only {
+        reload::shut_down(&gateway);
         println!("config and plugins OK: {}", config.display());
         return ExitCode::SUCCESS;
     }
-    match runtime.block_on(serve(gateway, config, listen)) {
+    let served = runtime.block_on(serve(gateway.clone(), config, listen));
+    // After the drain: save what must survive, write what the ledger holds.
+    reload::shut_down(&gateway);
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("freeway: {error:#}");
@@ -116,6 +165,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let snapshot = gateway.snapshot.load_full();
     let addr = listen.unwrap_or(snapshot.config.listen);
+    reload::check_exposure(&snapshot.config, addr, gateway.keys.required())?;
     let listener = server::bind(addr).await?;
     let shutdown = shutdown_signal();
     let reloader = reload::Reloader::new(gateway.clone(), config_path);
@@ -124,6 +174,7 @@ async fn serve(
         tracing::error!("cannot watch for changes, hot reload is off: {error:#}");
     }
     pipeline::health::spawn(gateway.clone());
+    reload::spawn_key_watcher(gateway.clone());
     let handlers = Arc::new(server::Handlers { gateway, reloader });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let admin = match snapshot.config.admin.listen {

@@ -7,27 +7,38 @@ use std::path::Path;
 
 /// Each layer and the layers it may use. Order: a request's path, top to bottom.
 const ALLOWED: &[(&str, &[&str])] = &[
+    ("cli", &["state", "store", "config"]),
     (
         "server",
         &[
-            "api", "admin", "reload", "pipeline", "config", "http", "error",
+            "api", "admin", "reload", "pipeline", "state", "config", "http", "error",
         ],
     ),
     (
         "admin",
         &[
-            "api", "reload", "pipeline", "plugins", "config", "http", "error",
+            "api", "reload", "pipeline", "plugins", "state", "store", "config", "http", "error",
         ],
     ),
-    ("api", &["pipeline", "config", "http", "error"]),
-    ("reload", &["pipeline", "plugins", "state", "config"]),
+    ("api", &["pipeline", "state", "config", "http", "error"]),
+    (
+        "reload",
+        &[
+            "pipeline", "plugins", "state", "store", "ledger", "metrics", "config",
+        ],
+    ),
     (
         "pipeline",
-        &["upstream", "plugins", "state", "config", "error"],
+        &[
+            "upstream", "plugins", "state", "ledger", "metrics", "store", "config", "error",
+        ],
     ),
     ("upstream", &["plugins", "state", "config"]),
     ("plugins", &["config"]),
-    ("state", &["config"]),
+    ("ledger", &["store"]),
+    ("state", &["store", "config"]),
+    ("metrics", &[]),
+    ("store", &[]),
     ("config", &[]),
     ("http", &["error"]),
     ("error", &[]),

@@ -11,6 +11,7 @@ use hyper::Response;
 use hyper::StatusCode;
 
 use crate::http::{ResponseBody, full_body, response};
+use crate::metrics::sync_counter;
 use crate::pipeline::{Gateway, Snapshot};
 
 /// Prometheus text: per-target live state (share of the daily allowance used, in-flight,
@@ -96,5 +97,81 @@ pub async fn render(gateway: &Gateway, snapshot: &Snapshot) -> Response<Response
         StatusCode::OK,
         "text/plain; version=0.0.4",
         full_body(Bytes::from(out)),
+    )
+}
+
+/// `GET /metrics`: the `prometheus` registry, with the gauges that describe the present
+/// (targets, plugins, the ledger's queue) filled in now.
+pub async fn render_prometheus(gateway: &Gateway, snapshot: &Snapshot) -> Response<ResponseBody> {
+    let metrics = &gateway.metrics;
+    let now = Instant::now();
+    for target in gateway.targets.all() {
+        let limits = snapshot
+            .config
+            .providers
+            .get(&target.provider)
+            .map(|p| p.limits(&target.model))
+            .unwrap_or_default();
+        let view = gateway.targets.view(&target, limits, now).await;
+        let labels = [target.provider.as_str(), target.model.as_str()];
+        metrics
+            .target_cooldown
+            .with_label_values(&labels)
+            .set(view.cooldown.map_or(0.0, |d| d.as_secs_f64()));
+        metrics
+            .target_breaker_open
+            .with_label_values(&labels)
+            .set(if view.healthy { 0.0 } else { 1.0 });
+        metrics
+            .target_in_flight
+            .with_label_values(&labels)
+            .set(f64::from(view.in_flight));
+        if let Some(remaining) = view.remaining_requests {
+            metrics
+                .target_remaining_requests
+                .with_label_values(&labels)
+                .set(remaining as f64);
+        }
+        if let Some(remaining) = view.remaining_tokens {
+            metrics
+                .target_remaining_tokens
+                .with_label_values(&labels)
+                .set(remaining as f64);
+        }
+        if let Some(used) = view.quota_used {
+            metrics
+                .quota_used
+                .with_label_values(&labels)
+                .set(f64::from(used));
+        }
+    }
+    for plugin in snapshot.plugins.plugins.values() {
+        let labels = [plugin.name.as_str()];
+        sync_counter(
+            &metrics.plugin_calls,
+            &labels,
+            plugin.stats.calls.load(Ordering::Relaxed),
+        );
+        sync_counter(
+            &metrics.plugin_faults,
+            &labels,
+            plugin.stats.faults.load(Ordering::Relaxed),
+        );
+    }
+    let ledger = &gateway.ledger.stats;
+    metrics
+        .ledger_queue_depth
+        .set(ledger.queued.load(Ordering::Relaxed).max(0));
+    for (counter, total) in [
+        (&metrics.ledger_written, &ledger.written),
+        (&metrics.ledger_dropped, &ledger.dropped),
+    ] {
+        let total = total.load(Ordering::Relaxed);
+        counter.inc_by(total.saturating_sub(counter.get()));
+    }
+    response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        full_body(Bytes::from(metrics.render())),
     )
 }

@@ -8,14 +8,20 @@
 //!   used, in-flight requests, error rate and health; per plugin calls and faults.
 //! - `POST /admin/reload`: reload now; 200 with what changed, or 409 with why it was refused
 //!   (the previous version keeps serving).
+//! - `/admin/keys`: virtual keys (list, create, change, revoke); `GET /admin/usage`: the
+//!   ledger summed by key, provider, model or day.
+//! - `GET /metrics` (admin listener only): Prometheus text from the `prometheus` crate.
 //!
 //! Served on `admin.listen` (its own listener), and on the public one only with
 //! `admin.on_public_listener = true`. With `admin.api_key_env` set, every admin request needs
 //! `Authorization: Bearer <key>`.
 
 mod config_view;
+mod keys;
 mod metrics;
+mod usage;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -25,14 +31,17 @@ use serde_json::{Value, json};
 
 use crate::api::openai::error_response;
 use crate::error::GatewayError;
-use crate::http::{ResponseBody, bearer_token, constant_time_eq, json_response};
+use crate::http::{ResponseBody, bearer_token, constant_time_eq, json_response, read_body};
 use crate::pipeline::Gateway;
 use crate::reload::Reloader;
 
 pub use config_view::masked_config;
 
+/// The most an admin request body (a key's JSON) may hold.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
 pub async fn handle(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     reloader: &Reloader,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
@@ -43,7 +52,20 @@ pub async fn handle(
             return error_response(&GatewayError::InvalidAdminKey, "admin");
         }
     }
-    match (request.method(), request.uri().path().trim_end_matches('/')) {
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    if path == "/admin/keys" || path.starts_with("/admin/keys/") {
+        let name = path.strip_prefix("/admin/keys/").map(str::to_string);
+        let method = request.method().clone();
+        let (parts, body) = request.into_parts();
+        let body = match read_body(&parts.headers, body, MAX_ADMIN_BODY).await {
+            Ok(body) => body,
+            Err(error) => return error_response(&error, "admin"),
+        };
+        return keys::handle(gateway, &method, name.as_deref(), body).await;
+    }
+    match (request.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => metrics::render_prometheus(gateway, &snapshot).await,
+        (&Method::GET, "/admin/usage") => usage::handle(gateway, request.uri().query()).await,
         (&Method::GET, "/admin/plugins") => {
             let plugins: Vec<Value> = snapshot
                 .plugins
@@ -105,7 +127,11 @@ pub async fn handle(
             ),
             Err(reason) => error_response(&GatewayError::ReloadRefused { reason }, "admin"),
         },
-        (_, "/admin/plugins" | "/admin/config" | "/admin/reload" | "/admin/metrics") => {
+        (
+            _,
+            "/admin/plugins" | "/admin/config" | "/admin/reload" | "/admin/metrics"
+            | "/admin/usage" | "/metrics",
+        ) => {
             let error = GatewayError::MethodNotAllowed {
                 method: request.method().to_string(),
                 path: request.uri().path().to_string(),

@@ -4,8 +4,8 @@
 //! and its routing facts) and encodes what the pipeline gives back — a whole answer, each
 //! chunk of a stream, its end, and errors before or after the stream was committed.
 //! [`serve`] does the rest the same way for every dialect: read the body under the size
-//! limit, count the caller's request against its daily cap, hand the request to the
-//! pipeline, and write the answer with the `x-freeway-*` headers. Adding an endpoint is one
+//! limit, hand the request to the pipeline (which checks the caller's key), and write the
+//! answer with the `x-freeway-*` headers. Adding an endpoint is one
 //! file here and one line in the server's URL table.
 
 pub mod chat;
@@ -23,11 +23,11 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
-use crate::config::GatewayKey;
 use crate::error::GatewayError;
 use crate::http::{ResponseBody, full_body, read_body, response, set_header};
 use crate::pipeline::canonical::ChatRequestInfo;
 use crate::pipeline::{Answer, Decoded, Failed, Gateway, RequestMeta, Served, StreamEvent};
+use crate::state::Caller;
 
 /// A request in canonical form, as a dialect decoded it.
 pub struct Canonical {
@@ -61,22 +61,13 @@ pub async fn serve<D: Dialect>(
     gateway: &Arc<Gateway>,
     request: Request<Incoming>,
     request_id: String,
-    caller: Option<GatewayKey>,
+    caller: Option<Arc<Caller>>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let max = gateway.snapshot.load().config.max_body_bytes;
     let decoded = async {
         let bytes = read_body(&parts.headers, body, max).await?;
-        if let Some(key) = &caller
-            && let Err((cap, wait)) = gateway.shared.key_usage.admit(key).await
-        {
-            return Err(GatewayError::DailyCapReached {
-                key: key.name.clone(),
-                cap,
-                retry_after: wait,
-            });
-        }
         let canonical = dialect.decode(bytes)?;
         Ok(Decoded {
             body: canonical.body,
@@ -88,7 +79,7 @@ pub async fn serve<D: Dialect>(
     .await;
     let meta = RequestMeta {
         id: request_id,
-        caller: caller.map(|key| key.name),
+        caller,
         started,
     };
     match gateway.chat(meta, decoded).await {

@@ -73,6 +73,25 @@ pub struct Admin {
     pub on_public_listener: bool,
     /// When set, admin requests need `Authorization: Bearer <key>`.
     pub key: Option<ApiKey>,
+    /// The operator allows an admin listener beyond loopback without a key.
+    pub allow_unauthenticated: bool,
+}
+
+/// Where durable state lives: keys, the usage ledger, target state that must survive a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorePath {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// Nothing survives a restart.
+    Memory,
+}
+
+/// The usage ledger: one row per request, written off the request path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerConfig {
+    pub enabled: bool,
+    /// Rows waiting to be written, at most; past it, rows are dropped and counted.
+    pub queue: usize,
 }
 
 /// A key a client presents to the gateway, with its daily allowance.
@@ -243,6 +262,10 @@ pub struct Config {
     pub env_values: Vec<String>,
     pub admin: Admin,
     pub listen: SocketAddr,
+    /// The operator allows a public listener beyond loopback with no gateway key.
+    pub allow_unauthenticated: bool,
+    pub store: StorePath,
+    pub ledger: LedgerConfig,
     pub max_body_bytes: usize,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,

@@ -21,6 +21,10 @@ pub struct Config {
     #[serde(default)]
     pub admin: Admin,
     #[serde(default)]
+    pub store: Store,
+    #[serde(default)]
+    pub ledger: Ledger,
+    #[serde(default)]
     pub privacy: GatewayPrivacy,
     #[serde(default)]
     pub auth: Auth,
@@ -39,6 +43,8 @@ pub struct Admin {
     pub listen: Option<String>,
     pub api_key_env: Option<String>,
     pub on_public_listener: Option<bool>,
+    /// Serve the admin API beyond loopback without an admin key (refused otherwise).
+    pub allow_unauthenticated: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -46,6 +52,23 @@ pub struct Admin {
 pub struct Server {
     pub listen: Option<String>,
     pub max_body_bytes: Option<u64>,
+    /// Listen beyond loopback with no gateway key (refused otherwise).
+    pub allow_unauthenticated: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// The SQLite file (relative to the config's folder), or "memory".
+    pub path: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Ledger {
+    pub enabled: Option<bool>,
+    /// Rows waiting to be written, at most.
+    pub queue: Option<usize>,
 }
 
 #[derive(Deserialize)]

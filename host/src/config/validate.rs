@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::sources::table_to_json;
 use super::*;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The SQLite file, next to the config.
+const DEFAULT_STORE: &str = "freeway.db";
 const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 120_000;
 const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
@@ -89,6 +91,7 @@ pub(super) fn validate(
             listen,
             on_public_listener: raw.admin.on_public_listener.unwrap_or(false),
             key,
+            allow_unauthenticated: raw.admin.allow_unauthenticated.unwrap_or(false),
         }
     };
     if max_body < 1024 {
@@ -344,6 +347,19 @@ pub(super) fn validate(
         env_values: Vec::new(),
         admin,
         listen,
+        allow_unauthenticated: raw.server.allow_unauthenticated.unwrap_or(false),
+        store: match raw.store.path.as_deref().unwrap_or(DEFAULT_STORE) {
+            "memory" => StorePath::Memory,
+            "" => return Err(error("store.path", "must be a file path or \"memory\"")),
+            path => StorePath::Sqlite(resolve(PathBuf::from(path))),
+        },
+        ledger: LedgerConfig {
+            enabled: raw.ledger.enabled.unwrap_or(true),
+            queue: match raw.ledger.queue.unwrap_or(10_000) {
+                0 => return Err(error("ledger.queue", "must be at least 1")),
+                queue => queue,
+            },
+        },
         max_body_bytes: max_body as usize,
         plugin_dir: resolve(raw.plugins.dir),
         cache_dir: raw.plugins.cache_dir.map(resolve),

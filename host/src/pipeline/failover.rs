@@ -4,7 +4,7 @@
 //! says no other target would do better. Every target's outcome goes into the route log.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -14,6 +14,7 @@ use crate::plugins::bindings::adapter;
 use crate::state::{Admission, InFlight};
 use crate::upstream::{Attempt, OpenStream};
 
+use super::caller::{has_hard_budget, refused, worst_case};
 use super::context::RequestContext;
 use super::filters::{self, ActiveFilter};
 use super::record::log_text;
@@ -75,6 +76,7 @@ impl Gateway {
             resolve(config, &ctx.info.model).ok_or_else(|| GatewayError::ModelNotFound {
                 model: ctx.info.model.clone(),
             })?;
+        ctx.record.model_known = true;
         // Canonical bodies are valid JSON, hence UTF-8; a dialect that breaks that is caught.
         let mut body = String::from_utf8(body.to_vec())
             .map_err(|_| GatewayError::invalid_json("the request body is not UTF-8"))?;
@@ -91,6 +93,18 @@ impl Gateway {
         {
             let target = order.remove(at);
             order.insert(0, target);
+        }
+        if let Some(caller) = ctx.record.caller.clone()
+            && has_hard_budget(&caller)
+            && !order.is_empty()
+        {
+            let worst = worst_case(config, &order, &ctx.info, EXPECTED_OUTPUT_TOKENS);
+            ctx.record.reservation = self
+                .shared
+                .key_usage
+                .reserve(&caller, worst, SystemTime::now())
+                .await
+                .map_err(|refusal| refused(&caller.name, refusal))?;
         }
         let estimated_tokens = u64::from(ctx.info.prompt_tokens)
             + u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
@@ -198,6 +212,8 @@ impl Gateway {
                 }
                 Err(error) => error,
             };
+            // A failed request is accounted to the last target that answered it.
+            ctx.record.target = Some(target.clone());
             self.targets
                 .record_failure(
                     &target,

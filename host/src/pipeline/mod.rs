@@ -14,6 +14,7 @@
 //! `relay` (a committed stream), `route_log` (the explanation and the final error), `record`
 //! (the accounting); `health` runs beside them.
 
+pub mod caller;
 pub mod canonical;
 mod context;
 mod failover;
@@ -34,8 +35,12 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, LogContent, TargetRef};
 use crate::error::GatewayError;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
 use crate::plugins::{PluginSet, Runtime};
-use crate::state::{SharedState, Targets};
+use crate::state::memory::MemoryQuotas;
+use crate::state::{Caller, KeyRing, SharedState, Targets};
+use crate::store::Store;
 use crate::upstream::Upstream;
 
 use canonical::ChatRequestInfo;
@@ -71,6 +76,14 @@ pub struct Gateway {
     pub shared: SharedState,
     pub runtime: Arc<Runtime>,
     pub requests: RequestCounters,
+    /// Every key a client may present.
+    pub keys: KeyRing,
+    /// The durable store, unless the config keeps everything in memory.
+    pub store: Option<Store>,
+    pub ledger: Ledger,
+    pub metrics: Metrics,
+    /// The quota state a SQLite store saves and restores.
+    pub saved_quotas: Option<Arc<MemoryQuotas>>,
 }
 
 impl Gateway {
@@ -78,6 +91,8 @@ impl Gateway {
         runtime: Arc<Runtime>,
         snapshot: Snapshot,
         shared: SharedState,
+        store: Option<Store>,
+        ledger: Ledger,
     ) -> anyhow::Result<Self> {
         Ok(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -86,6 +101,11 @@ impl Gateway {
             shared,
             runtime,
             requests: RequestCounters::default(),
+            keys: KeyRing::default(),
+            store,
+            ledger,
+            metrics: Metrics::new(),
+            saved_quotas: None,
         })
     }
 }
@@ -93,8 +113,8 @@ impl Gateway {
 /// Who asked, and when: known before the body is read.
 pub struct RequestMeta {
     pub id: String,
-    /// The gateway key's name, when keys are configured.
-    pub caller: Option<String>,
+    /// The gateway key, when keys are configured.
+    pub caller: Option<Arc<Caller>>,
     pub started: Instant,
 }
 
@@ -162,7 +182,19 @@ impl Gateway {
         record.model = decoded.info.model.clone();
         record.stream = decoded.info.stream;
         record.messages = decoded.info.messages;
+        if let Some(caller) = record.caller.clone()
+            && let Err(error) = self.admit_caller(&caller, &decoded.info.model).await
+        {
+            return Err(self.fail(record, error).await);
+        }
         let mut tags = decoded.tags;
+        if let Some(key_tags) = record.caller.as_ref().and_then(|c| c.limits.tags.as_ref()) {
+            for tag in key_tags {
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
         if decoded
             .info
             .metadata
@@ -189,6 +221,7 @@ impl Gateway {
             }) => {
                 let body = completion.body;
                 ctx.record.answer_bytes = body.len();
+                ctx.record.cached_tokens = record::cached_tokens(&body);
                 if ctx.log_content.answers() {
                     ctx.record.answer_text = Some(body.clone());
                 }
@@ -225,9 +258,7 @@ impl Gateway {
     }
 
     async fn finish(&self, record: RequestRecord) {
-        record
-            .finish(self.shared.key_usage.as_ref(), &self.requests)
-            .await;
+        record.finish(self).await;
     }
 }
 

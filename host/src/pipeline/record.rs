@@ -6,14 +6,18 @@
 //! the request counters. The ledger, the cache and the dashboard's feed hook in here.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::TargetRef;
 use crate::error::GatewayError;
+use crate::metrics::status_class;
 use crate::plugins::bindings::types::Usage;
-use crate::state::KeyUsageStore;
+use crate::state::{Caller, Reservation};
+use crate::store::ledger::LedgerRow;
+use crate::store::unix_ms;
 
+use super::Gateway;
 use super::route_log::RouteLog;
 
 /// How a request ended.
@@ -31,16 +35,23 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct RequestRecord {
     pub id: String,
-    /// The gateway key's name, when keys are configured.
-    pub caller: Option<String>,
+    /// The gateway key, when keys are configured.
+    pub caller: Option<Arc<Caller>>,
+    /// What the request holds against its key's budgets until it is settled here.
+    pub reservation: Reservation,
     /// The public model the client asked for.
     pub model: String,
+    /// Whether `model` names a model of this gateway (so it may label metrics).
+    pub model_known: bool,
     pub stream: bool,
     pub started: Instant,
     /// The target that served (or was serving when a stream broke).
     pub target: Option<TargetRef>,
     pub route: RouteLog,
     pub usage: Option<Usage>,
+    /// Prompt tokens the upstream served from its cache, when it says
+    /// (`usage.prompt_tokens_details.cached_tokens` of the canonical answer).
+    pub cached_tokens: Option<u32>,
     /// USD per million input and output tokens of the serving target, when the catalog says.
     pub prices: Option<(f64, f64)>,
     /// Time to the first chunk of a stream.
@@ -56,16 +67,19 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    pub fn start(id: String, caller: Option<String>, started: Instant) -> Self {
+    pub fn start(id: String, caller: Option<Arc<Caller>>, started: Instant) -> Self {
         RequestRecord {
             id,
             caller,
+            reservation: Reservation::default(),
             model: String::new(),
+            model_known: false,
             stream: false,
             started,
             target: None,
             route: RouteLog::default(),
             usage: None,
+            cached_tokens: None,
             prices: None,
             ttft: None,
             messages: 0,
@@ -100,8 +114,17 @@ impl RequestRecord {
         }
     }
 
-    /// Account for the request: content line (when allowed), log line, key usage, counters.
-    pub async fn finish(self, key_usage: &dyn KeyUsageStore, counters: &RequestCounters) {
+    fn outcome_label(&self) -> &'static str {
+        match &self.outcome {
+            Outcome::Served => "ok",
+            Outcome::Interrupted(_) => "interrupted",
+            Outcome::Failed(error) => error.label(),
+        }
+    }
+
+    /// Account for the request: content line (when allowed), log line, the caller's usage
+    /// and budgets, metrics, and its ledger row.
+    pub async fn finish(self, gateway: &Gateway) {
         if let Some(text) = &self.answer_text {
             log_text(&self.id, "answer", text);
         }
@@ -111,36 +134,109 @@ impl RequestRecord {
             Outcome::Interrupted(why) => ("stream served".to_string(), Some(why.as_str())),
             Outcome::Failed(error) => (format!("request failed: {error}"), None),
         };
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let latency = self.started.elapsed();
         let route = self.route.header_value();
+        let cost = self.cost_usd();
         tracing::info!(
             request_id = %self.id,
             model = %self.model,
+            key = self.caller.as_ref().map(|c| c.name.as_str()),
             provider = self.target.as_ref().map(|t| t.provider.as_str()),
             upstream_model = self.target.as_ref().map(|t| t.model.as_str()),
             status = self.status(),
             stream = self.stream,
             attempts = self.route.attempts(),
             ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0),
-            latency_ms,
+            latency_ms = latency.as_secs_f64() * 1000.0,
             messages = self.messages,
             prompt_bytes = self.prompt_bytes,
             answer_bytes = self.answer_bytes,
             prompt_tokens = self.usage.map(|u| u.prompt_tokens),
             completion_tokens = self.usage.map(|u| u.completion_tokens),
-            cost_usd = self.cost_usd(),
+            cost_usd = cost,
             route = %route,
             error,
             message = %message,
         );
-        if let (Some(caller), Some(used)) = (&self.caller, self.used_tokens()) {
-            key_usage.add_tokens(caller, used).await;
+        let now = SystemTime::now();
+        if let Some(caller) = &self.caller {
+            let used = Reservation {
+                tokens: self.used_tokens().unwrap_or(0),
+                usd: cost.unwrap_or(0.0),
+            };
+            gateway
+                .shared
+                .key_usage
+                .settle(&caller.name, self.reservation, used, now)
+                .await;
         }
-        counters.count(match &self.outcome {
-            Outcome::Served => "ok",
-            Outcome::Interrupted(_) => "interrupted",
-            Outcome::Failed(error) => error.label(),
-        });
+        gateway.requests.count(self.outcome_label());
+        self.observe(gateway, latency, cost);
+        if gateway.ledger.enabled() {
+            gateway.ledger.record(LedgerRow {
+                request_id: self.id.clone(),
+                ts: unix_ms(now),
+                key: self.caller.as_ref().map(|c| c.name.clone()),
+                model: self.model.clone(),
+                provider: self.target.as_ref().map(|t| t.provider.clone()),
+                upstream_model: self.target.as_ref().map(|t| t.model.clone()),
+                prompt_tokens: self.usage.map(|u| u.prompt_tokens),
+                completion_tokens: self.usage.map(|u| u.completion_tokens),
+                cached_tokens: self.cached_tokens,
+                cost_usd: cost,
+                latency_ms: latency.as_secs_f64() * 1000.0,
+                ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
+                attempts: self.route.attempts() as u32,
+                route,
+                status: self.status(),
+                outcome: match &self.outcome {
+                    Outcome::Failed(error) => error.code().to_string(),
+                    _ => self.outcome_label().to_string(),
+                },
+                stream: self.stream,
+            });
+        }
+    }
+
+    /// Metrics: labels only from what the config knows.
+    fn observe(&self, gateway: &Gateway, latency: Duration, cost: Option<f64>) {
+        let metrics = &gateway.metrics;
+        let model = if self.model_known {
+            self.model.as_str()
+        } else {
+            "(unknown)"
+        };
+        let provider = self.target.as_ref().map_or("", |t| t.provider.as_str());
+        metrics
+            .requests
+            .with_label_values(&[model, provider, status_class(self.status())])
+            .inc();
+        metrics
+            .duration
+            .with_label_values(&[model, provider])
+            .observe(latency.as_secs_f64());
+        if let Some(ttft) = self.ttft {
+            metrics
+                .ttft
+                .with_label_values(&[model, provider])
+                .observe(ttft.as_secs_f64());
+        }
+        if let Some(usage) = self.usage {
+            metrics
+                .tokens
+                .with_label_values(&[model, provider, "prompt"])
+                .inc_by(u64::from(usage.prompt_tokens));
+            metrics
+                .tokens
+                .with_label_values(&[model, provider, "completion"])
+                .inc_by(u64::from(usage.completion_tokens));
+        }
+        if let Some(cost) = cost {
+            metrics
+                .cost
+                .with_label_values(&[model, provider])
+                .inc_by(cost);
+        }
     }
 }
 
@@ -152,7 +248,7 @@ pub struct RequestCounters {
 }
 
 impl RequestCounters {
-    fn count(&self, outcome: &'static str) {
+    pub fn count(&self, outcome: &'static str) {
         *self
             .by_outcome
             .lock()
@@ -169,6 +265,18 @@ impl RequestCounters {
             .map(|(k, v)| (*k, *v))
             .collect()
     }
+}
+
+/// `usage.prompt_tokens_details.cached_tokens` of a canonical answer or chunk, when present.
+/// A substring check first: most answers carry no cache figures, and those are not parsed.
+pub fn cached_tokens(json: &str) -> Option<u32> {
+    if !json.contains("cached_tokens") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    value["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// The most of one prompt or answer a content log line holds.

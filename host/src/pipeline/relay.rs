@@ -139,12 +139,7 @@ impl Relay {
         if let Err(why) = outcome {
             record.outcome = Outcome::Interrupted(why);
         }
-        record
-            .finish(
-                self.gateway.shared.key_usage.as_ref(),
-                &self.gateway.requests,
-            )
-            .await;
+        record.finish(&self.gateway).await;
     }
 
     /// Filters may hold text back until the end.
@@ -169,6 +164,9 @@ impl Relay {
         for chunk in chunks {
             if let Some(usage) = chunk.usage {
                 self.ctx.record.usage = Some(usage);
+                if let Some(cached) = super::record::cached_tokens(&chunk.data) {
+                    self.ctx.record.cached_tokens = Some(cached);
+                }
                 if !self.ctx.info.include_usage {
                     continue;
                 }

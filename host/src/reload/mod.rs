@@ -19,6 +19,7 @@
 //! Files: `load` (config + plugins → a validated snapshot, at start and on reload),
 //! `watcher` (notify events → debounced reloads), this file (the reload itself).
 
+mod keys;
 mod load;
 mod watcher;
 
@@ -31,7 +32,8 @@ use crate::pipeline::{Gateway, Snapshot};
 use crate::plugins::PluginSet;
 use crate::plugins::fit::{check_plugin_settings, check_plugins};
 
-pub use load::{build_gateway, load_snapshot};
+pub use keys::{refresh_keys, spawn_key_watcher};
+pub use load::{build_gateway, check_exposure, load_snapshot, open_store, shut_down};
 use watcher::Watched;
 pub use watcher::watch;
 
@@ -74,6 +76,11 @@ impl Reloader {
         let started = Instant::now();
         let result = self.try_reload().await;
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.gateway
+            .metrics
+            .reloads
+            .with_label_values(&[if result.is_ok() { "ok" } else { "refused" }])
+            .inc();
         match &result {
             Ok(message) => tracing::info!(trigger = why, took_ms, "reloaded: {message}"),
             Err(message) => tracing::error!(
@@ -150,9 +157,16 @@ impl Reloader {
             &config.digest[..12]
         );
         self.gateway.targets.config_changed(&config.digest);
+        if config.store != current.config.store {
+            tracing::warn!("store.path changed; the store changes at the next restart");
+        }
         self.gateway
             .snapshot
             .store(Arc::new(Snapshot::new(config, plugins)));
+        // Environment keys may have changed with the config.
+        if let Err(error) = refresh_keys(&self.gateway).await {
+            tracing::warn!("cannot reload keys: {error:#}");
+        }
         Ok(message)
     }
 }

@@ -1,28 +1,35 @@
-//! Who may call the public API: with `[auth] keys` configured, every route but `/healthz`
-//! needs one of them as a bearer token (compared in constant time); with none, the gateway
-//! is open. The key's name is what its usage is counted under.
+//! Who may call the public API: as soon as any key exists — `[auth] keys` in the config or a
+//! virtual key in the store, revoked ones included — every route but `/healthz` needs one as
+//! a bearer token; with none, the gateway is open (and may then listen only on loopback,
+//! unless the operator says otherwise). Keys are looked up by the SHA-256 of the token.
+
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use hyper::HeaderMap;
 
-use crate::config::GatewayKey;
 use crate::error::GatewayError;
-use crate::http::{bearer_token, constant_time_eq};
+use crate::http::bearer_token;
 use crate::pipeline::Gateway;
+use crate::state::Caller;
+use crate::state::keys::KeyProblem;
 
-/// The gateway key the request presents (None when no keys are configured).
+/// The caller the request's key names (None when no key exists at all).
 pub fn authenticate(
     gateway: &Gateway,
     headers: &HeaderMap,
-) -> Result<Option<GatewayKey>, GatewayError> {
-    let snapshot = gateway.snapshot.load();
-    let keys = &snapshot.config.gateway_keys;
-    if keys.is_empty() {
+) -> Result<Option<Arc<Caller>>, GatewayError> {
+    if !gateway.keys.required() {
         return Ok(None);
     }
     let presented = bearer_token(headers).unwrap_or_default();
-    keys.iter()
-        .find(|k| constant_time_eq(presented.as_bytes(), k.key.expose().as_bytes()))
-        .cloned()
-        .map(Some)
-        .ok_or(GatewayError::InvalidApiKey)
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match gateway.keys.find(presented, now) {
+        Ok(caller) => Ok(Some(caller)),
+        Err(KeyProblem::Unknown) => Err(GatewayError::InvalidApiKey),
+        Err(KeyProblem::Revoked(key)) => Err(GatewayError::RevokedApiKey { key }),
+        Err(KeyProblem::Expired(key)) => Err(GatewayError::ExpiredApiKey { key }),
+    }
 }

@@ -10,7 +10,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// One continuously refilling bucket.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Bucket {
     pub capacity: f64,
     pub level: f64,
@@ -53,7 +53,7 @@ impl Bucket {
 }
 
 /// The four buckets of one target; a limit the catalog does not publish has no bucket.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Buckets {
     rpm: Option<Bucket>,
     rpd: Option<Bucket>,

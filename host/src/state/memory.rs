@@ -8,17 +8,15 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 
 use super::buckets::Buckets;
-use super::{
-    KeyUsageStore, QuotaStore, QuotaView, ReportedLimits, SessionStore, until_next_utc_midnight,
-};
-use crate::config::{GatewayKey, Limits, TargetRef};
+use super::{QuotaStore, QuotaView, ReportedLimits, SessionStore};
+use crate::config::{Limits, TargetRef};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[derive(Debug, Default)]
-struct Quota {
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Quota {
     buckets: Buckets,
     cooldown_until: Option<SystemTime>,
     /// What the upstream last said is left.
@@ -30,14 +28,39 @@ struct Quota {
 #[derive(Default)]
 pub struct MemoryQuotas {
     map: Mutex<HashMap<TargetRef, Quota>>,
+    /// Bumped by every change, so persistence writes only when something changed.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryQuotas {
     fn with<R>(&self, target: &TargetRef, f: impl FnOnce(&mut Quota) -> R) -> R {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut map = lock(&self.map);
         match map.get_mut(target) {
             Some(quota) => f(quota),
             None => f(map.entry(target.clone()).or_default()),
+        }
+    }
+
+    /// How many changes so far (compare two readings to know whether anything changed).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every target's state, to save.
+    pub fn export(&self) -> Vec<(TargetRef, Quota)> {
+        lock(&self.map)
+            .iter()
+            .map(|(t, q)| (t.clone(), q.clone()))
+            .collect()
+    }
+
+    /// Restore saved state (at start, before any request).
+    pub fn import(&self, saved: Vec<(TargetRef, Quota)>) {
+        let mut map = lock(&self.map);
+        for (target, quota) in saved {
+            map.insert(target, quota);
         }
     }
 }
@@ -147,50 +170,5 @@ impl SessionStore for MemorySessions {
             map.retain(|_, (_, expires)| *expires > now);
         }
         map.insert(key, (target, now + ttl));
-    }
-}
-
-/// Daily request and token counts per gateway key.
-#[derive(Default)]
-pub struct MemoryKeyUsage {
-    /// name -> (UTC day, requests, tokens)
-    map: Mutex<HashMap<String, (u64, u64, u64)>>,
-}
-
-fn utc_day(now: SystemTime) -> u64 {
-    now.duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-        / 86_400
-}
-
-#[async_trait]
-impl KeyUsageStore for MemoryKeyUsage {
-    async fn admit(&self, key: &GatewayKey) -> Result<(), (String, Duration)> {
-        let now = SystemTime::now();
-        let today = utc_day(now);
-        let mut map = lock(&self.map);
-        let entry = map.entry(key.name.clone()).or_insert((today, 0, 0));
-        if entry.0 != today {
-            *entry = (today, 0, 0);
-        }
-        if let Some(cap) = key.daily_requests
-            && entry.1 >= cap
-        {
-            return Err((format!("{cap} requests"), until_next_utc_midnight(now)));
-        }
-        if let Some(cap) = key.daily_tokens
-            && entry.2 >= cap
-        {
-            return Err((format!("{cap} tokens"), until_next_utc_midnight(now)));
-        }
-        entry.1 += 1;
-        Ok(())
-    }
-
-    async fn add_tokens(&self, key_name: &str, tokens: u64) {
-        if let Some(entry) = lock(&self.map).get_mut(key_name) {
-            entry.2 += tokens;
-        }
     }
 }

@@ -4,9 +4,11 @@
 //! - **Shared** ([`QuotaStore`], [`SessionStore`], [`KeyUsageStore`]): what several instances
 //!   must agree on and what must survive a restart — free-tier token buckets and quota
 //!   counters, cooldowns an upstream asked for, the remaining counts it reported, sticky
-//!   sessions, gateway keys' daily usage. Behind async traits so a SQLite or Redis store can
+//!   sessions, gateway keys' usage and budgets. Behind async traits so a Redis store can
 //!   replace [`memory`]'s implementation without the pipeline noticing. Times are wall-clock
-//!   (`SystemTime`), the only clock two machines share.
+//!   (`SystemTime`), the only clock two machines share. With a SQLite store, [`persist`]
+//!   saves the quotas every second and at shutdown and restores them at start; key usage is
+//!   rebuilt from the ledger.
 //! - **Per instance** ([`local::TargetState`]): what describes this process's own view — the
 //!   circuit breaker, latency and error averages, in-flight count, health-check verdicts, a
 //!   key the provider refused under this config. Sharing those would make one instance's bad
@@ -16,8 +18,10 @@
 //! `record_success` / `record_failure` that updates both.
 
 pub mod buckets;
+pub mod keys;
 pub mod local;
 pub mod memory;
+pub mod persist;
 mod targets;
 
 use std::sync::Arc;
@@ -25,8 +29,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::config::{GatewayKey, Limits, TargetRef};
+use crate::config::{Limits, TargetRef};
 
+pub use keys::{Caller, KeyRefusal, KeyRing, KeyUsageStore, MemoryKeyUsage, Reservation};
 pub use local::{Failure, FailureKind, Refusal, TargetState, TargetView};
 pub use targets::{Admission, InFlight, QUOTA_WARNING, Targets};
 
@@ -82,14 +87,6 @@ pub trait SessionStore: Send + Sync {
     async fn set(&self, key: String, target: TargetRef, ttl: Duration);
 }
 
-/// Gateway keys' usage for the current UTC day, against their daily caps.
-#[async_trait]
-pub trait KeyUsageStore: Send + Sync {
-    /// Count one request for `key`, or name the cap it reached and how long until it resets.
-    async fn admit(&self, key: &GatewayKey) -> Result<(), (String, Duration)>;
-    async fn add_tokens(&self, key_name: &str, tokens: u64);
-}
-
 /// The shared stores one gateway uses.
 #[derive(Clone)]
 pub struct SharedState {
@@ -99,12 +96,12 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    /// Everything in this process's memory: the default for a single instance.
+    /// Everything in this process's memory: nothing survives a restart.
     pub fn in_memory() -> Self {
         SharedState {
             quotas: Arc::new(memory::MemoryQuotas::default()),
             sessions: Arc::new(memory::MemorySessions::default()),
-            key_usage: Arc::new(memory::MemoryKeyUsage::default()),
+            key_usage: Arc::new(MemoryKeyUsage::default()),
         }
     }
 }
