@@ -234,12 +234,13 @@ def main():
     calling = {}
     for _, code, _, possible, _, _ in entries:
         calling[code] = calling.get(code, 0) | possible
-    out.append("/// Every country calling code and the national lengths of all its regions, sorted.")
+    out.append("/// Per country calling code (1 to 999; codes are prefix-free, so a value names one code),")
+    out.append("/// the national lengths of all its regions (bit `len - 4`), 0 where no code is assigned.")
     out.append("#[rustfmt::skip]")
-    out.append("pub(super) static CALLING_CODES: [(u16, u16); %d] = [" % len(calling))
-    items = sorted(calling.items())
-    for k in range(0, len(items), 8):
-        out.append("    " + " ".join("(%d, 0x%x)," % item for item in items[k:k + 8]))
+    out.append("pub(super) static CALLING_CODES: [u16; 1000] = [")
+    table = [calling.get(code, 0) for code in range(1000)]
+    for k in range(0, 1000, 20):
+        out.append("    " + " ".join("0x%x," % v for v in table[k:k + 20]))
     out.append("];")
     out.append("")
     out.append("/// The regions' codes, in the order of [`PLANS`], for `const` evaluation.")

@@ -304,12 +304,12 @@ fn international_fit(digits: &[u8]) -> bool {
         let code = code
             .iter()
             .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
-        let Ok(index) = CALLING_CODES.binary_search_by_key(&code, |&(known, _)| known) else {
+        let lengths = u32::from(CALLING_CODES[usize::from(code)]);
+        if lengths == 0 {
             return false;
-        };
+        }
         // "+49 0 30 ...": a trunk written where it is not dialled.
         let rest_no_trunk = rest.strip_prefix(b"0").unwrap_or(rest);
-        let lengths = u32::from(CALLING_CODES[index].1);
         lengths & (length_bit(rest.len()) | length_bit(rest_no_trunk.len())) != 0
     })
 }
