@@ -20,8 +20,9 @@
 //! good: the placeholders are put back into the answer.
 //!
 //! `regions` (ISO 3166 codes, or `"all"`) replaces the regions whose *national* phone formats
-//! are recognised (default: [`crate::detect::DEFAULT_REGIONS`], fifty regions on every continent); numbers
-//! written with `+` or `00` are checked against every region's plan whatever it says.
+//! are recognised (default: [`crate::detect::DEFAULT_REGIONS`], fifty regions on every
+//! continent); numbers written with `+` or `00` are checked against every region's plan
+//! whatever it says (an empty list recognises only those).
 //! `exempt` lists values the operator considers harmless: `private-ip`, `documentation-ip`,
 //! `test-card`, `documentation-email` (none by default; see [`crate::detect::Exemptions`]).
 //!
