@@ -14,8 +14,9 @@
 //! - [`upstream`]: one attempt at one target — adapter, shared HTTP client, its errors.
 //! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading, isolation, and the
 //!   check that config and plugins fit.
-//! - [`ledger`], [`metrics`]: fed by the request record — the usage ledger's writer thread
-//!   (bounded queue, batched transactions) and the Prometheus families.
+//! - [`ledger`], [`metrics`], [`telemetry`]: fed by the request record — the usage ledger's
+//!   writer thread (bounded queue, batched transactions), the Prometheus families, and OTLP
+//!   trace export.
 //! - [`state`]: live target state — shared quotas, cooldowns, sessions, key usage and budgets
 //!   behind async traits (memory, saved to the store), per-instance breaker and latency; the
 //!   key ring.
@@ -37,4 +38,5 @@ pub mod reload;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;

@@ -80,6 +80,17 @@ fn config_view(config: &Config) -> Value {
             "on_public_listener": config.admin.on_public_listener,
             "key": config.admin.key.as_ref().map(|_| "***"),
         },
+        "store": match &config.store {
+            crate::config::StorePath::Sqlite(path) => json!(path.display().to_string()),
+            crate::config::StorePath::Memory => json!("memory"),
+        },
+        "ledger": {"enabled": config.ledger.enabled, "queue": config.ledger.queue},
+        "telemetry": {
+            "otlp_endpoint": config.telemetry.otlp_endpoint.as_deref().map(mask_url),
+            "service_name": config.telemetry.service_name,
+            // Header values are credentials: only their names are shown.
+            "headers": config.telemetry.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+        },
         "plugins": {
             "dir": config.plugin_dir.display().to_string(),
             "cache_dir": config.cache_dir.as_ref().map(|d| d.display().to_string()),

@@ -86,6 +86,15 @@ pub enum StorePath {
     Memory,
 }
 
+/// Trace export: one OTLP span per request, a child per attempt.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TelemetryConfig {
+    /// Where to POST OTLP/HTTP protobuf traces; none turns export off.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+    pub headers: Vec<(String, String)>,
+}
+
 /// The usage ledger: one row per request, written off the request path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerConfig {
@@ -266,6 +275,7 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     pub store: StorePath,
     pub ledger: LedgerConfig,
+    pub telemetry: TelemetryConfig,
     pub max_body_bytes: usize,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,

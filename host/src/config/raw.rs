@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub ledger: Ledger,
     #[serde(default)]
+    pub telemetry: Telemetry,
+    #[serde(default)]
     pub privacy: GatewayPrivacy,
     #[serde(default)]
     pub auth: Auth,
@@ -61,6 +63,17 @@ pub struct Server {
 pub struct Store {
     /// The SQLite file (relative to the config's folder), or "memory".
     pub path: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+    /// Extra headers for the collector (e.g. Langfuse's `Authorization: Basic …`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]

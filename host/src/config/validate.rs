@@ -353,6 +353,22 @@ pub(super) fn validate(
             "" => return Err(error("store.path", "must be a file path or \"memory\"")),
             path => StorePath::Sqlite(resolve(PathBuf::from(path))),
         },
+        telemetry: TelemetryConfig {
+            otlp_endpoint: match raw.telemetry.otlp_endpoint {
+                Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                    return Err(error(
+                        "telemetry.otlp_endpoint",
+                        format!("{url:?} is not an http:// or https:// URL"),
+                    ));
+                }
+                other => other,
+            },
+            service_name: raw
+                .telemetry
+                .service_name
+                .unwrap_or_else(|| "freeway".to_string()),
+            headers: raw.telemetry.headers.into_iter().collect(),
+        },
         ledger: LedgerConfig {
             enabled: raw.ledger.enabled.unwrap_or(true),
             queue: match raw.ledger.queue.unwrap_or(10_000) {

@@ -12,6 +12,8 @@ use crate::config::TargetRef;
 use crate::error::GatewayError;
 use crate::plugins::bindings::adapter;
 use crate::state::{Admission, InFlight};
+use crate::telemetry::AttemptSpan;
+use crate::upstream::error::kind_name;
 use crate::upstream::{Attempt, OpenStream};
 
 use super::caller::{has_hard_budget, refused, worst_case};
@@ -153,6 +155,7 @@ impl Gateway {
                 target: &target,
             };
             let attempt_started = Instant::now();
+            let attempt_wall = SystemTime::now();
             let in_flight = InFlight::start(self.targets.local(&target));
             let outcome = if ctx.info.stream {
                 attempt
@@ -162,6 +165,16 @@ impl Gateway {
             } else {
                 attempt.json(&body).await.map(Success::Json)
             };
+            ctx.record.attempts.push(AttemptSpan {
+                provider: target.provider.clone(),
+                model: target.model.clone(),
+                started: attempt_wall,
+                ended: SystemTime::now(),
+                error: outcome
+                    .as_ref()
+                    .err()
+                    .map(|e| kind_name(e.kind).to_string()),
+            });
             let error = match outcome {
                 Ok(success) => {
                     let took = attempt_started.elapsed();

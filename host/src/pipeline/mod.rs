@@ -41,6 +41,7 @@ use crate::plugins::{PluginSet, Runtime};
 use crate::state::memory::MemoryQuotas;
 use crate::state::{Caller, KeyRing, SharedState, Targets};
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 use crate::upstream::Upstream;
 
 use canonical::ChatRequestInfo;
@@ -84,6 +85,7 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// The quota state a SQLite store saves and restores.
     pub saved_quotas: Option<Arc<MemoryQuotas>>,
+    pub telemetry: Telemetry,
 }
 
 impl Gateway {
@@ -106,6 +108,7 @@ impl Gateway {
             ledger,
             metrics: Metrics::new(),
             saved_quotas: None,
+            telemetry: Telemetry::disabled(),
         })
     }
 }
@@ -222,6 +225,9 @@ impl Gateway {
                 let body = completion.body;
                 ctx.record.answer_bytes = body.len();
                 ctx.record.cached_tokens = record::cached_tokens(&body);
+                if self.telemetry.enabled() {
+                    ctx.record.finish_reasons = record::finish_reasons(&body);
+                }
                 if ctx.log_content.answers() {
                     ctx.record.answer_text = Some(body.clone());
                 }

@@ -16,6 +16,7 @@ use crate::plugins::bindings::types::Usage;
 use crate::state::{Caller, Reservation};
 use crate::store::ledger::LedgerRow;
 use crate::store::unix_ms;
+use crate::telemetry::{AttemptSpan, Attr, RequestSpan};
 
 use super::Gateway;
 use super::route_log::RouteLog;
@@ -63,6 +64,10 @@ pub struct RequestRecord {
     pub answer_bytes: usize,
     /// The answer's text, kept only when `log_content` allows it.
     pub answer_text: Option<String>,
+    /// Each upstream attempt, timed (for traces).
+    pub attempts: Vec<AttemptSpan>,
+    /// `finish_reason`s of the answer, collected only while traces are exported.
+    pub finish_reasons: Vec<String>,
     pub outcome: Outcome,
 }
 
@@ -86,6 +91,8 @@ impl RequestRecord {
             prompt_bytes: 0,
             answer_bytes: 0,
             answer_text: None,
+            attempts: Vec::new(),
+            finish_reasons: Vec::new(),
             outcome: Outcome::Served,
         }
     }
@@ -172,6 +179,9 @@ impl RequestRecord {
         }
         gateway.requests.count(self.outcome_label());
         self.observe(gateway, latency, cost);
+        if gateway.telemetry.enabled() {
+            gateway.telemetry.record(self.span(now, cost));
+        }
         if gateway.ledger.enabled() {
             gateway.ledger.record(LedgerRow {
                 request_id: self.id.clone(),
@@ -195,6 +205,60 @@ impl RequestRecord {
                 },
                 stream: self.stream,
             });
+        }
+    }
+
+    /// The trace of this request: GenAI attributes, one child per attempt.
+    fn span(&self, ended: SystemTime, cost: Option<f64>) -> RequestSpan {
+        let mut attributes = vec![
+            ("gen_ai.operation.name", Attr::Str("chat".into())),
+            ("gen_ai.request.model", Attr::Str(self.model.clone())),
+            ("freeway.request_id", Attr::Str(self.id.clone())),
+            ("freeway.attempts", Attr::Int(self.route.attempts() as i64)),
+            ("freeway.route", Attr::Str(self.route.header_value())),
+            (
+                "http.response.status_code",
+                Attr::Int(i64::from(self.status())),
+            ),
+        ];
+        if let Some(target) = &self.target {
+            attributes.push(("gen_ai.provider.name", Attr::Str(target.provider.clone())));
+            attributes.push(("gen_ai.response.model", Attr::Str(target.model.clone())));
+        }
+        if let Some(usage) = self.usage {
+            attributes.push((
+                "gen_ai.usage.input_tokens",
+                Attr::Int(i64::from(usage.prompt_tokens)),
+            ));
+            attributes.push((
+                "gen_ai.usage.output_tokens",
+                Attr::Int(i64::from(usage.completion_tokens)),
+            ));
+        }
+        if !self.finish_reasons.is_empty() {
+            attributes.push((
+                "gen_ai.response.finish_reasons",
+                Attr::Strs(self.finish_reasons.clone()),
+            ));
+        }
+        if let Some(caller) = &self.caller {
+            attributes.push(("freeway.key", Attr::Str(caller.name.clone())));
+        }
+        if let Some(cost) = cost {
+            attributes.push(("freeway.cost_usd", Attr::Float(cost)));
+        }
+        let started = ended.checked_sub(self.started.elapsed()).unwrap_or(ended);
+        RequestSpan {
+            name: format!("chat {}", self.model),
+            started,
+            ended,
+            attributes,
+            error: match &self.outcome {
+                Outcome::Served => None,
+                Outcome::Interrupted(_) => Some("stream_interrupted".into()),
+                Outcome::Failed(error) => Some(error.code().to_string()),
+            },
+            attempts: self.attempts.clone(),
         }
     }
 
@@ -277,6 +341,22 @@ pub fn cached_tokens(json: &str) -> Option<u32> {
     value["usage"]["prompt_tokens_details"]["cached_tokens"]
         .as_u64()
         .and_then(|n| u32::try_from(n).ok())
+}
+
+/// The non-null `finish_reason`s of a canonical answer or chunk, in choice order.
+pub fn finish_reasons(json: &str) -> Vec<String> {
+    if !json.contains("finish_reason") {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    value["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|choice| choice["finish_reason"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The most of one prompt or answer a content log line holds.

@@ -172,6 +172,12 @@ impl Relay {
                 }
             }
             self.answer.add(&chunk.data);
+            if self.gateway.telemetry.enabled() {
+                let reasons = super::record::finish_reasons(&chunk.data);
+                if !reasons.is_empty() {
+                    self.ctx.record.finish_reasons = reasons;
+                }
+            }
             let mut texts = vec![chunk.data];
             for filter in &mut self.filters {
                 texts = filter.apply(texts).await?;

@@ -19,6 +19,7 @@ use crate::state::keys::{this_month_start_ms, today_start_ms};
 use crate::state::memory::{MemoryQuotas, MemorySessions};
 use crate::state::{MemoryKeyUsage, SharedState, persist};
 use crate::store::{Store, ledger};
+use crate::telemetry::Telemetry;
 
 use super::keys::refresh_keys;
 
@@ -95,6 +96,7 @@ pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     let persisted = store.is_some();
     let mut gateway = Gateway::new(runtime, snapshot, shared, store, ledger)?;
     gateway.saved_quotas = persisted.then_some(quotas);
+    gateway.telemetry = Telemetry::start(&gateway.snapshot.load().config.telemetry)?;
     let gateway = Arc::new(gateway);
     refresh_keys(&gateway).await?;
     Ok(gateway)
