@@ -710,3 +710,159 @@ class Ops:
 
     def ledger_count(self) -> int:
         return db_rows(self.db, "SELECT count(*) AS n FROM ledger")[0]["n"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis: a real redis-server for shared-state tests (several gateways on one Redis)
+# ---------------------------------------------------------------------------------------------
+
+REDIS_SERVER = Path(os.environ.get("FREEWAY_REDIS_SERVER", "/usr/bin/redis-server"))
+
+
+def _resp_read(f: Any) -> Any:
+    """One RESP reply from the file `f`; an error reply is returned as a RedisReplyError."""
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:].rstrip(b"\r\n")
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        return RedisReplyError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2].decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise ValueError(f"not a RESP reply: {line!r}")
+
+
+class RedisReplyError(str):
+    """An error reply (`-ERR ...`) from Redis."""
+
+
+class RedisServer:
+    """A `redis-server` on a free loopback port, with nothing saved to disk; stopped by pid.
+
+    `kill()` (SIGKILL) and `start()` again bring it back on the same port, empty, as a crashed
+    and restarted Redis would be."""
+
+    def __init__(self, root: Path, *, password: Optional[str] = None,
+                 port: Optional[int] = None) -> None:
+        self.root = root
+        self.password = password
+        self.port = port or 0
+        self.proc: Optional[subprocess.Popen] = None
+        self._log_n = 0
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        """Start (or restart, on the same port) and wait until it answers PING. A port taken
+        by someone else between choosing and binding is replaced on the first start only."""
+        from mock_openai import closed_port
+
+        if not REDIS_SERVER.is_file():
+            pytest.skip(f"{REDIS_SERVER} is missing (apt-get install redis-server)")
+        first = self.port == 0
+        said = ""
+        for _ in range(5 if first else 1):
+            if first:
+                self.port = closed_port()
+            self._log_n += 1
+            log = self.root / f"redis-{self.port}-{self._log_n}.log"
+            argv = [str(REDIS_SERVER), "--port", str(self.port), "--save", "",
+                    "--appendonly", "no", "--bind", "127.0.0.1", "--dir", str(self.root),
+                    "--logfile", str(log)]
+            if self.password:
+                argv += ["--requirepass", self.password]
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                if self.ping():
+                    return self
+                time.sleep(0.02)
+            code = self.proc.poll()
+            self._reap()
+            said = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            if code is None:
+                raise AssertionError(f"redis-server on port {self.port} did not answer PING "
+                                     f"within {timeout}s (exit {code}); its log:\n{said}")
+        raise AssertionError(f"redis-server would not start on port {self.port}; its log:\n"
+                             f"{said}")
+
+    def ping(self) -> bool:
+        """True when something answers `PING` like Redis on the port (a password-protected
+        server answers -NOAUTH, which is alive too)."""
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                got = s.recv(64)
+        except OSError:
+            return False
+        return got.startswith(b"+PONG") or got.startswith(b"-NOAUTH")
+
+    def command(self, *args: Union[str, int], timeout: float = 5.0) -> Any:
+        """Send one command (authenticating first when the server has a password); return
+        the decoded reply."""
+        import socket
+
+        def frame(parts: tuple[Union[str, int], ...]) -> bytes:
+            out = [b"*%d\r\n" % len(parts)]
+            for p in parts:
+                b = str(p).encode()
+                out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+            return b"".join(out)
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            f = s.makefile("rb")
+            if self.password:
+                s.sendall(frame(("AUTH", self.password)))
+                ok = _resp_read(f)
+                assert ok == "OK", ok
+            s.sendall(frame(args))
+            return _resp_read(f)
+
+    def keys(self) -> list[str]:
+        """Every key, by SCAN (never KEYS on a server in use)."""
+        cursor, found = "0", []
+        while True:
+            cursor, batch = self.command("SCAN", cursor, "COUNT", 1000)
+            found.extend(batch)
+            if cursor == "0":
+                return sorted(set(found))
+
+    def _reap(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown, the port closes at once."""
+        assert self.proc is not None and self.proc.poll() is None, "redis is not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
