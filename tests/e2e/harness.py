@@ -858,8 +858,18 @@ class RedisServer:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(5)
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing answers, as a hung or overloaded Redis."""
+        assert self.proc is not None and self.proc.poll() is None, "redis is not running"
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, "redis is not running"
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(5)

@@ -31,7 +31,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import httpx
 import pytest
@@ -87,6 +87,25 @@ def pair(gateways, cfg: dict[str, Any], env: dict[str, str],
     a.launch()
     b.launch()
     return a, b
+
+
+def on_one_store(gateways, cfg: dict[str, Any], env: dict[str, str], root: Path
+                 ) -> tuple[Ops, Ops]:
+    """Two deployments (not started) whose configs point at the same SQLite file, so a key
+    created through either exists on both."""
+    shared = root / "shared-store"
+    shared.mkdir(exist_ok=True)
+    cfg = dict(cfg, store={"path": str(shared / "freeway.db")})
+    return Ops(gateways, cfg, env), Ops(gateways, cfg, env)
+
+
+def big_body(model: str = "m") -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": BIG}
+
+
+def big(mock: mo.MockOpenAI, n: int = 1) -> None:
+    """Script `n` answers that each report 1,000 completion tokens (0.25 USD)."""
+    mock.script(*[mo.text("a long answer", completion_tokens=BIG) for _ in range(n)])
 
 
 def chain(a: mo.MockOpenAI, b: mo.MockOpenAI, a_info: Optional[dict] = None
@@ -228,6 +247,56 @@ def test_retry_after_seen_by_one_instance_cools_the_target_for_the_other(redis, 
     assert_no_fallback(ga, gb)
 
 
+def test_remaining_zero_reported_to_one_instance_holds_for_the_other(redis, mocks, gateways):
+    """mock-a answers fine but says no request is left until its reset in 20 s: instance B
+    does not make the doomed call either."""
+    a, b = mocks.add("mock-a"), mocks.add("mock-b")
+    providers, models = chain(a, b)
+    ga, gb = pair(gateways, config(redis.url, providers, models), keys_for(a, b))
+    a.ratelimit_headers = {**a.ratelimit_headers, "x-ratelimit-remaining-requests": "0",
+                           "x-ratelimit-reset-requests": "20s"}
+    assert served_by(post(ga, chat_body("chain"))) == "mock-a", "the answer itself is fine"
+    r = post(gb, chat_body("chain"))
+    assert served_by(r) == "mock-b", route_of(r)
+    assert re.search(r"mock-a/gpt-a: skipped \(cooldown (1\d|20)s\)", route_of(r)), route_of(r)
+    assert len(a.chat_requests) == 1
+    assert_no_fallback(ga, gb)
+
+
+def test_rpd_is_shared(redis, mocks, gateways):
+    a, b = mocks.add("mock-a"), mocks.add("mock-b")
+    providers, models = chain(a, b, {"rpd": 3})
+    ga, gb = pair(gateways, config(redis.url, providers, models), keys_for(a, b))
+    assert [served_by(post(o, chat_body("chain"))) for o in (ga, gb, ga)] == ["mock-a"] * 3
+    r = post(gb, chat_body("chain"))
+    assert served_by(r) == "mock-b", route_of(r)
+    assert "mock-a/gpt-a: skipped (requests per day limit reached" in route_of(r), route_of(r)
+    r = post(ga, chat_body("solo"))
+    assert r.status_code == 429, r.text
+    assert "requests per day limit" in error_body(r)["message"]
+    assert 3600 < int(r.headers["retry-after"]) <= 86400, r.headers
+    assert len(a.chat_requests) == 3
+    assert_no_fallback(ga, gb)
+
+
+def test_tpm_is_shared_and_corrected_by_reported_usage(redis, mocks, gateways):
+    """tpm = 1000. A 2,000-character prompt with max_tokens 100 is estimated at 600 tokens;
+    the answer through A reports 600 used. B's next 600-token request does not fit (~400 are
+    left) and goes elsewhere; a small one still fits."""
+    a, b = mocks.add("mock-a"), mocks.add("mock-b")
+    providers, models = chain(a, b, {"tpm": 1000})
+    ga, gb = pair(gateways, config(redis.url, providers, models), keys_for(a, b))
+    a.script(mo.text("big", prompt_tokens=500, completion_tokens=100))
+    assert served_by(post(ga, chat_body("chain", "x" * 2000, max_tokens=100))) == "mock-a"
+    r = post(gb, chat_body("chain", "y" * 2000, max_tokens=100))
+    assert served_by(r) == "mock-b", route_of(r)
+    assert "mock-a/gpt-a: skipped (tokens per minute limit reached" in route_of(r), route_of(r)
+    assert len(a.chat_requests) == 1
+    r = post(gb, chat_body("chain", "hi", max_tokens=10))
+    assert served_by(r) == "mock-a", route_of(r)
+    assert_no_fallback(ga, gb)
+
+
 def test_instances_with_different_prefixes_share_nothing(redis, mocks, gateways):
     """`redis_prefix` is the namespace: two gateways on one Redis with different prefixes
     keep their own state, and every key either wrote starts with its prefix, carries a hash
@@ -312,6 +381,68 @@ def test_hard_budget_holds_across_instances(redis, mocks, gateways, tmp_path):
     assert_no_fallback(ga, gb)
 
 
+def test_virtual_key_rpm_is_shared(redis, mocks, gateways, tmp_path):
+    a = mocks.add("mock-a")
+    providers = {"mock-a": priced(a, "gpt-a", input_price=0.0, output_price=OUT_PRICE)}
+    cfg = config(redis.url, providers, {"m": {"targets": ["mock-a/gpt-a"]}})
+    ga, gb = on_one_store(gateways, cfg, keys_for(a), tmp_path)
+    secret = ga.create_key("slow", "--rpm", "2")["key"]
+    ga.launch()
+    gb.launch()
+    body = chat_body("m", max_tokens=10)
+    assert post(ga, body, key=secret).status_code == 200
+    assert post(gb, body, key=secret).status_code == 200
+    for o in (ga, gb):
+        r = post(o, body, key=secret)
+        assert r.status_code == 429, r.text
+        assert error_body(r)["code"] == "key_rate_limited"
+        assert 1 <= int(r.headers["retry-after"]) <= 60, r.headers
+    assert len(a.chat_requests) == 2
+    assert_no_fallback(ga, gb)
+
+
+def test_env_key_daily_request_cap_is_shared(redis, mocks, gateways):
+    a = mocks.add("mock-a")
+    cfg = config(redis.url, {"mock-a": provider(a, ["gpt-a"])},
+                 {"m": {"targets": ["mock-a/gpt-a"]}},
+                 auth={"keys": [{"name": "team", "key_env": "GW_TEAM", "daily_requests": 3}]})
+    ga, gb = pair(gateways, cfg, {**keys_for(a), "GW_TEAM": "fw-team-key-0001"})
+    for o in (ga, gb, ga):
+        assert post(o, chat_body("m"), key="fw-team-key-0001").status_code == 200
+    for o in (gb, ga):
+        r = post(o, chat_body("m"), key="fw-team-key-0001")
+        assert r.status_code == 429, r.text
+        assert error_body(r)["code"] == "daily_cap_reached"
+        assert abs(int(r.headers["retry-after"]) - utc_midnight_in()) <= 5, r.headers
+    assert len(a.chat_requests) == 3
+    assert_no_fallback(ga, gb)
+
+
+def test_streamed_answer_on_one_instance_counts_against_the_budget_on_the_other(
+        redis, mocks, gateways, tmp_path):
+    """0.3 USD a day: a big streamed answer through A (0.25) leaves no room for another big
+    request through B."""
+    a = mocks.add("mock-a")
+    providers = {"mock-a": priced(a, "gpt-a", input_price=0.0, output_price=OUT_PRICE)}
+    cfg = config(redis.url, providers, {"m": {"targets": ["mock-a/gpt-a"]}})
+    ga, gb = on_one_store(gateways, cfg, keys_for(a), tmp_path)
+    secret = ga.create_key("streamer", "--daily-usd", "0.3")["key"]
+    ga.launch()
+    gb.launch()
+    big(a, 1)
+    chunks = list(ga.client(secret).chat.completions.create(stream=True, **big_body()))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
+        "a long answer"
+    r = post(gb, big_body(), key=secret)
+    assert r.status_code == 429, r.text
+    assert error_body(r)["code"] == "budget_exceeded"
+    assert len(a.chat_requests) == 1
+    # A small request still fits through B: 0.25 + 10 x 250 / 1e6 <= 0.3.
+    assert post(gb, chat_body("m", max_tokens=10), key=secret).status_code == 200
+    ga.wait_key("streamer", "spent_usd_today", PER_REQUEST + 7 * OUT_PRICE / 1e6)
+    assert_no_fallback(ga, gb)
+
+
 # =============================================================================================
 # Sticky sessions
 # =============================================================================================
@@ -373,7 +504,8 @@ class Traffic:
     def __init__(self, instances: tuple[Ops, ...], body: dict[str, Any]) -> None:
         self.instances = instances
         self.body = body
-        self.results: list[tuple[float, int, Any]] = []  # (sent at, instance, status | error)
+        # (sent at, instance, 200 | what went wrong, seconds it took)
+        self.results: list[tuple[float, int, Any, float]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -392,7 +524,7 @@ class Traffic:
                 except Exception as e:  # noqa: BLE001 -- a failed request is what we count
                     got = repr(e)
                 with self._lock:
-                    self.results.append((sent, n, got))
+                    self.results.append((sent, n, got, time.monotonic() - sent))
                 i += 1
                 self._stop.wait(0.01)
         finally:
@@ -411,7 +543,7 @@ class Traffic:
         """Successful answers per instance among requests sent after `t`."""
         with self._lock:
             out = {n: 0 for n in range(len(self.instances))}
-            for sent, n, got in self.results:
+            for sent, n, got, _ in self.results:
                 if sent >= t and got == 200:
                     out[n] += 1
             return out
@@ -420,9 +552,15 @@ class Traffic:
         poll(lambda: min(self.served_since(t).values()) >= n, timeout=timeout, interval=0.05,
              what=f"{n} answers from each instance")
 
-    def failures(self) -> list[tuple[float, int, Any]]:
+    def failures(self) -> list[tuple[float, int, Any, float]]:
         with self._lock:
             return [x for x in self.results if x[2] != 200]
+
+    def slowest_between(self, t0: float, t1: float) -> float:
+        """The longest a request sent between `t0` and `t1` took."""
+        with self._lock:
+            return max((took for sent, _, _, took in self.results if t0 <= sent <= t1),
+                       default=0.0)
 
 
 def test_redis_killed_mid_traffic_fails_no_request_and_comes_back(redis, mocks, gateways):
@@ -491,6 +629,116 @@ def test_cooldown_learnt_while_redis_was_down_is_folded_in_when_it_returns(redis
     assert served_by(r) == "mock-b", f"the cooldown A learnt was not shared: {route_of(r)!r}"
     assert re.search(r"mock-a/gpt-a: skipped \(cooldown \d+s\)", route_of(r)), route_of(r)
     assert len(a.chat_requests) == 2
+
+
+def outage(redis: RedisServer, instances: tuple[Ops, ...], during: Callable[[], None],
+           probe_key: Optional[str] = None) -> None:
+    """Kill Redis; make each instance notice (a request to model "free" with `probe_key`,
+    which must be served) and wait until its /admin/state says down; run `during`; start
+    Redis again on the same port and wait until every instance says it is back."""
+    redis.kill()
+    for o in instances:
+        r = post(o, chat_body("free"), key=probe_key)
+        assert r.status_code == 200, f"a request while Redis is down: {r.status_code} {r.text}"
+        wait_state(o, "down")
+    during()
+    redis.start()
+    for o in instances:
+        o.gw.wait_for_log(BACK, timeout=10)
+        wait_state(o, "up")
+
+
+def test_key_usage_counted_during_an_outage_is_added_when_redis_returns(redis, mocks,
+                                                                       gateways):
+    """A daily cap of 3 requests. Redis down: A serves 2, B serves 1 (each under the cap on
+    its own count). Redis back: each folds its count in, the shared count is 3, and both
+    instances refuse."""
+    a, f = mocks.add("mock-a"), mocks.add("mock-free")
+    cfg = config(redis.url, {"mock-a": provider(a, ["gpt-a"]),
+                             "mock-free": provider(f, ["gpt-f"])},
+                 {"m": {"targets": ["mock-a/gpt-a"]}, "free": {"targets": ["mock-free/gpt-f"]}},
+                 auth={"keys": [{"name": "team", "key_env": "GW_TEAM", "daily_requests": 3},
+                                {"name": "probe", "key_env": "GW_PROBE"}]})
+    env = {**keys_for(a, f), "GW_TEAM": "fw-team-key-0001", "GW_PROBE": "fw-probe-key-0001"}
+    ga, gb = pair(gateways, cfg, env)
+    team = "fw-team-key-0001"
+
+    def during() -> None:
+        for o in (ga, ga, gb):
+            assert post(o, chat_body("m"), key=team).status_code == 200
+
+    # The requests that make each instance notice the outage use another key.
+    outage(redis, (ga, gb), during, probe_key="fw-probe-key-0001")
+
+    for o in (gb, ga):
+        r = post(o, chat_body("m"), key=team)
+        assert r.status_code == 429, f"{o.gw.url} after the fold: {r.status_code} {r.text}"
+        assert error_body(r)["code"] == "daily_cap_reached"
+    assert len(a.chat_requests) == 3
+
+
+def test_spend_during_an_outage_is_added_when_redis_returns(redis, mocks, gateways, tmp_path):
+    """0.875 USD a day (3.5 big requests). Redis down: A serves 2 big requests, B one (0.75
+    in all, each instance under the budget on its own). Redis back: the spend is folded in
+    and another big request (worst case 0.25) is refused on both."""
+    a, f = mocks.add("mock-a"), mocks.add("mock-free")
+    providers = {"mock-a": priced(a, "gpt-a", input_price=0.0, output_price=OUT_PRICE),
+                 "mock-free": provider(f, ["gpt-f"])}
+    cfg = config(redis.url, providers, {"m": {"targets": ["mock-a/gpt-a"]},
+                                         "free": {"targets": ["mock-free/gpt-f"]}})
+    ga, gb = on_one_store(gateways, cfg, keys_for(a, f), tmp_path)
+    secret = ga.create_key("spender", "--daily-usd", "0.875")["key"]
+    probe = ga.create_key("probe")["key"]
+    ga.launch()
+    gb.launch()
+
+    def during() -> None:
+        big(a, 3)
+        for o in (ga, ga, gb):
+            assert post(o, big_body(), key=secret).status_code == 200
+
+    outage(redis, (ga, gb), during, probe_key=probe)
+
+    for o in (gb, ga):
+        r = post(o, big_body(), key=secret)
+        assert r.status_code == 429, f"{o.gw.url} after the fold: {r.status_code} {r.text}"
+        assert error_body(r)["code"] == "budget_exceeded"
+    assert len(a.chat_requests) == 3
+
+
+def test_hung_redis_costs_requests_no_more_than_the_deadline(redis, mocks, gateways):
+    """Redis stops answering (SIGSTOP: connections open, nothing read). With a 100 ms
+    deadline, requests keep being served without waiting on it; one "redis unavailable" per
+    instance; when Redis answers again, "redis is back"."""
+    a = mocks.add("mock-a")
+    cfg = config(redis.url, {"mock-a": provider(a, ["gpt-a"])},
+                 {"m": {"targets": ["mock-a/gpt-a"]}})
+    cfg["state"]["redis_timeout_ms"] = 100
+    ga, gb = pair(gateways, cfg, keys_for(a))
+    instances = (ga, gb)
+    with Traffic(instances, chat_body("m")) as traffic:
+        traffic.wait_served(0, 5)
+        paused_at = time.monotonic()
+        redis.pause()
+        try:
+            for o in instances:
+                o.gw.wait_for_log(UNAVAILABLE, timeout=10)
+                wait_state(o, "down")
+            traffic.wait_served(paused_at, 20)
+            resumed_at = time.monotonic()
+        finally:
+            redis.resume()
+        for o in instances:
+            o.gw.wait_for_log(BACK, timeout=10)
+            wait_state(o, "up")
+        traffic.wait_served(time.monotonic(), 5)
+
+    assert traffic.failures() == [], "no client request may fail while Redis hangs"
+    slowest = traffic.slowest_between(paused_at, resumed_at)
+    assert slowest < 1.0, f"a request took {slowest:.2f}s while Redis hung (deadline 100 ms)"
+    for o in instances:
+        assert len(lines_with(o, UNAVAILABLE)) == 1, lines_with(o, UNAVAILABLE)[:5]
+        assert len(lines_with(o, BACK)) == 1, lines_with(o, BACK)[:5]
 
 
 def test_gateway_starts_when_redis_does_not_answer(mocks, gateways, tmp_path):
@@ -574,6 +822,48 @@ def test_redis_password_is_used_and_never_shown(mocks, gateways, tmp_path):
             assert secret not in text, f"the Redis password appears in {where}"
     finally:
         r.stop()
+
+
+def test_wrong_redis_password_falls_back_without_showing_it(mocks, gateways, tmp_path):
+    wrong = "wrong-redis-pw-5512"
+    r = RedisServer(tmp_path, password="the-right-pw-9034").start()
+    try:
+        a = mocks.add("mock-a")
+        url = f"redis://:{wrong}@127.0.0.1:{r.port}"
+        cfg = config(url, {"mock-a": provider(a, ["gpt-a"])},
+                     {"m": {"targets": ["mock-a/gpt-a"]}})
+        o = Ops(gateways, cfg, keys_for(a))
+        o.launch()
+        assert served_by(post(o, chat_body("m"))) == "mock-a"
+        o.gw.wait_for_log(UNAVAILABLE, timeout=5)
+        state = wait_state(o, "down")
+        shown = [("/admin/state", str(state))]
+        with o.admin() as adm:
+            for path in ("/admin/config", "/metrics"):
+                shown.append((path, adm.get(path).text))
+        gw = o.gw
+        assert gw.stop() == 0
+        shown.append(("stderr", gw.stderr))
+        for where, text in shown:
+            assert wrong not in text, f"the Redis password appears in {where}"
+        assert r.keys() == [], "nothing was written without the right password"
+    finally:
+        r.stop()
+
+
+@pytest.mark.parametrize("state, field", [
+    ({"redis_url": "http://127.0.0.1:6379"}, "state.redis_url"),
+    ({"redis_url": "redis://127.0.0.1:notaport"}, "state.redis_url"),
+    ({"redis_url": "redis://127.0.0.1:1", "redis_timeout_ms": 0}, "state.redis_timeout_ms"),
+    ({"redis_url": "redis://127.0.0.1:1", "redis_prefix": "has space"}, "state.redis_prefix"),
+    ({"redis_uri": "redis://127.0.0.1:1"}, "redis_uri"),
+])
+def test_bad_state_settings_are_refused_at_start(mocks, gateways, state, field):
+    a = mocks.add("mock-a")
+    cfg = config(None, {"mock-a": provider(a, ["gpt-a"])}, {"m": {"targets": ["mock-a/gpt-a"]}})
+    cfg["state"] = state
+    err = gateways.start_refused(cfg, env=keys_for(a))
+    assert field in err, f"the refusal should name {field}: {err[-600:]}"
 
 
 def test_without_redis_url_state_is_in_memory(mocks, gateways):
