@@ -17,14 +17,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "admin",
         &[
-            "api", "reload", "pipeline", "plugins", "state", "store", "config", "http", "error",
+            "api", "reload", "pipeline", "plugins", "state", "store", "metrics", "config", "http",
+            "error",
         ],
     ),
     ("api", &["pipeline", "state", "config", "http", "error"]),
     (
         "reload",
         &[
-            "pipeline", "plugins", "state", "store", "ledger", "metrics", "config",
+            "pipeline",
+            "plugins",
+            "state",
+            "store",
+            "ledger",
+            "metrics",
+            "telemetry",
+            "config",
         ],
     ),
     (

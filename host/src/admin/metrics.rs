@@ -169,6 +169,13 @@ pub async fn render_prometheus(gateway: &Gateway, snapshot: &Snapshot) -> Respon
         let total = total.load(Ordering::Relaxed);
         counter.inc_by(total.saturating_sub(counter.get()));
     }
+    if let Some(link) = &gateway.redis {
+        metrics.redis_up.set(i64::from(link.is_up()));
+        let fallbacks = link.fallbacks.load(Ordering::Relaxed);
+        metrics
+            .redis_fallbacks
+            .inc_by(fallbacks.saturating_sub(metrics.redis_fallbacks.get()));
+    }
     response(
         StatusCode::OK,
         "text/plain; version=0.0.4",

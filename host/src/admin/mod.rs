@@ -66,6 +66,18 @@ pub async fn handle(
     match (request.method(), path.as_str()) {
         (&Method::GET, "/metrics") => metrics::render_prometheus(gateway, &snapshot).await,
         (&Method::GET, "/admin/usage") => usage::handle(gateway, request.uri().query()).await,
+        (&Method::GET, "/admin/state") => {
+            let redis = gateway.redis.as_ref();
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "backend": if redis.is_some() { "redis" } else { "memory" },
+                    "redis": redis.map(|l| if l.is_up() { "up" } else { "down" }),
+                    "redis_url": redis.map(|l| l.url_masked.clone()),
+                    "fallbacks": redis.map_or(0, |l| l.fallbacks.load(Ordering::Relaxed)),
+                }),
+            )
+        }
         (&Method::GET, "/admin/plugins") => {
             let plugins: Vec<Value> = snapshot
                 .plugins
@@ -130,7 +142,7 @@ pub async fn handle(
         (
             _,
             "/admin/plugins" | "/admin/config" | "/admin/reload" | "/admin/metrics"
-            | "/admin/usage" | "/metrics",
+            | "/admin/usage" | "/admin/state" | "/metrics",
         ) => {
             let error = GatewayError::MethodNotAllowed {
                 method: request.method().to_string(),

@@ -86,6 +86,15 @@ pub enum StorePath {
     Memory,
 }
 
+/// Where shared state lives: this process, or Redis for several instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    pub redis_url: Option<String>,
+    /// The deadline of one Redis call; past it the call falls back to local state.
+    pub redis_timeout: Duration,
+    pub redis_prefix: String,
+}
+
 /// Trace export: one OTLP span per request, a child per attempt.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TelemetryConfig {
@@ -276,6 +285,7 @@ pub struct Config {
     pub store: StorePath,
     pub ledger: LedgerConfig,
     pub telemetry: TelemetryConfig,
+    pub state: StateConfig,
     pub max_body_bytes: usize,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,

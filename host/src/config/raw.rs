@@ -27,6 +27,8 @@ pub struct Config {
     #[serde(default)]
     pub telemetry: Telemetry,
     #[serde(default)]
+    pub state: State,
+    #[serde(default)]
     pub privacy: GatewayPrivacy,
     #[serde(default)]
     pub auth: Auth,
@@ -63,6 +65,15 @@ pub struct Server {
 pub struct Store {
     /// The SQLite file (relative to the config's folder), or "memory".
     pub path: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// `redis://[:password@]host:port[/db]`: shared state for several instances.
+    pub redis_url: Option<String>,
+    pub redis_timeout_ms: Option<u64>,
+    pub redis_prefix: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -353,6 +353,40 @@ pub(super) fn validate(
             "" => return Err(error("store.path", "must be a file path or \"memory\"")),
             path => StorePath::Sqlite(resolve(PathBuf::from(path))),
         },
+        state: StateConfig {
+            redis_url: match raw.state.redis_url {
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                    return Err(error(
+                        "state.redis_url",
+                        "must be a redis:// (or rediss://) URL",
+                    ));
+                }
+                other => other,
+            },
+            redis_timeout: match raw.state.redis_timeout_ms.unwrap_or(50) {
+                ms @ 1..=10_000 => Duration::from_millis(ms),
+                _ => {
+                    return Err(error(
+                        "state.redis_timeout_ms",
+                        "must be between 1 and 10000",
+                    ));
+                }
+            },
+            redis_prefix: match raw.state.redis_prefix {
+                Some(prefix)
+                    if prefix.is_empty()
+                        || !prefix
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+                {
+                    return Err(error(
+                        "state.redis_prefix",
+                        "must be letters, digits, - _ or .",
+                    ));
+                }
+                other => other.unwrap_or_else(|| "freeway".to_string()),
+            },
+        },
         telemetry: TelemetryConfig {
             otlp_endpoint: match raw.telemetry.otlp_endpoint {
                 Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub ledger_queue_depth: IntGauge,
     pub ledger_written: IntCounter,
     pub ledger_dropped: IntCounter,
+    pub redis_up: IntGauge,
+    pub redis_fallbacks: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -153,6 +155,14 @@ impl Metrics {
             ledger_dropped: int_counter(
                 "freeway_ledger_dropped_total",
                 "Ledger rows lost (queue full, or the store refused them until shutdown).",
+            ),
+            redis_up: int_gauge(
+                "freeway_state_redis_up",
+                "1 while shared state is on Redis and Redis answers; 0 while on local state.",
+            ),
+            redis_fallbacks: int_counter(
+                "freeway_state_fallbacks_total",
+                "Times this instance fell back from Redis to local state.",
             ),
             registry,
         }

@@ -39,6 +39,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::plugins::{PluginSet, Runtime};
 use crate::state::memory::MemoryQuotas;
+use crate::state::redis::RedisLink;
 use crate::state::{Caller, KeyRing, SharedState, Targets};
 use crate::store::Store;
 use crate::telemetry::Telemetry;
@@ -86,6 +87,8 @@ pub struct Gateway {
     /// The quota state a SQLite store saves and restores.
     pub saved_quotas: Option<Arc<MemoryQuotas>>,
     pub telemetry: Telemetry,
+    /// The link to Redis, when shared state lives there.
+    pub redis: Option<Arc<RedisLink>>,
 }
 
 impl Gateway {
@@ -109,6 +112,7 @@ impl Gateway {
             metrics: Metrics::new(),
             saved_quotas: None,
             telemetry: Telemetry::disabled(),
+            redis: None,
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::plugins::fit::{check_plugin_settings, check_plugins};
 use crate::plugins::{PluginSet, Runtime};
 use crate::state::keys::{this_month_start_ms, today_start_ms};
 use crate::state::memory::{MemoryQuotas, MemorySessions};
-use crate::state::{MemoryKeyUsage, SharedState, persist};
+use crate::state::{MemoryKeyUsage, SharedState, persist, redis};
 use crate::store::{Store, ledger};
 use crate::telemetry::Telemetry;
 
@@ -72,30 +72,39 @@ pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
         );
     }
     let store = open_store(&snapshot.config)?;
-    let quotas = Arc::new(MemoryQuotas::default());
-    let key_usage = Arc::new(MemoryKeyUsage::default());
     let ledger = match &store {
-        Some(store) => {
-            let restored = persist::restore(&quotas, store)?;
-            restore_key_usage(&key_usage, store)?;
-            tracing::info!(store = %store.path().display(), targets = restored, "store opened");
-            persist::spawn_saver(quotas.clone(), store.clone());
-            if snapshot.config.ledger.enabled {
-                Ledger::start(store.clone(), snapshot.config.ledger.queue)?
-            } else {
-                Ledger::disabled()
-            }
+        Some(store) if snapshot.config.ledger.enabled => {
+            Ledger::start(store.clone(), snapshot.config.ledger.queue)?
         }
-        None => Ledger::disabled(),
+        _ => Ledger::disabled(),
     };
-    let shared = SharedState {
-        quotas: quotas.clone(),
-        sessions: Arc::new(MemorySessions::default()),
-        key_usage,
+    // Shared state: on Redis when configured (it outlives any one instance), else in this
+    // process, saved to the store so it survives a restart.
+    let (shared, saved_quotas, redis) = match &snapshot.config.state.redis_url {
+        Some(url) => {
+            let (shared, link) = redis::connect(&snapshot.config.state, url).await?;
+            (shared, None, Some(link))
+        }
+        None => {
+            let quotas = Arc::new(MemoryQuotas::default());
+            let key_usage = Arc::new(MemoryKeyUsage::default());
+            if let Some(store) = &store {
+                let restored = persist::restore(&quotas, store)?;
+                restore_key_usage(&key_usage, store)?;
+                tracing::info!(store = %store.path().display(), targets = restored, "store opened");
+                persist::spawn_saver(quotas.clone(), store.clone());
+            }
+            let shared = SharedState {
+                quotas: quotas.clone(),
+                sessions: Arc::new(MemorySessions::default()),
+                key_usage,
+            };
+            (shared, store.is_some().then_some(quotas), None)
+        }
     };
-    let persisted = store.is_some();
     let mut gateway = Gateway::new(runtime, snapshot, shared, store, ledger)?;
-    gateway.saved_quotas = persisted.then_some(quotas);
+    gateway.saved_quotas = saved_quotas;
+    gateway.redis = redis;
     gateway.telemetry = Telemetry::start(&gateway.snapshot.load().config.telemetry)?;
     let gateway = Arc::new(gateway);
     refresh_keys(&gateway).await?;

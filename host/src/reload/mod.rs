@@ -160,6 +160,9 @@ impl Reloader {
         if config.store != current.config.store {
             tracing::warn!("store.path changed; the store changes at the next restart");
         }
+        if config.state != current.config.state {
+            tracing::warn!("[state] changed; shared state moves at the next restart");
+        }
         self.gateway
             .snapshot
             .store(Arc::new(Snapshot::new(config, plugins)));

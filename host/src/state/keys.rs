@@ -215,6 +215,27 @@ impl MemoryKeyUsage {
         }
     }
 
+    /// Every key's usage so far, forgetting it (what an outage counted, to hand to the shared
+    /// store once it is back).
+    pub fn drain(&self) -> Vec<(String, KeyUsage)> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.drain()
+            .map(|(name, c)| {
+                (
+                    name,
+                    KeyUsage {
+                        requests_today: c.requests_today,
+                        tokens_today: c.tokens_today,
+                        tokens_month: c.tokens_month,
+                        usd_today: c.usd_today,
+                        usd_month: c.usd_month,
+                        usd_total: c.usd_total,
+                    },
+                )
+            })
+            .collect()
+    }
+
     fn with<R>(&self, name: &str, now: SystemTime, f: impl FnOnce(&mut Counters) -> R) -> R {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let counters = match map.get_mut(name) {
@@ -226,62 +247,123 @@ impl MemoryKeyUsage {
     }
 }
 
-fn usd(amount: f64) -> String {
-    format!("${amount}")
+/// Which limit a request would break. The codes are shared with the Redis scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breach {
+    DailyUsd = 1,
+    MonthlyUsd = 2,
+    LifetimeUsd = 3,
+    DailyTokens = 4,
+    MonthlyTokens = 5,
+    DailyRequestsCap = 10,
+    DailyTokensCap = 11,
+    Rpm = 12,
+    Tpm = 13,
+}
+
+impl Breach {
+    /// The breach a script answered, `None` for 0 (no breach) or an unknown code.
+    pub fn from_code(code: i64) -> Option<Breach> {
+        Some(match code {
+            1 => Breach::DailyUsd,
+            2 => Breach::MonthlyUsd,
+            3 => Breach::LifetimeUsd,
+            4 => Breach::DailyTokens,
+            5 => Breach::MonthlyTokens,
+            10 => Breach::DailyRequestsCap,
+            11 => Breach::DailyTokensCap,
+            12 => Breach::Rpm,
+            13 => Breach::Tpm,
+            _ => return None,
+        })
+    }
+
+    /// What the client is told: the limit in words and when it frees.
+    pub fn refusal(self, caller: &Caller, now: SystemTime) -> KeyRefusal {
+        let l = &caller.limits;
+        let num = |n: Option<u64>| n.unwrap_or_default();
+        let usd = |n: Option<f64>| format!("${}", n.unwrap_or_default());
+        let budget = |budget: String, retry_after| KeyRefusal::Budget {
+            budget,
+            retry_after,
+        };
+        let midnight = until_next_utc_midnight(now);
+        match self {
+            Breach::DailyUsd => budget(
+                format!("daily budget of {}", usd(l.daily_usd)),
+                Some(midnight),
+            ),
+            Breach::MonthlyUsd => budget(
+                format!("monthly budget of {}", usd(l.monthly_usd)),
+                Some(until_next_month(now)),
+            ),
+            Breach::LifetimeUsd => budget(format!("budget of {}", usd(l.budget_usd)), None),
+            Breach::DailyTokens => budget(
+                format!("daily budget of {} tokens", num(l.daily_tokens)),
+                Some(midnight),
+            ),
+            Breach::MonthlyTokens => budget(
+                format!("monthly budget of {} tokens", num(l.monthly_tokens)),
+                Some(until_next_month(now)),
+            ),
+            Breach::DailyRequestsCap => KeyRefusal::DailyCap {
+                cap: format!("{} requests", num(l.daily_requests)),
+                retry_after: midnight,
+            },
+            Breach::DailyTokensCap => KeyRefusal::DailyCap {
+                cap: format!("{} tokens", num(l.daily_tokens)),
+                retry_after: midnight,
+            },
+            Breach::Rpm => KeyRefusal::Rate {
+                limit: format!("{} requests per minute", num(l.rpm)),
+                retry_after: until_next_minute(now),
+            },
+            Breach::Tpm => KeyRefusal::Rate {
+                limit: format!("{} tokens per minute", num(l.tpm)),
+                retry_after: until_next_minute(now),
+            },
+        }
+    }
+}
+
+/// The UTC day, month and minute of `now`, as the numbers counters are kept under.
+pub fn periods(now: SystemTime) -> (String, String, String) {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (year, month) = year_month(now);
+    (
+        (secs / 86_400).to_string(),
+        format!("{year}{month:02}"),
+        (secs / 60).to_string(),
+    )
 }
 
 /// The first hard budget `extra` more would overshoot.
-fn over_budget(
-    c: &Counters,
-    caller: &Caller,
-    extra: Reservation,
-    now: SystemTime,
-) -> Option<KeyRefusal> {
+fn over_budget(c: &Counters, caller: &Caller, extra: Reservation) -> Option<Breach> {
     let limits = &caller.limits;
-    let hard_daily_tokens = !caller.from_config;
     let tokens = |used: u64| used + c.held.tokens + extra.tokens;
     let dollars = |used: f64| used + c.held.usd + extra.usd;
     // Strictly over: a budget may be spent exactly, to the cent.
-    let over = |total: f64, budget: f64| total > budget + 1e-9;
-    if let Some(budget) = limits.daily_usd
-        && over(dollars(c.usd_today), budget)
-    {
-        return Some(KeyRefusal::Budget {
-            budget: format!("daily budget of {}", usd(budget)),
-            retry_after: Some(until_next_utc_midnight(now)),
-        });
+    let over = |total: f64, budget: Option<f64>| budget.is_some_and(|b| total > b + 1e-9);
+    if over(dollars(c.usd_today), limits.daily_usd) {
+        return Some(Breach::DailyUsd);
     }
-    if let Some(budget) = limits.monthly_usd
-        && over(dollars(c.usd_month), budget)
-    {
-        return Some(KeyRefusal::Budget {
-            budget: format!("monthly budget of {}", usd(budget)),
-            retry_after: Some(until_next_month(now)),
-        });
+    if over(dollars(c.usd_month), limits.monthly_usd) {
+        return Some(Breach::MonthlyUsd);
     }
-    if let Some(budget) = limits.budget_usd
-        && over(dollars(c.usd_total), budget)
-    {
-        return Some(KeyRefusal::Budget {
-            budget: format!("budget of {}", usd(budget)),
-            retry_after: None,
-        });
+    if over(dollars(c.usd_total), limits.budget_usd) {
+        return Some(Breach::LifetimeUsd);
     }
-    if let Some(budget) = limits.daily_tokens.filter(|_| hard_daily_tokens)
+    if let Some(budget) = limits.daily_tokens.filter(|_| !caller.from_config)
         && tokens(c.tokens_today) > budget
     {
-        return Some(KeyRefusal::Budget {
-            budget: format!("daily budget of {budget} tokens"),
-            retry_after: Some(until_next_utc_midnight(now)),
-        });
+        return Some(Breach::DailyTokens);
     }
     if let Some(budget) = limits.monthly_tokens
         && tokens(c.tokens_month) > budget
     {
-        return Some(KeyRefusal::Budget {
-            budget: format!("monthly budget of {budget} tokens"),
-            retry_after: Some(until_next_month(now)),
-        });
+        return Some(Breach::MonthlyTokens);
     }
     None
 }
@@ -297,47 +379,33 @@ fn until_next_minute(now: SystemTime) -> Duration {
 impl KeyUsageStore for MemoryKeyUsage {
     async fn admit(&self, caller: &Caller, now: SystemTime) -> Result<(), KeyRefusal> {
         let limits = &caller.limits;
-        self.with(&caller.name, now, |c| {
-            if let Some(cap) = limits.daily_requests
-                && c.requests_today >= cap
-            {
-                return Err(KeyRefusal::DailyCap {
-                    cap: format!("{cap} requests"),
-                    retry_after: until_next_utc_midnight(now),
-                });
+        let breach = self.with(&caller.name, now, |c| {
+            let reached = |used: u64, cap: Option<u64>| cap.is_some_and(|cap| used >= cap);
+            let breach = if reached(c.requests_today, limits.daily_requests) {
+                Some(Breach::DailyRequestsCap)
+            } else if reached(
+                c.tokens_today,
+                limits.daily_tokens.filter(|_| caller.from_config),
+            ) {
+                Some(Breach::DailyTokensCap)
+            } else if reached(c.requests_minute, limits.rpm) {
+                Some(Breach::Rpm)
+            } else if reached(c.tokens_minute, limits.tpm) {
+                Some(Breach::Tpm)
+            } else {
+                // Already spent: refuse before routing, with nothing to reserve.
+                over_budget(c, caller, Reservation::default())
+            };
+            if breach.is_none() {
+                c.requests_today += 1;
+                c.requests_minute += 1;
             }
-            if let Some(cap) = limits.daily_tokens.filter(|_| caller.from_config)
-                && c.tokens_today >= cap
-            {
-                return Err(KeyRefusal::DailyCap {
-                    cap: format!("{cap} tokens"),
-                    retry_after: until_next_utc_midnight(now),
-                });
-            }
-            if let Some(rpm) = limits.rpm
-                && c.requests_minute >= rpm
-            {
-                return Err(KeyRefusal::Rate {
-                    limit: format!("{rpm} requests per minute"),
-                    retry_after: until_next_minute(now),
-                });
-            }
-            if let Some(tpm) = limits.tpm
-                && c.tokens_minute >= tpm
-            {
-                return Err(KeyRefusal::Rate {
-                    limit: format!("{tpm} tokens per minute"),
-                    retry_after: until_next_minute(now),
-                });
-            }
-            // Already spent: refuse before routing, with nothing to reserve.
-            if let Some(refusal) = over_budget(c, caller, Reservation::default(), now) {
-                return Err(refusal);
-            }
-            c.requests_today += 1;
-            c.requests_minute += 1;
-            Ok(())
-        })
+            breach
+        });
+        match breach {
+            Some(breach) => Err(breach.refusal(caller, now)),
+            None => Ok(()),
+        }
     }
 
     async fn reserve(
@@ -347,8 +415,8 @@ impl KeyUsageStore for MemoryKeyUsage {
         now: SystemTime,
     ) -> Result<Reservation, KeyRefusal> {
         self.with(&caller.name, now, |c| {
-            if let Some(refusal) = over_budget(c, caller, worst, now) {
-                return Err(refusal);
+            if let Some(breach) = over_budget(c, caller, worst) {
+                return Err(breach.refusal(caller, now));
             }
             c.held.tokens += worst.tokens;
             c.held.usd += worst.usd;

@@ -56,6 +56,14 @@ impl MemoryQuotas {
             .collect()
     }
 
+    /// Every cooldown still set, with its end.
+    pub fn cooldowns(&self) -> Vec<(TargetRef, SystemTime)> {
+        lock(&self.map)
+            .iter()
+            .filter_map(|(t, q)| q.cooldown_until.map(|until| (t.clone(), until)))
+            .collect()
+    }
+
     /// Restore saved state (at start, before any request).
     pub fn import(&self, saved: Vec<(TargetRef, Quota)>) {
         let mut map = lock(&self.map);

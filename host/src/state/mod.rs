@@ -22,6 +22,7 @@ pub mod keys;
 pub mod local;
 pub mod memory;
 pub mod persist;
+pub mod redis;
 mod targets;
 
 use std::sync::Arc;
