@@ -171,6 +171,16 @@ def lines_with(o: Ops, text: str) -> list[str]:
     return [ln for ln in o.gw.stderr.splitlines() if text in ln]
 
 
+def redis_key_usage(redis: RedisServer) -> dict[str, Any]:
+    """Every gateway-key hash in Redis (for failure messages)."""
+    out = {}
+    for k in redis.keys():
+        if ":key:" in k:
+            flat = redis.command("HGETALL", k)
+            out[k] = dict(zip(flat[::2], flat[1::2]))
+    return out
+
+
 def assert_no_fallback(*instances: Ops) -> None:
     """Counts that depend on shared state are only meaningful if Redis was used throughout."""
     for o in instances:
@@ -706,6 +716,27 @@ def test_spend_during_an_outage_is_added_when_redis_returns(redis, mocks, gatewa
     assert len(a.chat_requests) == 3
 
 
+def test_target_requests_counted_during_an_outage_are_folded_in(redis, mocks, gateways):
+    """rpd = 3 in the catalog. Redis crashes; A sends 2 requests to mock-a meanwhile (counted
+    locally). Redis restarts (empty) and A folds its count in: one more request reaches
+    mock-a, through either instance, and the next goes to mock-b."""
+    a, b, f = mocks.add("mock-a"), mocks.add("mock-b"), mocks.add("mock-free")
+    providers, models = chain(a, b, {"rpd": 3})
+    providers["mock-free"] = provider(f, ["gpt-f"])
+    models["free"] = {"targets": ["mock-free/gpt-f"]}
+    ga, gb = pair(gateways, config(redis.url, providers, models), keys_for(a, b, f))
+
+    def during() -> None:
+        assert [served_by(post(ga, chat_body("chain"))) for _ in range(2)] == ["mock-a"] * 2
+
+    outage(redis, (ga, gb), during)
+    got = [served_by(post(o, chat_body("chain"))) for o in (gb, ga, gb)]
+    assert got == ["mock-a", "mock-b", "mock-b"], (
+        f"rpd 3, two requests counted during the outage: the next three went to {got}; "
+        f"redis keys: {redis.keys()}")
+    assert len(a.chat_requests) == 3
+
+
 def test_hung_redis_costs_requests_no_more_than_the_deadline(redis, mocks, gateways):
     """Redis stops answering (SIGSTOP: connections open, nothing read). With a 100 ms
     deadline, requests keep being served without waiting on it; one "redis unavailable" per
@@ -739,6 +770,135 @@ def test_hung_redis_costs_requests_no_more_than_the_deadline(redis, mocks, gatew
     for o in instances:
         assert len(lines_with(o, UNAVAILABLE)) == 1, lines_with(o, UNAVAILABLE)[:5]
         assert len(lines_with(o, BACK)) == 1, lines_with(o, BACK)[:5]
+
+
+def test_a_request_during_a_hang_is_counted_once(redis, mocks, gateways):
+    """A daily cap of 3 requests. Redis hangs (SIGSTOP) while the first request is admitted:
+    the gateway stops waiting after its deadline and counts the request locally; Redis, when
+    it wakes, still runs the command it had been sent. When it is back, the key has used 1
+    of its 3 requests, not 2: exactly 3 are served in all."""
+    a = mocks.add("mock-a")
+    cfg = config(redis.url, {"mock-a": provider(a, ["gpt-a"])},
+                 {"m": {"targets": ["mock-a/gpt-a"]}},
+                 auth={"keys": [{"name": "team", "key_env": "GW_TEAM", "daily_requests": 3}]})
+    cfg["state"]["redis_timeout_ms"] = 100
+    team = "fw-team-key-0001"
+    ga, gb = pair(gateways, cfg, {**keys_for(a), "GW_TEAM": team})
+
+    redis.pause()
+    try:
+        assert post(ga, chat_body("m"), key=team).status_code == 200
+        ga.gw.wait_for_log(UNAVAILABLE, timeout=5)
+    finally:
+        redis.resume()
+    ga.gw.wait_for_log(BACK, timeout=10)
+    wait_state(ga, "up")
+
+    got = [post(o, chat_body("m"), key=team).status_code for o in (gb, ga, gb)]
+    assert got == [200, 200, 429], (
+        f"daily cap 3, one request served during the hang: the next three got {got} "
+        f"(want [200, 200, 429]); redis says {redis_key_usage(redis)}")
+    assert len(a.chat_requests) == 3
+
+
+def test_a_target_request_during_a_hang_is_counted_once(redis, mocks, gateways):
+    """rpd = 3 in the catalog. Redis hangs while the first request is routed: it is counted
+    locally and folded in when Redis is back, once. Two more reach mock-a, the fourth goes
+    to mock-b."""
+    a, b = mocks.add("mock-a"), mocks.add("mock-b")
+    providers, models = chain(a, b, {"rpd": 3})
+    cfg = config(redis.url, providers, models)
+    cfg["state"]["redis_timeout_ms"] = 100
+    ga, gb = pair(gateways, cfg, keys_for(a, b))
+
+    redis.pause()
+    try:
+        assert served_by(post(ga, chat_body("chain"))) == "mock-a"
+        ga.gw.wait_for_log(UNAVAILABLE, timeout=5)
+    finally:
+        redis.resume()
+    ga.gw.wait_for_log(BACK, timeout=10)
+    wait_state(ga, "up")
+
+    got = [served_by(post(o, chat_body("chain"))) for o in (gb, ga, gb)]
+    assert got == ["mock-a", "mock-a", "mock-b"], (
+        f"rpd 3, one request served during the hang: the next three went to {got}")
+    assert len(a.chat_requests) == 3
+
+
+def test_spend_of_a_request_settled_during_a_hang_is_counted_once(redis, mocks, gateways,
+                                                                  tmp_path):
+    """A budget for 5 big requests (1.375 USD). Redis hangs (SIGSTOP) while the first one is
+    at the upstream, so it is settled after the deadline, locally. When Redis is back that
+    request has cost 0.25, once: four more big requests are served, the fifth is refused."""
+    a = mocks.add("mock-a")
+    providers = {"mock-a": priced(a, "gpt-a", input_price=0.0, output_price=OUT_PRICE)}
+    cfg = config(redis.url, providers, {"m": {"targets": ["mock-a/gpt-a"]}})
+    cfg["state"] = dict(cfg["state"], redis_timeout_ms=100)
+    ga, gb = on_one_store(gateways, cfg, keys_for(a), tmp_path)
+    secret = ga.create_key("spender", "--daily-usd", str(5.5 * PER_REQUEST))["key"]
+    ga.launch()
+    gb.launch()
+
+    a.script(mo.text("a long answer", completion_tokens=BIG, delay=1.0))
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(post, ga, big_body(), None, secret)
+        a.wait_for_requests(1, timeout=10)  # admitted and held in Redis, now at the upstream
+        redis.pause()
+        try:
+            assert first.result(30).status_code == 200
+            ga.gw.wait_for_log(UNAVAILABLE, timeout=5)
+        finally:
+            redis.resume()
+    ga.gw.wait_for_log(BACK, timeout=10)
+    wait_state(ga, "up")
+
+    big(a, 4)
+    got = [post(o, big_body(), key=secret).status_code for o in (gb, ga, gb, ga, gb)]
+    assert got == [200, 200, 200, 200, 429], (
+        f"budget for 5, one served across the hang: the next five got {got} "
+        f"(want four 200 then 429); redis says {redis_key_usage(redis)}")
+    assert len(a.chat_requests) == 5
+    ga.wait_key("spender", "spent_usd_today", 5 * PER_REQUEST)
+
+
+def test_hard_budget_holds_for_a_request_in_flight_while_redis_returns(redis, mocks, gateways,
+                                                                       tmp_path):
+    """A budget for 2 big requests (0.55 USD). X is admitted on A during an outage (its worst
+    case held locally) and is still at the upstream when Redis returns. Y is then admitted
+    on B (held in Redis). When X settles, Y's hold must survive: with X's 0.25 spent and Y's
+    0.25 held, a third big request does not fit. The upstream sees 2 requests, never 3."""
+    a, f = mocks.add("mock-a"), mocks.add("mock-free")
+    providers = {"mock-a": priced(a, "gpt-a", input_price=0.0, output_price=OUT_PRICE),
+                 "mock-free": provider(f, ["gpt-f"])}
+    cfg = config(redis.url, providers, {"m": {"targets": ["mock-a/gpt-a"]},
+                                         "free": {"targets": ["mock-free/gpt-f"]}})
+    ga, gb = on_one_store(gateways, cfg, keys_for(a, f), tmp_path)
+    secret = ga.create_key("pair", "--daily-usd", "0.55")["key"]
+    probe = ga.create_key("probe")["key"]
+    ga.launch()
+    gb.launch()
+    a.script(*[mo.text("a long answer", completion_tokens=BIG, delay=1.5) for _ in range(3)])
+
+    with ThreadPoolExecutor(2) as pool:
+        redis.kill()
+        assert post(ga, chat_body("free"), key=probe).status_code == 200
+        wait_state(ga, "down")
+        x = pool.submit(post, ga, big_body(), None, secret)
+        a.wait_for_requests(1, timeout=10)
+        redis.start()
+        ga.gw.wait_for_log(BACK, timeout=10)
+        wait_state(ga, "up")
+        y = pool.submit(post, gb, big_body(), None, secret)
+        a.wait_for_requests(2, timeout=10)
+        assert x.result(30).status_code == 200
+        z = post(ga, big_body(), key=secret)
+        assert y.result(30).status_code == 200
+    assert z.status_code == 429, (
+        f"a third big request was admitted on a budget for two ({z.status_code}); "
+        f"redis says {redis_key_usage(redis)}")
+    assert error_body(z)["code"] == "budget_exceeded"
+    assert len(a.chat_requests) == 2
 
 
 def test_gateway_starts_when_redis_does_not_answer(mocks, gateways, tmp_path):
