@@ -10,8 +10,12 @@ What a user notices, asserted here through two real gateways on one real `redis-
   its `x-freeway-route` says so;
 - a virtual key's hard budget holds across instances under concurrency;
 - a conversation (x-freeway-session) stays on its target whichever instance it comes through;
-- Redis dying mid-traffic fails no request: each instance says "redis unavailable" once,
-  `/admin/state` says "down", and when Redis is back each says "redis is back" and "up";
+- Redis dying mid-traffic (SIGKILL) or hanging (SIGSTOP) fails no request and costs no
+  request more than the deadline: each instance says "redis unavailable" once, `/admin/state`
+  says "down", and when Redis is back each says "redis is back" and "up";
+- what an instance counted while Redis was away (key requests and spend, target requests,
+  cooldowns) is folded in when it returns, once: caps, rpd and budgets still hold, and a
+  request in flight across the return neither leaves a hold behind nor erases another's;
 - a Redis that does not answer at start does not stop the gateway;
 - `/admin/state` and `/metrics` (`freeway_state_redis_up`) show the backend, the password
   masked.
