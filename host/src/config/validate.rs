@@ -355,10 +355,10 @@ pub(super) fn validate(
         },
         state: StateConfig {
             redis_url: match raw.state.redis_url {
-                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                Some(url) if !url.starts_with("redis://") => {
                     return Err(error(
                         "state.redis_url",
-                        "must be a redis:// (or rediss://) URL",
+                        "must be a redis:// URL (TLS to Redis is not built in)",
                     ));
                 }
                 other => other,

@@ -97,5 +97,6 @@ pub fn worst_case(
     Reservation {
         tokens: u64::from(info.prompt_tokens) + u64::from(output),
         usd,
+        shared: false,
     }
 }

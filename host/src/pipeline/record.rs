@@ -170,6 +170,7 @@ impl RequestRecord {
             let used = Reservation {
                 tokens: self.used_tokens().unwrap_or(0),
                 usd: cost.unwrap_or(0.0),
+                shared: false,
             };
             gateway
                 .shared

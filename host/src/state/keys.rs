@@ -47,6 +47,8 @@ pub enum KeyRefusal {
 pub struct Reservation {
     pub tokens: u64,
     pub usd: f64,
+    /// Held in the shared store (Redis) rather than this process: it must be released there.
+    pub shared: bool,
 }
 
 /// Usage of one key now (for listings).
@@ -567,6 +569,7 @@ mod tests {
         let worst = Reservation {
             tokens: 10,
             usd: 0.2,
+            shared: false,
         };
         let mut held = Vec::new();
         for _ in 0..5 {
@@ -585,6 +588,7 @@ mod tests {
                 Reservation {
                     tokens: 5,
                     usd: 0.1,
+                    shared: false,
                 },
                 now,
             )

@@ -4,7 +4,7 @@
 //! serves; what it counted is added to Redis when the link returns.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -18,6 +18,9 @@ use crate::state::keys::{
 pub struct RedisKeyUsage {
     link: Arc<RedisLink>,
     local: MemoryKeyUsage,
+    /// Holds made in Redis whose requests finished while it was down: released there on
+    /// reconciliation (the spend itself is counted locally and folded in).
+    pending_releases: Mutex<Vec<(String, Reservation)>>,
     admit: redis::Script,
     reserve: redis::Script,
     settle: redis::Script,
@@ -37,6 +40,7 @@ impl RedisKeyUsage {
         RedisKeyUsage {
             link,
             local: MemoryKeyUsage::default(),
+            pending_releases: Mutex::default(),
             admit: redis::Script::new(&scripts::admit()),
             reserve: redis::Script::new(&scripts::reserve()),
             settle: redis::Script::new(&scripts::settle()),
@@ -62,35 +66,78 @@ impl RedisKeyUsage {
             .arg(arg_u(l.monthly_tokens));
     }
 
-    /// Add what was counted locally during an outage. False when Redis failed again.
+    /// One settle script call: release `held`, add `used` (and `requests`). False when Redis
+    /// failed.
+    async fn settle_shared(
+        &self,
+        name: &str,
+        held: Reservation,
+        used: Reservation,
+        requests: u64,
+        now: SystemTime,
+    ) -> bool {
+        let key = self.key(name);
+        let key = &key;
+        let caller = Caller {
+            name: name.to_string(),
+            limits: Default::default(),
+            from_config: false,
+        };
+        let caller = &caller;
+        self.link
+            .run(|mut c| async move {
+                let mut invocation = self.settle.key(key);
+                Self::prelude(&mut invocation, caller, now);
+                invocation
+                    .arg(held.tokens)
+                    .arg(held.usd)
+                    .arg(used.tokens)
+                    .arg(used.usd)
+                    .arg(requests)
+                    .arg(TTL_SECONDS)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .is_some()
+    }
+
+    /// Add what was counted locally during an outage and release the holds it could not.
+    /// False when Redis failed again.
     pub async fn reconcile(&self) -> bool {
         let now = SystemTime::now();
+        let releases: Vec<_> = self
+            .pending_releases
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        for (i, (name, held)) in releases.iter().enumerate() {
+            if !self
+                .settle_shared(name, *held, Reservation::default(), 0, now)
+                .await
+            {
+                if let Ok(mut pending) = self.pending_releases.lock() {
+                    pending.extend(releases[i..].iter().cloned());
+                }
+                return false;
+            }
+        }
         for (name, usage) in self.local.drain() {
-            let key = self.key(&name);
-            let key = &key;
-            let caller = Caller {
-                name: name.clone(),
-                limits: Default::default(),
-                from_config: false,
+            let used = Reservation {
+                tokens: usage.tokens_today,
+                usd: usage.usd_today,
+                shared: false,
             };
-            let caller = &caller;
-            let done = self
-                .link
-                .run(|mut c| async move {
-                    let mut invocation = self.settle.key(key);
-                    Self::prelude(&mut invocation, caller, now);
-                    invocation
-                        .arg(0)
-                        .arg(0.0)
-                        .arg(usage.tokens_today)
-                        .arg(usage.usd_today)
-                        .arg(usage.requests_today)
-                        .arg(TTL_SECONDS)
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                })
-                .await;
-            if done.is_none() {
+            if !self
+                .settle_shared(
+                    &name,
+                    Reservation::default(),
+                    used,
+                    usage.requests_today,
+                    now,
+                )
+                .await
+            {
                 return false;
             }
         }
@@ -151,7 +198,10 @@ impl KeyUsageStore for RedisKeyUsage {
             .await;
         match verdict {
             Some(code) => match Breach::from_code(code) {
-                None => Ok(worst),
+                None => Ok(Reservation {
+                    shared: true,
+                    ..worst
+                }),
                 Some(breach) => Err(breach.refusal(caller, now)),
             },
             None => self.local.reserve(caller, worst, now).await,
@@ -159,32 +209,31 @@ impl KeyUsageStore for RedisKeyUsage {
     }
 
     async fn settle(&self, name: &str, held: Reservation, used: Reservation, now: SystemTime) {
-        let key = self.key(name);
-        let key = &key;
-        let caller = Caller {
-            name: name.to_string(),
-            limits: Default::default(),
-            from_config: false,
-        };
-        let caller = &caller;
-        let done = self
-            .link
-            .run(|mut c| async move {
-                let mut invocation = self.settle.key(key);
-                Self::prelude(&mut invocation, caller, now);
-                invocation
-                    .arg(held.tokens)
-                    .arg(held.usd)
-                    .arg(used.tokens)
-                    .arg(used.usd)
-                    .arg(0)
-                    .arg(TTL_SECONDS)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
+        if held.shared {
+            if !self.settle_shared(name, held, used, 0, now).await {
+                // Redis went away meanwhile: release the hold there when it is back; count
+                // the spend here, to be folded in then.
+                if let Ok(mut pending) = self.pending_releases.lock() {
+                    pending.push((name.to_string(), held));
+                }
+                self.local
+                    .settle(name, Reservation::default(), used, now)
+                    .await;
+            }
+            return;
+        }
+        // Held here (Redis was down when the request started): release it here, and count
+        // the spend where everyone sees it, if Redis is back.
+        self.local
+            .settle(name, held, Reservation::default(), now)
             .await;
-        if done.is_none() {
-            self.local.settle(name, held, used, now).await;
+        if !self
+            .settle_shared(name, Reservation::default(), used, 0, now)
+            .await
+        {
+            self.local
+                .settle(name, Reservation::default(), used, now)
+                .await;
         }
     }
 

@@ -181,6 +181,12 @@ fn spawn_monitor(link: Arc<RedisLink>, quotas: Arc<RedisQuotas>, key_usage: Arc<
         loop {
             tokio::time::sleep(MONITOR_EVERY).await;
             if link.is_up() {
+                // A quiet instance learns Redis is gone from this ping, not from a request.
+                let _ =
+                    link.run(|mut c| async move {
+                        redis::cmd("PING").query_async::<String>(&mut c).await
+                    })
+                    .await;
                 continue;
             }
             if link.connect().await.is_err() {

@@ -24,13 +24,13 @@ const LIMIT_NAMES: [&str; 4] = [
 pub struct RedisQuotas {
     link: Arc<RedisLink>,
     local: MemoryQuotas,
-    /// Requests and tokens taken locally while Redis was down, per target.
-    tally: Mutex<HashMap<TargetRef, (u64, i64)>>,
+    /// Requests and tokens taken locally while Redis was down, per target, with the target's
+    /// limits then (a Redis that restarted has no bucket to charge: it gets one).
+    tally: Mutex<HashMap<TargetRef, (u64, i64, Limits)>>,
     take: redis::Script,
     adjust: redis::Script,
     cool: redis::Script,
     reported: redis::Script,
-    charge: redis::Script,
 }
 
 fn cap(limit: Option<u64>) -> u64 {
@@ -47,7 +47,6 @@ impl RedisQuotas {
             adjust: redis::Script::new(scripts::ADJUST),
             cool: redis::Script::new(scripts::COOL),
             reported: redis::Script::new(scripts::REPORTED),
-            charge: redis::Script::new(scripts::CHARGE),
         }
     }
 
@@ -55,11 +54,22 @@ impl RedisQuotas {
         self.link.key("target", &target.to_string(), "quota")
     }
 
-    fn count_locally(&self, target: &TargetRef, requests: u64, tokens: i64) {
+    fn count_locally(
+        &self,
+        target: &TargetRef,
+        requests: u64,
+        tokens: i64,
+        limits: Option<Limits>,
+    ) {
         if let Ok(mut tally) = self.tally.lock() {
-            let entry = tally.entry(target.clone()).or_default();
+            let entry = tally
+                .entry(target.clone())
+                .or_insert((0, 0, Limits::default()));
             entry.0 += requests;
             entry.1 += tokens;
+            if let Some(limits) = limits {
+                entry.2 = limits;
+            }
         }
     }
 
@@ -71,17 +81,25 @@ impl RedisQuotas {
             .lock()
             .map(|mut t| t.drain().collect())
             .unwrap_or_default();
-        for (target, (requests, tokens)) in tally {
+        let now = unix_ms(SystemTime::now());
+        for (target, (requests, tokens, limits)) in tally {
             let key = self.key(&target);
             let key = &key;
             let charged = self
                 .link
                 .run(|mut c| async move {
-                    self.charge
+                    self.take
                         .key(key)
-                        .arg(requests)
+                        .arg(now)
                         .arg(tokens)
-                        .invoke_async::<i64>(&mut c)
+                        .arg(cap(limits.rpm))
+                        .arg(cap(limits.rpd))
+                        .arg(cap(limits.tpm))
+                        .arg(cap(limits.tpd))
+                        .arg(TTL_SECONDS)
+                        .arg(1)
+                        .arg(requests)
+                        .invoke_async::<Vec<i64>>(&mut c)
                         .await
                 })
                 .await;
@@ -187,6 +205,7 @@ impl QuotaStore for RedisQuotas {
                     .arg(cap(limits.tpd))
                     .arg(TTL_SECONDS)
                     .arg(0)
+                    .arg(1)
                     .invoke_async::<Vec<i64>>(&mut c)
                     .await
             })
@@ -200,7 +219,7 @@ impl QuotaStore for RedisQuotas {
             _ => {
                 let taken = self.local.take(target, limits, tokens, now).await;
                 if taken.is_ok() {
-                    self.count_locally(target, 1, tokens as i64);
+                    self.count_locally(target, 1, tokens as i64, Some(limits));
                 }
                 taken
             }
@@ -222,7 +241,7 @@ impl QuotaStore for RedisQuotas {
             .await;
         if done.is_none() {
             self.local.adjust_tokens(target, delta).await;
-            self.count_locally(target, 0, delta);
+            self.count_locally(target, 0, delta, None);
         }
     }
 

@@ -5,16 +5,18 @@
 
 /// Take one request and `tokens` from a target's buckets, or say which limit would break.
 /// KEYS[1] the target's quota hash. ARGV: now_ms, tokens, caps rpm rpd tpm tpd (0 = none),
-/// ttl_s, force (1 = take even past a limit).
+/// ttl_s, force (1 = take even past a limit, for what was taken during an outage), requests
+/// (how many requests `tokens` covers; 1 but when folding an outage in).
 /// Returns {1, used_ppm or -1} or {0, limit index 1..4, wait_ms}.
 pub const TAKE: &str = r#"
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
 local force = ARGV[8] == '1'
+local requests = tonumber(ARGV[9])
 local names = {'rpm', 'rpd', 'tpm', 'tpd'}
 local windows = {60000, 86400000, 60000, 86400000}
-local amounts = {1, 1, tokens, tokens}
+local amounts = {requests, requests, tokens, tokens}
 local buckets = {}
 local worst, worst_wait = 0, 0
 for i = 1, 4 do
@@ -48,7 +50,7 @@ local used = -1
 for i = 1, 4 do
   local b = buckets[i]
   if b then
-    local level = b[2] - amounts[i]
+    local level = math.min(b[1], b[2] - amounts[i])
     redis.call('HSET', h, names[i] .. ':cap', b[1], names[i] .. ':level', tostring(level),
       names[i] .. ':at', b[3])
     if i == 2 or i == 4 then
@@ -194,18 +196,3 @@ return 1
 "#
     )
 }
-
-/// Charge what was taken locally during an outage to a target's existing buckets (no check,
-/// no reconfiguring). KEYS[1] the quota hash; ARGV: requests, tokens.
-pub const CHARGE: &str = r#"
-local h = KEYS[1]
-local amounts = {rpm = tonumber(ARGV[1]), rpd = tonumber(ARGV[1]),
-                 tpm = tonumber(ARGV[2]), tpd = tonumber(ARGV[2])}
-for name, amount in pairs(amounts) do
-  if redis.call('HGET', h, name .. ':cap') then
-    local level = tonumber(redis.call('HGET', h, name .. ':level')) - amount
-    redis.call('HSET', h, name .. ':level', tostring(level))
-  end
-end
-return 1
-"#;
