@@ -135,36 +135,11 @@ impl RequestRecord {
         if let Some(text) = &self.answer_text {
             log_text(&self.id, "answer", text);
         }
-        let (message, error) = match &self.outcome {
-            Outcome::Served if self.stream => ("stream served".to_string(), None),
-            Outcome::Served => ("request served".to_string(), None),
-            Outcome::Interrupted(why) => ("stream served".to_string(), Some(why.as_str())),
-            Outcome::Failed(error) => (format!("request failed: {error}"), None),
-        };
         let latency = self.started.elapsed();
-        let route = self.route.header_value();
         let cost = self.cost_usd();
-        tracing::info!(
-            request_id = %self.id,
-            model = %self.model,
-            key = self.caller.as_ref().map(|c| c.name.as_str()),
-            provider = self.target.as_ref().map(|t| t.provider.as_str()),
-            upstream_model = self.target.as_ref().map(|t| t.model.as_str()),
-            status = self.status(),
-            stream = self.stream,
-            attempts = self.route.attempts(),
-            ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0),
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            messages = self.messages,
-            prompt_bytes = self.prompt_bytes,
-            answer_bytes = self.answer_bytes,
-            prompt_tokens = self.usage.map(|u| u.prompt_tokens),
-            completion_tokens = self.usage.map(|u| u.completion_tokens),
-            cost_usd = cost,
-            route = %route,
-            error,
-            message = %message,
-        );
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.log_line(latency, cost);
+        }
         let now = SystemTime::now();
         if let Some(caller) = &self.caller {
             let used = Reservation {
@@ -198,7 +173,7 @@ impl RequestRecord {
                 latency_ms: latency.as_secs_f64() * 1000.0,
                 ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
                 attempts: self.route.attempts() as u32,
-                route,
+                route: self.route.header_value(),
                 status: self.status(),
                 outcome: match &self.outcome {
                     Outcome::Failed(error) => error.code().to_string(),
@@ -261,6 +236,37 @@ impl RequestRecord {
             },
             attempts: self.attempts.clone(),
         }
+    }
+
+    /// The request's log line: sizes and counts, never text.
+    fn log_line(&self, latency: Duration, cost: Option<f64>) {
+        let (message, error) = match &self.outcome {
+            Outcome::Served if self.stream => ("stream served".to_string(), None),
+            Outcome::Served => ("request served".to_string(), None),
+            Outcome::Interrupted(why) => ("stream served".to_string(), Some(why.as_str())),
+            Outcome::Failed(error) => (format!("request failed: {error}"), None),
+        };
+        tracing::info!(
+            request_id = %self.id,
+            model = %self.model,
+            key = self.caller.as_ref().map(|c| c.name.as_str()),
+            provider = self.target.as_ref().map(|t| t.provider.as_str()),
+            upstream_model = self.target.as_ref().map(|t| t.model.as_str()),
+            status = self.status(),
+            stream = self.stream,
+            attempts = self.route.attempts(),
+            ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            messages = self.messages,
+            prompt_bytes = self.prompt_bytes,
+            answer_bytes = self.answer_bytes,
+            prompt_tokens = self.usage.map(|u| u.prompt_tokens),
+            completion_tokens = self.usage.map(|u| u.completion_tokens),
+            cost_usd = cost,
+            route = %self.route.header_value(),
+            error,
+            message = %message,
+        );
     }
 
     /// Metrics: labels only from what the config knows.
