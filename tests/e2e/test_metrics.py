@@ -77,6 +77,9 @@ def test_upstream_errors_are_counted_under_the_provider_that_answered(traffic):
                  status_class="4xx") == 1
     assert value(samples, "freeway_requests_total", model="cool", provider="mock-b",
                  status_class="4xx") == 1
+    # And by why: the upstream refused the request itself; every target was rate-limited.
+    assert value(samples, "freeway_request_failures_total", outcome="upstream_refused") == 1
+    assert value(samples, "freeway_request_failures_total", outcome="rate_limited") == 1
 
 
 def test_latency_and_ttft_histograms(traffic):

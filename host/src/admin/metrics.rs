@@ -86,13 +86,6 @@ pub async fn render(gateway: &Gateway, snapshot: &Snapshot) -> Response<Response
             p.stats.faults.load(Ordering::Relaxed)
         );
     }
-    let _ = writeln!(out, "# TYPE freeway_requests_total counter");
-    for (outcome, count) in gateway.requests.snapshot() {
-        let _ = writeln!(
-            out,
-            "freeway_requests_total{{outcome=\"{outcome}\"}} {count}"
-        );
-    }
     response(
         StatusCode::OK,
         "text/plain; version=0.0.4",

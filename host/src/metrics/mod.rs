@@ -17,6 +17,7 @@ const SECONDS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
+    pub outcomes: IntCounterVec,
     pub duration: HistogramVec,
     pub ttft: HistogramVec,
     pub tokens: IntCounterVec,
@@ -80,6 +81,11 @@ impl Metrics {
                 "freeway_requests_total",
                 "Requests finished, by public model, serving provider and status class.",
                 &["model", "provider", "status_class"],
+            ),
+            outcomes: counter(
+                "freeway_request_failures_total",
+                "Requests that did not end in a full answer, by why (the error's label, or interrupted).",
+                &["outcome"],
             ),
             duration: histogram(
                 "freeway_request_duration_seconds",

@@ -48,7 +48,7 @@ use crate::upstream::Upstream;
 use canonical::ChatRequestInfo;
 use context::RequestContext;
 use failover::Committed;
-use record::{Outcome, RequestCounters, RequestRecord};
+use record::{Outcome, RequestRecord};
 
 /// What a request is served from: one consistent config and plugin set. Swapped whole on
 /// reload; a request keeps the snapshot it started with.
@@ -77,7 +77,6 @@ pub struct Gateway {
     /// Stores several instances would share: quotas (inside `targets`), sessions, key usage.
     pub shared: SharedState,
     pub runtime: Arc<Runtime>,
-    pub requests: RequestCounters,
     /// Every key a client may present.
     pub keys: KeyRing,
     /// The durable store, unless the config keeps everything in memory.
@@ -105,7 +104,6 @@ impl Gateway {
             targets: Targets::new(shared.quotas.clone()),
             shared,
             runtime,
-            requests: RequestCounters::default(),
             keys: KeyRing::default(),
             store,
             ledger,

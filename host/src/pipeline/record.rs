@@ -5,8 +5,7 @@
 //! never text unless `log_content` allows it), its tokens against the caller's daily cap, and
 //! the request counters. The ledger, the cache and the dashboard's feed hook in here.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::TargetRef;
@@ -153,7 +152,6 @@ impl RequestRecord {
                 .settle(&caller.name, self.reservation, used, now)
                 .await;
         }
-        gateway.requests.count(self.outcome_label());
         self.observe(gateway, latency, cost);
         if gateway.telemetry.enabled() {
             gateway.telemetry.record(self.span(now, cost));
@@ -282,6 +280,12 @@ impl RequestRecord {
             .requests
             .with_label_values(&[model, provider, status_class(self.status())])
             .inc();
+        if self.outcome_label() != "ok" {
+            metrics
+                .outcomes
+                .with_label_values(&[self.outcome_label()])
+                .inc();
+        }
         metrics
             .duration
             .with_label_values(&[model, provider])
@@ -308,33 +312,6 @@ impl RequestRecord {
                 .with_label_values(&[model, provider])
                 .inc_by(cost);
         }
-    }
-}
-
-/// Requests finished since start, by outcome label (`ok`, `interrupted`, or the error's
-/// metric label): a fixed, small set of keys.
-#[derive(Default)]
-pub struct RequestCounters {
-    by_outcome: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl RequestCounters {
-    pub fn count(&self, outcome: &'static str) {
-        *self
-            .by_outcome
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(outcome)
-            .or_default() += 1;
-    }
-
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        self.by_outcome
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect()
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::GatewayError;
 use crate::http::bearer_token;
 use crate::pipeline::Gateway;
 use crate::state::Caller;
-use crate::state::keys::KeyProblem;
+use crate::state::keyring::KeyProblem;
 
 /// The caller the request's key names (None when no key exists at all).
 pub fn authenticate(

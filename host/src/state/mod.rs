@@ -18,6 +18,7 @@
 //! `record_success` / `record_failure` that updates both.
 
 pub mod buckets;
+pub mod keyring;
 pub mod keys;
 pub mod local;
 pub mod memory;
@@ -32,7 +33,8 @@ use async_trait::async_trait;
 
 use crate::config::{Limits, TargetRef};
 
-pub use keys::{Caller, KeyRefusal, KeyRing, KeyUsageStore, MemoryKeyUsage, Reservation};
+pub use keyring::KeyRing;
+pub use keys::{Caller, KeyRefusal, KeyUsageStore, MemoryKeyUsage, Reservation};
 pub use local::{Failure, FailureKind, Refusal, TargetState, TargetView};
 pub use targets::{Admission, InFlight, QUOTA_WARNING, Targets};
 

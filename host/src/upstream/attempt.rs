@@ -15,7 +15,7 @@ use super::client::Upstream;
 use super::error::AttemptError;
 use crate::config::{Provider, TargetRef};
 use crate::plugin_call;
-use crate::plugins::bindings::adapter::{self, Target};
+use crate::plugins::bindings::adapter::{self, HttpRequest, Target};
 use crate::plugins::bindings::types::{ErrorKind, RateLimits};
 use crate::plugins::{Lease, Plugin};
 use crate::state::{ReportedLimits, Targets};
@@ -40,6 +40,38 @@ impl Attempt<'_> {
         }
     }
 
+    /// Lease the adapter and have it build the upstream request.
+    async fn build(
+        &self,
+        stream: bool,
+        body: &str,
+    ) -> Result<(Target, Lease, HttpRequest), AttemptError> {
+        let upstream_target = self.adapter_target(stream);
+        let mut lease = self.adapter.lease().await?;
+        let request = plugin_call!(lease, "build-request", |store, b| b
+            .adapter()?
+            .call_build_request(store, &upstream_target, body)
+            .await)?
+        .map_err(AttemptError::from_plugin_error)?;
+        Ok((upstream_target, lease, request))
+    }
+
+    /// Have the adapter read the answer's rate-limit facts, and record them.
+    async fn read_limits(
+        &self,
+        lease: &mut Lease,
+        status: u16,
+        headers: &Vec<(String, String)>,
+        body: &[u8],
+    ) -> Result<RateLimits, AttemptError> {
+        let limits = plugin_call!(*lease, "read-rate-limits", |store, b| b
+            .adapter()?
+            .call_read_rate_limits(store, status, headers, body)
+            .await)?;
+        self.record_limits(&limits).await;
+        Ok(limits)
+    }
+
     async fn record_limits(&self, limits: &RateLimits) {
         let reported = ReportedLimits {
             remaining_requests: limits.remaining_requests,
@@ -54,13 +86,7 @@ impl Attempt<'_> {
 
     /// Send a non-streaming request and parse the whole answer, under the provider's deadline.
     pub async fn json(&self, body: &str) -> Result<adapter::Completion, AttemptError> {
-        let upstream_target = self.adapter_target(false);
-        let mut lease = self.adapter.lease().await?;
-        let request = plugin_call!(lease, "build-request", |store, b| b
-            .adapter()?
-            .call_build_request(store, &upstream_target, body)
-            .await)?
-        .map_err(AttemptError::from_plugin_error)?;
+        let (upstream_target, mut lease, request) = self.build(false, body).await?;
         let timeout = self.provider.timeout;
         let exchange = async {
             let response = self
@@ -92,38 +118,25 @@ impl Attempt<'_> {
         match parsed {
             Ok(completion) => {
                 if mentions_rate_limits(&headers) {
-                    let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
-                        .adapter()?
-                        .call_read_rate_limits(store, status, &headers, &[])
-                        .await)?;
-                    self.record_limits(&limits).await;
+                    self.read_limits(&mut lease, status, &headers, &[]).await?;
                 }
                 Ok(completion)
             }
             Err(error) => {
-                let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
-                    .adapter()?
-                    .call_read_rate_limits(store, status, &headers, &bytes)
-                    .await)?;
-                self.record_limits(&limits).await;
-                let mut error = AttemptError::from_plugin_error(error);
-                if error.retry_after.is_none() {
-                    error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
-                }
-                Err(error)
+                let limits = self
+                    .read_limits(&mut lease, status, &headers, &bytes)
+                    .await?;
+                Err(with_retry_hint(
+                    AttemptError::from_plugin_error(error),
+                    &limits,
+                ))
             }
         }
     }
 
     /// Open a stream and read until its first decoded chunk (the commit point).
     pub async fn stream(&self, body: &str) -> Result<OpenStream, AttemptError> {
-        let upstream_target = self.adapter_target(true);
-        let mut lease = self.adapter.lease().await?;
-        let request = plugin_call!(lease, "build-request", |store, b| b
-            .adapter()?
-            .call_build_request(store, &upstream_target, body)
-            .await)?
-        .map_err(AttemptError::from_plugin_error)?;
+        let (upstream_target, mut lease, request) = self.build(true, body).await?;
         let timeout = self.provider.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let response = tokio::time::timeout_at(
@@ -145,29 +158,20 @@ impl Attempt<'_> {
                 .adapter()?
                 .call_parse_response(store, &upstream_target, status, &headers, &bytes)
                 .await)?;
-            let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
-                .adapter()?
-                .call_read_rate_limits(store, status, &headers, &bytes)
-                .await)?;
-            self.record_limits(&limits).await;
-            let mut error = match parsed {
+            let limits = self
+                .read_limits(&mut lease, status, &headers, &bytes)
+                .await?;
+            let error = match parsed {
                 Err(error) => AttemptError::from_plugin_error(error),
                 Ok(_) => AttemptError::upstream(
                     ErrorKind::InvalidResponse,
                     format!("the upstream answered HTTP {status} to a stream request"),
                 ),
             };
-            if error.retry_after.is_none() {
-                error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
-            }
-            return Err(error);
+            return Err(with_retry_hint(error, &limits));
         }
         if mentions_rate_limits(&headers) {
-            let limits = plugin_call!(lease, "read-rate-limits", |store, b| b
-                .adapter()?
-                .call_read_rate_limits(store, status, &headers, &[])
-                .await)?;
-            self.record_limits(&limits).await;
+            self.read_limits(&mut lease, status, &headers, &[]).await?;
         }
         let decoder = plugin_call!(lease, "stream-decoder", |store, b| b
             .adapter()?
@@ -265,6 +269,14 @@ impl OpenStream {
             .resource_drop_async(store)
             .await);
     }
+}
+
+/// An upstream error takes the wait the rate-limit headers give when its body named none.
+fn with_retry_hint(mut error: AttemptError, limits: &RateLimits) -> AttemptError {
+    if error.retry_after.is_none() {
+        error.retry_after = limits.retry_after_ms.map(Duration::from_millis);
+    }
+    error
 }
 
 /// Only answers that carry rate-limit headers are worth a plugin call on success.

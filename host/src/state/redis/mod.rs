@@ -11,6 +11,23 @@
 //! link flips back to *up*, and one line says so. During an outage each instance enforces
 //! limits on what it saw itself.
 
+/// One Lua script on the link: `run_script!(link, script, key, ReturnType; arg, ...)`, `None`
+/// when Redis is down or failed. `key` and every argument must be `Copy` (a `&String` for
+/// text): a dropped connection is retried, so the call is built twice at most.
+macro_rules! run_script {
+    ($link:expr, $script:expr, $key:expr, $ret:ty; $($arg:expr),* $(,)?) => {
+        $link
+            .run(|mut c| async move {
+                $script
+                    .key($key)
+                    $(.arg($arg))*
+                    .invoke_async::<$ret>(&mut c)
+                    .await
+            })
+            .await
+    };
+}
+
 mod keys;
 mod quotas;
 pub mod scripts;

@@ -85,24 +85,7 @@ impl RedisQuotas {
         for (target, (requests, tokens, limits)) in tally {
             let key = self.key(&target);
             let key = &key;
-            let charged = self
-                .link
-                .run(|mut c| async move {
-                    self.take
-                        .key(key)
-                        .arg(now)
-                        .arg(tokens)
-                        .arg(cap(limits.rpm))
-                        .arg(cap(limits.rpd))
-                        .arg(cap(limits.tpm))
-                        .arg(cap(limits.tpd))
-                        .arg(TTL_SECONDS)
-                        .arg(1)
-                        .arg(requests)
-                        .invoke_async::<Vec<i64>>(&mut c)
-                        .await
-                })
-                .await;
+            let charged = run_script!(self.link, self.take, key, Vec<i64>; now, tokens, cap(limits.rpm), cap(limits.rpd), cap(limits.tpm), cap(limits.tpd), TTL_SECONDS, 1, requests);
             if charged.is_none() {
                 return false;
             }
@@ -111,20 +94,7 @@ impl RedisQuotas {
             let key = self.key(&target);
             let key = &key;
             let until = unix_ms(until);
-            if self
-                .link
-                .run(|mut c| async move {
-                    self.cool
-                        .key(key)
-                        .arg(until)
-                        .arg("extend")
-                        .arg(TTL_SECONDS)
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                })
-                .await
-                .is_none()
-            {
+            if run_script!(self.link, self.cool, key, i64; until, "extend", TTL_SECONDS).is_none() {
                 return false;
             }
         }
@@ -165,18 +135,7 @@ impl QuotaStore for RedisQuotas {
         let key = self.key(target);
         let key = &key;
         let ms = unix_ms(until);
-        let done = self
-            .link
-            .run(|mut c| async move {
-                self.cool
-                    .key(key)
-                    .arg(ms)
-                    .arg("set")
-                    .arg(TTL_SECONDS)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
+        let done = run_script!(self.link, self.cool, key, i64; ms, "set", TTL_SECONDS);
         if done.is_none() {
             self.local.set_cooldown(target, until).await;
         }
@@ -192,24 +151,7 @@ impl QuotaStore for RedisQuotas {
         let key = self.key(target);
         let key = &key;
         let now_ms = unix_ms(now);
-        let shared = self
-            .link
-            .run(|mut c| async move {
-                self.take
-                    .key(key)
-                    .arg(now_ms)
-                    .arg(tokens)
-                    .arg(cap(limits.rpm))
-                    .arg(cap(limits.rpd))
-                    .arg(cap(limits.tpm))
-                    .arg(cap(limits.tpd))
-                    .arg(TTL_SECONDS)
-                    .arg(0)
-                    .arg(1)
-                    .invoke_async::<Vec<i64>>(&mut c)
-                    .await
-            })
-            .await;
+        let shared = run_script!(self.link, self.take, key, Vec<i64>; now_ms, tokens, cap(limits.rpm), cap(limits.rpd), cap(limits.tpm), cap(limits.tpd), TTL_SECONDS, 0, 1);
         match shared.as_deref() {
             Some([1, used]) => Ok((*used >= 0).then(|| *used as f32 / 1_000_000.0)),
             Some([0, limit, wait_ms]) => Err((
@@ -229,16 +171,7 @@ impl QuotaStore for RedisQuotas {
     async fn adjust_tokens(&self, target: &TargetRef, delta: i64) {
         let key = self.key(target);
         let key = &key;
-        let done = self
-            .link
-            .run(|mut c| async move {
-                self.adjust
-                    .key(key)
-                    .arg(delta)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
+        let done = run_script!(self.link, self.adjust, key, i64; delta);
         if done.is_none() {
             self.local.adjust_tokens(target, delta).await;
             self.count_locally(target, 0, delta, None);
@@ -265,19 +198,7 @@ impl QuotaStore for RedisQuotas {
             text(reported.remaining_tokens),
         );
         let (requests, tokens) = (&requests, &tokens);
-        let done = self
-            .link
-            .run(|mut c| async move {
-                self.reported
-                    .key(key)
-                    .arg(requests)
-                    .arg(tokens)
-                    .arg(exhausted_until)
-                    .arg(TTL_SECONDS)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
+        let done = run_script!(self.link, self.reported, key, i64; requests, tokens, exhausted_until, TTL_SECONDS);
         if done.is_none() {
             self.local.record_reported(target, reported, now).await;
         }
