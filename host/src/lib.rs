@@ -14,6 +14,8 @@
 //! - [`upstream`]: one attempt at one target — adapter, shared HTTP client, its errors.
 //! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading, isolation, and the
 //!   check that config and plugins fit.
+//! - [`cache`]: the response cache (exact-match answers to deterministic requests, in this
+//!   process and in Redis when configured), consulted by the pipeline after request filters.
 //! - [`ledger`], [`metrics`], [`telemetry`]: fed by the request record — the usage ledger's
 //!   writer thread (bounded queue, batched transactions), the Prometheus families, and OTLP
 //!   trace export.
@@ -26,6 +28,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -21,7 +21,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "error",
         ],
     ),
-    ("api", &["pipeline", "state", "config", "http", "error"]),
+    (
+        "api",
+        &["pipeline", "cache", "state", "config", "http", "error"],
+    ),
     (
         "reload",
         &[
@@ -40,6 +43,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "upstream",
             "plugins",
+            "cache",
             "state",
             "ledger",
             "metrics",
@@ -50,6 +54,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("telemetry", &["upstream", "config"]),
+    ("cache", &["state", "config"]),
     ("upstream", &["plugins", "state", "config"]),
     ("plugins", &["config"]),
     ("ledger", &["store"]),

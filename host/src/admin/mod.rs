@@ -68,9 +68,15 @@ pub async fn handle(
         (&Method::GET, "/admin/usage") => usage::handle(gateway, request.uri().query()).await,
         (&Method::GET, "/admin/state") => {
             let redis = gateway.redis.as_ref();
+            let (cached_answers, cached_bytes) = gateway.cache.local_size();
             json_response(
                 StatusCode::OK,
                 &json!({
+                    "cache": {
+                        "enabled": snapshot.config.cache.enabled,
+                        "answers_here": cached_answers,
+                        "bytes_here": cached_bytes,
+                    },
                     "backend": if redis.is_some() { "redis" } else { "memory" },
                     "redis": redis.map(|l| if l.is_up() { "up" } else { "down" }),
                     "redis_url": redis.map(|l| l.url_masked.clone()),

@@ -23,6 +23,7 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
+use crate::cache::{CacheStatus, Directives};
 use crate::error::GatewayError;
 use crate::http::{ResponseBody, full_body, read_body, response, set_header};
 use crate::pipeline::canonical::ChatRequestInfo;
@@ -74,6 +75,7 @@ pub async fn serve<D: Dialect>(
             info: canonical.info,
             tags: client_tags(&parts.headers),
             session: header(&parts.headers, "x-freeway-session").map(str::to_string),
+            cache: Directives::from_headers(&parts.headers),
         })
     }
     .await;
@@ -110,6 +112,12 @@ fn route_headers(headers: &mut HeaderMap, served: &Served) {
     set_header(headers, "x-freeway-model", &served.target.model);
     set_header(headers, "x-freeway-attempts", &served.attempts.to_string());
     set_header(headers, "x-freeway-route", &served.route);
+    if served.cache != CacheStatus::Off {
+        set_header(headers, "x-freeway-cache", served.cache.as_str());
+    }
+    if let Some(age) = served.age_s {
+        set_header(headers, "age", &age.to_string());
+    }
 }
 
 fn respond<D: Dialect>(dialect: D, answer: Answer) -> Response<ResponseBody> {

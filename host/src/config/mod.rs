@@ -95,6 +95,53 @@ pub struct StateConfig {
     pub redis_prefix: String,
 }
 
+/// The response cache: exact-match answers to deterministic requests (see `cache/`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// How long an answer may be served from the cache.
+    pub ttl: Duration,
+    /// Bytes of answers this process keeps, at most.
+    pub max_bytes: u64,
+    pub scope: CacheScope,
+    pub backend: CacheBackend,
+}
+
+/// Whose cached answers a request may be served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// Only answers to the same gateway key.
+    #[default]
+    Key,
+    /// Any caller's answers (the operator says keys may share them).
+    Shared,
+}
+
+/// Where cached answers live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    /// In this process, and in Redis too when `state.redis_url` is set (shared by instances).
+    #[default]
+    Auto,
+    /// In this process only.
+    Memory,
+}
+
+/// Which of a model's requests the cache may answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CachePolicy {
+    /// Deterministic requests: `temperature: 0`, or the client's `x-freeway-cache: use`.
+    #[default]
+    Auto,
+    /// Every request (the model's answers are fixed, e.g. a classifier).
+    Always,
+    /// None, whatever the client asks.
+    Never,
+}
+
 /// Trace export: one OTLP span per request, a child per attempt.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TelemetryConfig {
@@ -263,6 +310,7 @@ pub struct PublicModel {
     pub targets: Vec<TargetRef>,
     /// When set, overrides the serving provider's `log_content`.
     pub log_content: Option<LogContent>,
+    pub cache: CachePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +334,7 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub telemetry: TelemetryConfig,
     pub state: StateConfig,
+    pub cache: CacheConfig,
     pub max_body_bytes: usize,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{InstanceMode, LogContent, OnRouterError};
+use super::{CacheBackend, CachePolicy, CacheScope, InstanceMode, LogContent, OnRouterError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +28,8 @@ pub struct Config {
     pub telemetry: Telemetry,
     #[serde(default)]
     pub state: State,
+    #[serde(default)]
+    pub cache: Cache,
     #[serde(default)]
     pub privacy: GatewayPrivacy,
     #[serde(default)]
@@ -74,6 +76,18 @@ pub struct State {
     pub redis_url: Option<String>,
     pub redis_timeout_ms: Option<u64>,
     pub redis_prefix: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    pub enabled: Option<bool>,
+    pub ttl_s: Option<u64>,
+    /// Bytes of answers kept in this process, at most (MiB).
+    pub max_mb: Option<u64>,
+    pub scope: Option<CacheScope>,
+    /// "auto" (Redis when `state.redis_url` is set) or "memory".
+    pub backend: Option<CacheBackend>,
 }
 
 #[derive(Deserialize, Default)]
@@ -227,4 +241,6 @@ pub struct Model {
     pub on_router_error: Option<OnRouterError>,
     /// Overrides the serving provider's `log_content` for requests to this model.
     pub log_content: Option<LogContent>,
+    /// Which requests the response cache may answer: "auto" (temperature 0), "always", "never".
+    pub cache: Option<CachePolicy>,
 }

@@ -299,6 +299,7 @@ pub(super) fn validate(
                 on_router_error: m.on_router_error.unwrap_or_default(),
                 targets,
                 log_content: m.log_content,
+                cache: m.cache.unwrap_or_default(),
             },
         );
     }
@@ -386,6 +387,24 @@ pub(super) fn validate(
                 }
                 other => other.unwrap_or_else(|| "freeway".to_string()),
             },
+        },
+        cache: CacheConfig {
+            enabled: raw.cache.enabled.unwrap_or(true),
+            ttl: match raw.cache.ttl_s.unwrap_or(3600) {
+                s @ 1..=2_592_000 => Duration::from_secs(s),
+                _ => {
+                    return Err(error(
+                        "cache.ttl_s",
+                        "must be between 1 and 2592000 (30 days)",
+                    ));
+                }
+            },
+            max_bytes: match raw.cache.max_mb.unwrap_or(64) {
+                mb @ 1..=65_536 => mb * 1024 * 1024,
+                _ => return Err(error("cache.max_mb", "must be between 1 and 65536")),
+            },
+            scope: raw.cache.scope.unwrap_or_default(),
+            backend: raw.cache.backend.unwrap_or_default(),
         },
         telemetry: TelemetryConfig {
             otlp_endpoint: match raw.telemetry.otlp_endpoint {

@@ -36,6 +36,7 @@ pub struct Metrics {
     pub ledger_dropped: IntCounter,
     pub redis_up: IntGauge,
     pub redis_fallbacks: IntCounter,
+    pub cache: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -169,6 +170,11 @@ impl Metrics {
             redis_fallbacks: int_counter(
                 "freeway_state_fallbacks_total",
                 "Times this instance fell back from Redis to local state.",
+            ),
+            cache: counter(
+                "freeway_cache_requests_total",
+                "Requests the response cache saw, by result (hit, miss, bypass).",
+                &["result"],
             ),
             registry,
         }

@@ -16,6 +16,8 @@ pub struct ChatRequestInfo {
     pub has_tools: bool,
     pub has_images: bool,
     pub max_tokens: Option<u32>,
+    /// The sampling temperature, when the request sets one (0 makes it cacheable).
+    pub temperature: Option<f64>,
     /// A rough prompt size: characters / 4, the usual estimate for English text.
     pub prompt_tokens: u32,
     /// How many messages the conversation holds (logged instead of their text).
@@ -194,6 +196,7 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, GatewayError
             .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
             .collect();
     }
+    info.temperature = object.get("temperature").and_then(Value::as_f64);
     info.user = object
         .get("user")
         .and_then(Value::as_str)

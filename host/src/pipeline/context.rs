@@ -2,6 +2,7 @@
 //! a filter rewrites it), its routing labels and session, the content-logging policy once a
 //! target is chosen, and the record that accounts for it at the end.
 
+use crate::cache::{Directives, Plan};
 use crate::config::{Config, LogContent, Provider};
 use crate::plugins::bindings::guard;
 
@@ -16,6 +17,9 @@ pub struct RequestContext {
     pub session: Option<String>,
     /// Whether this request's text may be logged, once its serving target is known.
     pub log_content: LogContent,
+    /// What the client said about caching, and what the cache does for this request.
+    pub cache_directives: Directives,
+    pub cache: Plan,
     pub record: RequestRecord,
 }
 

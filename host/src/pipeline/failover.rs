@@ -16,6 +16,7 @@ use crate::telemetry::AttemptSpan;
 use crate::upstream::error::kind_name;
 use crate::upstream::{Attempt, OpenStream};
 
+use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
 use super::context::RequestContext;
 use super::filters::{self, ActiveFilter};
@@ -35,6 +36,8 @@ pub(super) enum Committed {
         filters: Vec<ActiveFilter>,
     },
     Stream(Box<CommittedStream>),
+    /// The response cache holds the answer: no target was tried.
+    Cached(Box<Hit>),
 }
 
 /// Everything the relay needs to carry a committed stream to its end.
@@ -82,8 +85,14 @@ impl Gateway {
         // Canonical bodies are valid JSON, hence UTF-8; a dialect that breaks that is caught.
         let mut body = String::from_utf8(body.to_vec())
             .map_err(|_| GatewayError::invalid_json("the request body is not UTF-8"))?;
+        if config.cache.enabled {
+            self.plan_cache(snapshot, &route, ctx, &body);
+        }
         let filters = filters::on_request(snapshot, &route.filters, ctx, &mut body).await?;
         ctx.record.prompt_bytes = body.len();
+        if let Some(hit) = self.cached_answer(ctx).await {
+            return Ok(Committed::Cached(Box::new(hit)));
+        }
 
         let mut order = self.order_targets(snapshot, &route, ctx, log).await?;
         let sticky_key = (!config.sticky_ttl.is_zero())

@@ -14,6 +14,8 @@
 //! `relay` (a committed stream), `route_log` (the explanation and the final error), `record`
 //! (the accounting); `health` runs beside them.
 
+mod assemble;
+mod cached;
 pub mod caller;
 pub mod canonical;
 mod context;
@@ -33,6 +35,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::cache::{CacheStatus, Directives, Plan, ResponseCache};
 use crate::config::{Config, LogContent, TargetRef};
 use crate::error::GatewayError;
 use crate::ledger::Ledger;
@@ -88,6 +91,8 @@ pub struct Gateway {
     pub telemetry: Telemetry,
     /// The link to Redis, when shared state lives there.
     pub redis: Option<Arc<RedisLink>>,
+    /// Answers to deterministic requests.
+    pub cache: ResponseCache,
 }
 
 impl Gateway {
@@ -97,7 +102,9 @@ impl Gateway {
         shared: SharedState,
         store: Option<Store>,
         ledger: Ledger,
+        redis: Option<Arc<RedisLink>>,
     ) -> anyhow::Result<Self> {
+        let cache = ResponseCache::new(&snapshot.config.cache, redis.clone());
         Ok(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             upstream: Upstream::new()?,
@@ -110,7 +117,8 @@ impl Gateway {
             metrics: Metrics::new(),
             saved_quotas: None,
             telemetry: Telemetry::disabled(),
-            redis: None,
+            redis,
+            cache,
         })
     }
 }
@@ -132,6 +140,8 @@ pub struct Decoded {
     pub tags: Vec<String>,
     /// The client's sticky-session key (`x-freeway-session`).
     pub session: Option<String>,
+    /// What the client says about caching (`x-freeway-cache`, `cache-control`).
+    pub cache: Directives,
 }
 
 /// Part of a streamed answer, in canonical form (an OpenAI `chat.completion.chunk` JSON).
@@ -150,6 +160,9 @@ pub struct Served {
     pub target: TargetRef,
     pub attempts: usize,
     pub route: String,
+    /// What the response cache did (`x-freeway-cache`), and the age of a cached answer.
+    pub cache: CacheStatus,
+    pub age_s: Option<u64>,
 }
 
 pub enum Answer {
@@ -213,12 +226,15 @@ impl Gateway {
             tags,
             session: decoded.session,
             log_content: LogContent::None,
+            cache_directives: decoded.cache,
+            cache: Plan::off(),
             record,
         };
         let snapshot = self.snapshot.load_full();
         let committed = self.failover(&snapshot, &mut ctx, decoded.body).await;
         match committed {
             Err(error) => Err(self.fail(ctx.record, error).await),
+            Ok(Committed::Cached(hit)) => Ok(self.serve_cached(ctx, *hit).await),
             Ok(Committed::Json {
                 target,
                 completion,
@@ -236,6 +252,7 @@ impl Gateway {
                 let info = ctx.guard_info();
                 match filters::on_response(&filters, &info, body).await {
                     Ok(body) => {
+                        self.store_answer(&ctx, &target, body.clone());
                         let served = served(&ctx.record, target);
                         self.finish(ctx.record).await;
                         Ok(Answer::Json { served, body })
@@ -276,5 +293,7 @@ fn served(record: &RequestRecord, target: TargetRef) -> Served {
         target,
         attempts: record.route.attempts(),
         route: record.route.header_value(),
+        cache: record.cache,
+        age_s: None,
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cache::CacheStatus;
 use crate::config::TargetRef;
 use crate::error::GatewayError;
 use crate::metrics::status_class;
@@ -67,6 +68,8 @@ pub struct RequestRecord {
     pub attempts: Vec<AttemptSpan>,
     /// `finish_reason`s of the answer, collected only while traces are exported.
     pub finish_reasons: Vec<String>,
+    /// What the response cache did for this request.
+    pub cache: CacheStatus,
     pub outcome: Outcome,
 }
 
@@ -92,6 +95,7 @@ impl RequestRecord {
             answer_text: None,
             attempts: Vec::new(),
             finish_reasons: Vec::new(),
+            cache: CacheStatus::Off,
             outcome: Outcome::Served,
         }
     }
@@ -122,6 +126,7 @@ impl RequestRecord {
 
     fn outcome_label(&self) -> &'static str {
         match &self.outcome {
+            Outcome::Served if self.cache == CacheStatus::Hit => "cache_hit",
             Outcome::Served => "ok",
             Outcome::Interrupted(_) => "interrupted",
             Outcome::Failed(error) => error.label(),
@@ -135,7 +140,11 @@ impl RequestRecord {
             log_text(&self.id, "answer", text);
         }
         let latency = self.started.elapsed();
-        let cost = self.cost_usd();
+        // A cached answer cost no upstream anything.
+        let cost = match self.cache {
+            CacheStatus::Hit => Some(0.0),
+            _ => self.cost_usd(),
+        };
         if tracing::enabled!(tracing::Level::INFO) {
             self.log_line(latency, cost);
         }
@@ -262,6 +271,7 @@ impl RequestRecord {
             completion_tokens = self.usage.map(|u| u.completion_tokens),
             cost_usd = cost,
             route = %self.route.header_value(),
+            cache = (self.cache != CacheStatus::Off).then(|| self.cache.as_str()),
             error,
             message = %message,
         );
@@ -280,10 +290,16 @@ impl RequestRecord {
             .requests
             .with_label_values(&[model, provider, status_class(self.status())])
             .inc();
-        if self.outcome_label() != "ok" {
+        if !matches!(self.outcome, Outcome::Served) {
             metrics
                 .outcomes
                 .with_label_values(&[self.outcome_label()])
+                .inc();
+        }
+        if self.cache != CacheStatus::Off {
+            metrics
+                .cache
+                .with_label_values(&[self.cache.as_str()])
                 .inc();
         }
         metrics

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::cache::MAX_ENTRY_BYTES;
 use crate::config::{Config, TargetRef};
 use crate::error::GatewayError;
 use crate::plugins::bindings::adapter;
@@ -15,6 +16,7 @@ use crate::plugins::bindings::types::ErrorKind;
 use crate::state::{Admission, InFlight};
 use crate::upstream::{AttemptError, OpenStream};
 
+use super::assemble::Assembler;
 use super::context::RequestContext;
 use super::failover::CommittedStream;
 use super::filters::{ActiveFilter, StreamFilter};
@@ -36,6 +38,8 @@ pub(super) struct Relay {
     admission: Admission,
     config_digest: String,
     answer: AnswerTally,
+    /// The answer as the client receives it, folded for the response cache when it keeps it.
+    for_cache: Option<Assembler>,
 }
 
 impl Relay {
@@ -46,6 +50,7 @@ impl Relay {
         config: &Config,
     ) -> Self {
         let answer = AnswerTally::new(ctx.log_content.answers());
+        let for_cache = ctx.cache.stores().then(|| Assembler::new(MAX_ENTRY_BYTES));
         Relay {
             gateway,
             ctx,
@@ -58,6 +63,7 @@ impl Relay {
             admission: stream.admission,
             config_digest: config.digest.clone(),
             answer,
+            for_cache,
         }
     }
 
@@ -102,6 +108,9 @@ impl Relay {
         match &outcome {
             Ok(()) => {
                 let _ = tx.send(StreamEvent::End).await;
+                if let Some(answer) = self.for_cache.take().and_then(Assembler::finish) {
+                    self.gateway.store_answer(&self.ctx, &self.target, answer);
+                }
                 targets
                     .record_success(
                         &self.target,
@@ -149,6 +158,9 @@ impl Relay {
             tail.extend(filter.finish().await?);
         }
         for chunk in tail {
+            if let Some(assembler) = &mut self.for_cache {
+                assembler.push(&chunk);
+            }
             if tx.send(StreamEvent::Chunk(chunk)).await.is_err() {
                 return Err(CLIENT_GONE.into());
             }
@@ -168,6 +180,9 @@ impl Relay {
                     self.ctx.record.cached_tokens = Some(cached);
                 }
                 if !self.ctx.info.include_usage {
+                    if let Some(assembler) = &mut self.for_cache {
+                        assembler.push(&chunk.data);
+                    }
                     continue;
                 }
             }
@@ -183,6 +198,9 @@ impl Relay {
                 texts = filter.apply(texts).await?;
             }
             for text in texts {
+                if let Some(assembler) = &mut self.for_cache {
+                    assembler.push(&text);
+                }
                 tx.send(StreamEvent::Chunk(text))
                     .await
                     .map_err(|_| CLIENT_GONE.to_string())?;

@@ -28,6 +28,8 @@ pub enum RouteOutcome {
     Cooling(Duration),
     /// A published limit (token bucket) would be broken; it frees up in this long.
     OverLimit(&'static str, Duration),
+    /// The response cache held this target's answer, stored this long ago.
+    Cached(Duration),
 }
 
 impl From<Refusal> for RouteOutcome {
@@ -75,6 +77,9 @@ impl RouteLog {
                     RouteOutcome::Cooling(left) => format!("skipped (cooldown {})", human(*left)),
                     RouteOutcome::OverLimit(limit, wait) => {
                         format!("skipped ({limit} limit reached, frees in {})", human(*wait))
+                    }
+                    RouteOutcome::Cached(age) => {
+                        format!("cached answer, stored {} ago", human(*age))
                     }
                 };
                 format!("{target}: {what}")

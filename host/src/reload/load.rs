@@ -102,9 +102,8 @@ pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
             (shared, store.is_some().then_some(quotas), None)
         }
     };
-    let mut gateway = Gateway::new(runtime, snapshot, shared, store, ledger)?;
+    let mut gateway = Gateway::new(runtime, snapshot, shared, store, ledger, redis)?;
     gateway.saved_quotas = saved_quotas;
-    gateway.redis = redis;
     gateway.telemetry = Telemetry::start(&gateway.snapshot.load().config.telemetry)?;
     let gateway = Arc::new(gateway);
     refresh_keys(&gateway).await?;

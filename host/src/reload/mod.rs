@@ -163,6 +163,7 @@ impl Reloader {
         if config.state != current.config.state {
             tracing::warn!("[state] changed; shared state moves at the next restart");
         }
+        self.gateway.cache.reconfigure(&config.cache);
         self.gateway
             .snapshot
             .store(Arc::new(Snapshot::new(config, plugins)));
