@@ -175,7 +175,7 @@ async fn serve(
     }
     pipeline::health::spawn(gateway.clone());
     reload::spawn_key_watcher(gateway.clone());
-    let handlers = Arc::new(server::Handlers { gateway, reloader });
+    let handlers = Arc::new(server::Handlers::new(gateway, reloader));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let admin = match snapshot.config.admin.listen {
         Some(admin_addr) => {
@@ -204,8 +204,22 @@ async fn serve(
     }
     let _ = std::io::stdout().flush();
     drop(snapshot);
+    let draining = handlers.clone();
     let served = server::serve(handlers, listener, server::Role::Public, async move {
         shutdown.await;
+        // Tell load balancers first (health checks fail), keep serving while they notice,
+        // then stop accepting and let what is in flight finish.
+        draining
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let delay = draining.gateway.snapshot.load().config.drain_delay;
+        if !delay.is_zero() {
+            tracing::info!(
+                "draining: /healthz answers 503 for {} s while requests are still served",
+                delay.as_secs()
+            );
+            tokio::time::sleep(delay).await;
+        }
         let _ = stop_tx.send(true);
     })
     .await;

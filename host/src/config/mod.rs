@@ -336,6 +336,11 @@ pub struct Config {
     pub state: StateConfig,
     pub cache: CacheConfig,
     pub max_body_bytes: usize,
+    /// After SIGTERM: how long `/healthz` answers 503 while requests are still served, so a
+    /// load balancer stops sending before the listener closes.
+    pub drain_delay: Duration,
+    /// After SIGTERM and the delay: how long in-flight requests and streams may finish.
+    pub drain_timeout: Duration,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,
     pub default_limits: PluginLimits,

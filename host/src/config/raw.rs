@@ -58,6 +58,10 @@ pub struct Admin {
 pub struct Server {
     pub listen: Option<String>,
     pub max_body_bytes: Option<u64>,
+    /// After SIGTERM: how long `/healthz` says "draining" while requests are still accepted.
+    pub drain_delay_s: Option<u64>,
+    /// After SIGTERM: how long in-flight requests and streams may take to finish.
+    pub drain_timeout_s: Option<u64>,
     /// Listen beyond loopback with no gateway key (refused otherwise).
     pub allow_unauthenticated: Option<bool>,
 }

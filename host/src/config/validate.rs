@@ -430,6 +430,19 @@ pub(super) fn validate(
             },
         },
         max_body_bytes: max_body as usize,
+        drain_delay: match raw.server.drain_delay_s.unwrap_or(0) {
+            s @ 0..=600 => Duration::from_secs(s),
+            _ => return Err(error("server.drain_delay_s", "must be between 0 and 600")),
+        },
+        drain_timeout: match raw.server.drain_timeout_s.unwrap_or(30) {
+            s @ 0..=3600 => Duration::from_secs(s),
+            _ => {
+                return Err(error(
+                    "server.drain_timeout_s",
+                    "must be between 0 and 3600",
+                ));
+            }
+        },
         plugin_dir: resolve(raw.plugins.dir),
         cache_dir: raw.plugins.cache_dir.map(resolve),
         default_limits,

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,10 +32,26 @@ pub enum Role {
 pub struct Handlers {
     pub gateway: Arc<Gateway>,
     pub reloader: Arc<Reloader>,
+    /// Set at SIGTERM: `/healthz` answers 503 so load balancers stop sending.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
-/// Accept connections until `shutdown` resolves, then let in-flight requests finish (up to
-/// a grace period).
+impl Handlers {
+    pub fn new(gateway: Arc<Gateway>, reloader: Arc<Reloader>) -> Self {
+        Handlers {
+            gateway,
+            reloader,
+            draining: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Accept connections until `shutdown` resolves, then let in-flight requests and streams
+/// finish, for up to `server.drain_timeout_s`.
 pub async fn serve(
     handlers: Arc<Handlers>,
     listener: TcpListener,
@@ -59,7 +76,18 @@ pub async fn serve(
                 let handlers = handlers.clone();
                 let service = service_fn(move |request| {
                     let handlers = handlers.clone();
-                    async move { Ok::<_, Infallible>(routes::route(&handlers, role, request).await) }
+                    async move {
+                        let mut response = routes::route(&handlers, role, request).await;
+                        // Draining: every answer closes its connection, so clients and
+                        // balancers stop reusing connections before the listener closes (a
+                        // request sent on an idle connection as it is closed would fail).
+                        if handlers.is_draining() {
+                            response
+                                .headers_mut()
+                                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -77,10 +105,19 @@ pub async fn serve(
         }
     }
     drop(listener);
-    tracing::info!("shutting down: waiting for in-flight requests");
+    let grace = handlers.gateway.snapshot.load().config.drain_timeout;
+    if matches!(role, Role::Public) {
+        tracing::info!(
+            "shutting down: no new connections; waiting up to {} s for in-flight requests",
+            grace.as_secs()
+        );
+    }
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("in-flight requests still running after 10 s; exiting"),
+        _ = tokio::time::sleep(grace) => tracing::warn!(
+            "requests still in flight after {} s (server.drain_timeout_s); exiting",
+            grace.as_secs()
+        ),
     }
     Ok(())
 }

@@ -71,6 +71,10 @@ pub async fn route(
             api::serve(ChatCompletions, gateway, request, id, caller).await
         }
         (&Method::GET, "/v1/models" | "/models") => api::models::list(gateway),
+        (&Method::GET, "/healthz") if handlers.is_draining() => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "draining"}),
+        ),
         (&Method::GET, "/healthz") => {
             json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
