@@ -41,8 +41,8 @@ import httpx
 import pytest
 
 import mock_openai as mo
-from harness import (REDIS_SERVER, Ops, RedisServer, base_config, chat_body, error_body,
-                     keys_for, poll, priced, provider, sample_sum, utc_midnight_in)
+from harness import (REDIS_SERVER, Ops, RedisServer, base_config, chat_body, db_rows,
+                     error_body, keys_for, poll, priced, provider, sample_sum, utc_midnight_in)
 
 pytestmark = pytest.mark.skipif(
     not REDIS_SERVER.is_file(),
@@ -454,6 +454,39 @@ def test_streamed_answer_on_one_instance_counts_against_the_budget_on_the_other(
     # A small request still fits through B: 0.25 + 10 x 250 / 1e6 <= 0.3.
     assert post(gb, chat_body("m", max_tokens=10), key=secret).status_code == 200
     ga.wait_key("streamer", "spent_usd_today", PER_REQUEST + 7 * OUT_PRICE / 1e6)
+    assert_no_fallback(ga, gb)
+
+
+def test_a_redis_that_forgot_does_not_reset_budgets(redis, mocks, gateways, tmp_path):
+    """A lifetime budget for 2.5 big requests: 2 are served, then Redis loses everything
+    (FLUSHALL, as a restart without persistence would). The key's spend is read back from the
+    ledger before Redis counts it again, so the third big request is still refused; a restart
+    of both gateways on the flushed Redis changes nothing either."""
+    a = mocks.add("mock-a")
+    providers = {"mock-a": priced(a, "gpt-a", input_price=0.0, output_price=OUT_PRICE)}
+    cfg = config(redis.url, providers, {"m": {"targets": ["mock-a/gpt-a"]}})
+    ga, gb = on_one_store(gateways, cfg, keys_for(a), tmp_path)
+    secret = ga.create_key("thrifty", "--budget-usd", str(2.5 * PER_REQUEST))["key"]
+    ga.launch()
+    gb.launch()
+    big(a, 4)
+    assert post(ga, big_body(), key=secret).status_code == 200
+    assert post(gb, big_body(), key=secret).status_code == 200
+    ga.wait_key("thrifty", "spent_usd_total", 2 * PER_REQUEST)
+    # The ledger rows are written off the request path: wait until both are in.
+    db = tmp_path / "shared-store" / "freeway.db"  # see on_one_store
+    poll(lambda: len(db_rows(db, "SELECT * FROM ledger WHERE key = 'thrifty'")) == 2,
+         timeout=5, what="two ledger rows for the key")
+    assert redis.command("FLUSHALL") == "OK"
+    r = post(gb, big_body(), key=secret)
+    assert r.status_code == 429 and error_body(r)["code"] == "budget_exceeded", r.text
+    assert "seeded in redis from the ledger" in gb.gw.stderr
+    fields = redis.command("HGETALL", next(k for k in redis.keys() if ":key:" in k))
+    usage = dict(zip(fields[::2], fields[1::2]))
+    assert abs(float(usage["usd_total"]) - 2 * PER_REQUEST) < 1e-9, usage
+    # A small request still fits: 0.5 + 10 x 250 / 1e6 <= 0.625.
+    assert post(ga, chat_body("m", max_tokens=10), key=secret).status_code == 200
+    assert len(a.chat_requests) == 3
     assert_no_fallback(ga, gb)
 
 

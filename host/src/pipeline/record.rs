@@ -271,7 +271,8 @@ impl RequestRecord {
             completion_tokens = self.usage.map(|u| u.completion_tokens),
             cost_usd = cost,
             route = %self.route.header_value(),
-            cache = (self.cache != CacheStatus::Off).then(|| self.cache.as_str()),
+            cache = matches!(self.cache, CacheStatus::Hit | CacheStatus::Miss)
+                .then(|| self.cache.as_str()),
             error,
             message = %message,
         );

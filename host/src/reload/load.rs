@@ -82,7 +82,7 @@ pub async fn build_gateway(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     // process, saved to the store so it survives a restart.
     let (shared, saved_quotas, redis) = match &snapshot.config.state.redis_url {
         Some(url) => {
-            let (shared, link) = redis::connect(&snapshot.config.state, url).await?;
+            let (shared, link) = redis::connect(&snapshot.config.state, url, store.clone()).await?;
             (shared, None, Some(link))
         }
         None => {

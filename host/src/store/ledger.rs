@@ -162,6 +162,27 @@ pub struct Spend {
     pub cost_usd: f64,
 }
 
+/// One key's use since `since_ms`.
+pub fn spend_of_key(
+    connection: &Connection,
+    key: &str,
+    since_ms: i64,
+) -> Result<Spend, StoreError> {
+    Ok(connection.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(COALESCE(prompt_tokens, 0) + \
+         COALESCE(completion_tokens, 0)), 0), COALESCE(SUM(cost_usd), 0.0) \
+         FROM ledger WHERE key = ?1 AND ts >= ?2",
+        rusqlite::params![key, since_ms],
+        |row| {
+            Ok(Spend {
+                requests: row.get::<_, i64>(0)? as u64,
+                tokens: row.get::<_, i64>(1)? as u64,
+                cost_usd: row.get(2)?,
+            })
+        },
+    )?)
+}
+
 /// Every key's use since `since_ms`.
 pub fn spend_by_key(
     connection: &Connection,

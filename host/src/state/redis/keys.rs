@@ -2,8 +2,17 @@
 //! counts, the lifetime spend and the worst cases held by requests in flight, so caps and
 //! hard budgets hold across every instance. While the link is down the in-memory store
 //! serves; what it counted is added to Redis when the link returns.
+//!
+//! **Redis forgetting is not a budget reset.** A key's hash is *seeded* before its first use
+//! in Redis: every script answers -1 for a hash without the `seeded` mark, and the key's
+//! spend today, this month and in all is read from the ledger (the SQLite store) and written
+//! in (each field raised, never lowered, so instances seeding at once agree), then the script
+//! runs again. So a Redis restarted without persistence, flushed, or a key idle past the TTL
+//! starts from what the ledger knows, not from zero. With one SQLite store per instance, each
+//! knows only its own rows: point instances at one store, or keep Redis persistent.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -12,8 +21,14 @@ use async_trait::async_trait;
 use super::{RedisLink, TTL_SECONDS, scripts};
 use crate::state::MemoryKeyUsage;
 use crate::state::keys::{
-    Breach, Caller, KeyRefusal, KeyUsage, KeyUsageStore, Reservation, periods,
+    Breach, Caller, KeyRefusal, KeyUsage, KeyUsageStore, Reservation, periods, this_month_start_ms,
+    today_start_ms,
 };
+use crate::store::Store;
+use crate::store::ledger::{Spend, spend_of_key};
+
+/// What a key script answers for a key whose hash was not seeded from the ledger yet.
+const NOT_SEEDED: i64 = -1;
 
 pub struct RedisKeyUsage {
     link: Arc<RedisLink>,
@@ -21,9 +36,12 @@ pub struct RedisKeyUsage {
     /// Holds made in Redis whose requests finished while it was down: released there on
     /// reconciliation (the spend itself is counted locally and folded in).
     pending_releases: Mutex<Vec<(String, Reservation)>>,
+    /// Where a key's past spend is read from when Redis has none.
+    ledger: Option<Store>,
     admit: redis::Script,
     reserve: redis::Script,
     settle: redis::Script,
+    seed: redis::Script,
 }
 
 /// A limit as a script argument: -1 for none.
@@ -36,15 +54,82 @@ fn arg_f(limit: Option<f64>) -> f64 {
 }
 
 impl RedisKeyUsage {
-    pub fn new(link: Arc<RedisLink>) -> Self {
+    pub fn new(link: Arc<RedisLink>, ledger: Option<Store>) -> Self {
         RedisKeyUsage {
             link,
             local: MemoryKeyUsage::default(),
             pending_releases: Mutex::default(),
+            ledger,
             admit: redis::Script::new(&scripts::admit()),
             reserve: redis::Script::new(&scripts::reserve()),
             settle: redis::Script::new(&scripts::settle()),
+            seed: redis::Script::new(scripts::SEED),
         }
+    }
+
+    /// Run a key script; when the key was not seeded yet, seed it and run the script again.
+    async fn seeded<F, Fut>(&self, name: &str, now: SystemTime, script: F) -> Option<i64>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Option<i64>>,
+    {
+        match script().await? {
+            NOT_SEEDED => {
+                self.seed(name, now).await?;
+                script().await.filter(|code| *code != NOT_SEEDED)
+            }
+            code => Some(code),
+        }
+    }
+
+    /// Write the key's spend, as the ledger knows it, into its Redis hash.
+    async fn seed(&self, name: &str, now: SystemTime) -> Option<()> {
+        let [today, month, total] = match self.ledger.clone() {
+            None => Default::default(),
+            Some(store) => {
+                let key = name.to_string();
+                let read = tokio::task::spawn_blocking(move || {
+                    let connection = store.connect()?;
+                    anyhow::Ok([
+                        spend_of_key(&connection, &key, today_start_ms(now))?,
+                        spend_of_key(&connection, &key, this_month_start_ms(now))?,
+                        spend_of_key(&connection, &key, 0)?,
+                    ])
+                })
+                .await;
+                match read {
+                    Ok(Ok(spend)) => spend,
+                    Ok(Err(error)) => {
+                        tracing::warn!(
+                            key = name,
+                            "cannot read the key's spend from the ledger: {error:#}"
+                        );
+                        <[Spend; 3]>::default()
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            key = name,
+                            "cannot read the key's spend from the ledger: {error}"
+                        );
+                        <[Spend; 3]>::default()
+                    }
+                }
+            }
+        };
+        let (day, month_id, _) = periods(now);
+        let key = self.key(name);
+        let (key, day, month_id) = (&key, &day, &month_id);
+        let seeded = run_script!(self.link, self.seed, key, i64;
+            day, month_id, today.requests, today.tokens, today.cost_usd, month.tokens,
+            month.cost_usd, total.cost_usd, TTL_SECONDS)?;
+        if seeded == 1 {
+            tracing::info!(
+                key = name,
+                usd_total = total.cost_usd,
+                "key usage seeded in redis from the ledger"
+            );
+        }
+        Some(())
     }
 
     fn key(&self, name: &str) -> String {
@@ -84,8 +169,8 @@ impl RedisKeyUsage {
             from_config: false,
         };
         let caller = &caller;
-        self.link
-            .run(|mut c| async move {
+        self.seeded(name, now, || {
+            self.link.run(|mut c| async move {
                 let mut invocation = self.settle.key(key);
                 Self::prelude(&mut invocation, caller, now);
                 invocation
@@ -98,8 +183,9 @@ impl RedisKeyUsage {
                     .invoke_async::<i64>(&mut c)
                     .await
             })
-            .await
-            .is_some()
+        })
+        .await
+        .is_some()
     }
 
     /// Add what was counted locally during an outage and release the holds it could not.
@@ -152,18 +238,19 @@ impl KeyUsageStore for RedisKeyUsage {
         let key = &key;
         let l = &caller.limits;
         let verdict = self
-            .link
-            .run(|mut c| async move {
-                let mut invocation = self.admit.key(key);
-                Self::prelude(&mut invocation, caller, now);
-                invocation
-                    .arg(arg_u(l.daily_requests))
-                    .arg(arg_u(l.daily_tokens.filter(|_| caller.from_config)))
-                    .arg(arg_u(l.rpm))
-                    .arg(arg_u(l.tpm))
-                    .arg(TTL_SECONDS)
-                    .invoke_async::<i64>(&mut c)
-                    .await
+            .seeded(&caller.name, now, || {
+                self.link.run(|mut c| async move {
+                    let mut invocation = self.admit.key(key);
+                    Self::prelude(&mut invocation, caller, now);
+                    invocation
+                        .arg(arg_u(l.daily_requests))
+                        .arg(arg_u(l.daily_tokens.filter(|_| caller.from_config)))
+                        .arg(arg_u(l.rpm))
+                        .arg(arg_u(l.tpm))
+                        .arg(TTL_SECONDS)
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                })
             })
             .await;
         match verdict {
@@ -184,16 +271,17 @@ impl KeyUsageStore for RedisKeyUsage {
         let key = self.key(&caller.name);
         let key = &key;
         let verdict = self
-            .link
-            .run(|mut c| async move {
-                let mut invocation = self.reserve.key(key);
-                Self::prelude(&mut invocation, caller, now);
-                invocation
-                    .arg(worst.tokens)
-                    .arg(worst.usd)
-                    .arg(TTL_SECONDS)
-                    .invoke_async::<i64>(&mut c)
-                    .await
+            .seeded(&caller.name, now, || {
+                self.link.run(|mut c| async move {
+                    let mut invocation = self.reserve.key(key);
+                    Self::prelude(&mut invocation, caller, now);
+                    invocation
+                        .arg(worst.tokens)
+                        .arg(worst.usd)
+                        .arg(TTL_SECONDS)
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                })
             })
             .await;
         match verdict {
@@ -240,15 +328,20 @@ impl KeyUsageStore for RedisKeyUsage {
     async fn usage(&self, name: &str, now: SystemTime) -> KeyUsage {
         let key = self.key(name);
         let key = &key;
-        let fields = self
-            .link
-            .run(|mut c| async move {
+        let read = || {
+            self.link.run(|mut c| async move {
                 redis::cmd("HGETALL")
                     .arg(key)
                     .query_async::<HashMap<String, String>>(&mut c)
                     .await
             })
-            .await;
+        };
+        let mut fields = read().await;
+        if fields.as_ref().is_some_and(|f| !f.contains_key("seeded"))
+            && self.seed(name, now).await.is_some()
+        {
+            fields = read().await;
+        }
         let Some(fields) = fields else {
             return self.local.usage(name, now).await;
         };

@@ -42,6 +42,7 @@ use redis::aio::ConnectionManager;
 
 use super::SharedState;
 use crate::config::StateConfig;
+use crate::store::Store;
 
 pub use keys::RedisKeyUsage;
 pub use quotas::RedisQuotas;
@@ -152,9 +153,12 @@ fn mask_password(url: &str) -> String {
 }
 
 /// The state stores on Redis, with local fallbacks, and the monitor that brings them back.
+/// Connect to Redis (or start on local state when it does not answer); `ledger` is where
+/// keys' past spend is read when Redis has none.
 pub async fn connect(
     config: &StateConfig,
     url: &str,
+    ledger: Option<Store>,
 ) -> anyhow::Result<(SharedState, Arc<RedisLink>)> {
     let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("state.redis_url: {e}"))?;
     let link = Arc::new(RedisLink {
@@ -167,7 +171,7 @@ pub async fn connect(
         url_masked: mask_password(url),
     });
     let quotas = Arc::new(RedisQuotas::new(link.clone()));
-    let key_usage = Arc::new(RedisKeyUsage::new(link.clone()));
+    let key_usage = Arc::new(RedisKeyUsage::new(link.clone(), ledger));
     let sessions = Arc::new(RedisSessions::new(link.clone()));
     match link.connect().await {
         Ok(()) => {

@@ -104,12 +104,38 @@ redis.call('EXPIRE', h, ARGV[4])
 return 1
 "#;
 
-/// Shared by the key scripts: start a new day, month or minute where one has begun, and say
+/// A key's counters when Redis has none (a fresh or flushed Redis, or a key idle past the
+/// TTL): each field raised to what the ledger says was spent, unless another instance seeded
+/// it first. ARGV: day, month, req_day, tok_day, usd_day, tok_month, usd_month, usd_total,
+/// ttl_s. Returns 1 when it seeded, 0 when the key already was.
+pub const SEED: &str = r#"
+local h = KEYS[1]
+if redis.call('HEXISTS', h, 'seeded') == 1 then return 0 end
+local function num(f) return tonumber(redis.call('HGET', h, f) or '0') end
+if redis.call('HGET', h, 'day') ~= ARGV[1] then
+  redis.call('HSET', h, 'day', ARGV[1], 'req_day', 0, 'tok_day', 0, 'usd_day', 0)
+end
+if redis.call('HGET', h, 'month') ~= ARGV[2] then
+  redis.call('HSET', h, 'month', ARGV[2], 'tok_month', 0, 'usd_month', 0)
+end
+local fields = {'req_day', 'tok_day', 'usd_day', 'tok_month', 'usd_month', 'usd_total'}
+for i, f in ipairs(fields) do
+  local seed = tonumber(ARGV[2 + i])
+  if seed > num(f) then redis.call('HSET', h, f, tostring(seed)) end
+end
+redis.call('HSET', h, 'seeded', 1)
+redis.call('EXPIRE', h, ARGV[9])
+return 1
+"#;
+
+/// Shared by the key scripts (which answer -1, doing nothing, for a key not yet seeded from
+/// the ledger): start a new day, month or minute where one has begun, and say
 /// which budget `extra` more would overshoot (0 = none). ARGV[1..3]: day, month, minute;
 /// ARGV[4..8]: daily_usd, monthly_usd, budget_usd, daily tokens (hard), monthly_tokens
 /// (-1 = none).
 const KEY_PRELUDE: &str = r#"
 local h = KEYS[1]
+if redis.call('HEXISTS', h, 'seeded') == 0 then return -1 end
 local function num(f) return tonumber(redis.call('HGET', h, f) or '0') end
 if redis.call('HGET', h, 'day') ~= ARGV[1] then
   redis.call('HSET', h, 'day', ARGV[1], 'req_day', 0, 'tok_day', 0, 'usd_day', 0)
