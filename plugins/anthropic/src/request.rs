@@ -11,7 +11,12 @@
 //!   `file` parts become `document` blocks;
 //! - `max_tokens` is always set (Messages requires it), `stop` becomes `stop_sequences`, `user`
 //!   becomes `metadata.user_id`, tools and `tool_choice` are re-shaped; `cache_control`
-//!   markers on content parts (Anthropic's prompt caching) are kept.
+//!   markers on content parts, tools and tool messages (Anthropic's prompt caching) are kept;
+//! - what Anthropic clients send that OpenAI's format has no field for arrives as extensions
+//!   (the gateway's Messages dialect writes them) and is put back: an assistant message's
+//!   `thinking_blocks` (thinking with signatures, redacted thinking) lead its turn, and a tool
+//!   message's `is_error` marks its `tool_result`. Thinking blocks without a signature (the
+//!   reasoning of another provider) are left out: Anthropic would refuse them.
 //!
 //! What Anthropic cannot do (audio, several choices, JSON-schema-constrained output) is an
 //! `unsupported` error, which lets the host try another target. Error messages name the
@@ -178,10 +183,19 @@ fn tools(request: &ChatRequest) -> Result<Option<Value>, Error> {
     else {
         return Ok(None);
     };
+    let raw = request.get("tools").and_then(Value::as_array);
     let translated = tools
         .iter()
-        .map(|tool| {
+        .enumerate()
+        .map(|(i, tool)| {
             let mut out = tool.declaration();
+            if let Some(cache) = raw
+                .and_then(|raw| raw.get(i))
+                .and_then(|raw| raw.get("cache_control"))
+                .filter(|cache| cache.is_object())
+            {
+                out.insert("cache_control".into(), cache.clone());
+            }
             // OpenAI allows omitting parameters (a function without arguments); Anthropic
             // requires an object schema.
             let schema = tool
@@ -241,7 +255,8 @@ pub(crate) fn translate_messages(request: &ChatRequest) -> Result<Conversation, 
                 push_turn(&mut turns, "user", blocks);
             }
             Role::Assistant => {
-                let mut blocks = content_blocks(content)?;
+                let mut blocks = thinking_blocks(&message);
+                blocks.extend(content_blocks(content)?);
                 blocks.extend(tool_use_blocks(&message)?);
                 push_turn(&mut turns, "assistant", blocks);
             }
@@ -256,6 +271,16 @@ pub(crate) fn translate_messages(request: &ChatRequest) -> Result<Conversation, 
                 let blocks = content_blocks(content)?;
                 if !blocks.is_empty() {
                     result.insert("content".into(), Value::Array(blocks));
+                }
+                if message.value.get("is_error") == Some(&Value::Bool(true)) {
+                    result.insert("is_error".into(), Value::Bool(true));
+                }
+                if let Some(cache) = message
+                    .value
+                    .get("cache_control")
+                    .filter(|cache| cache.is_object())
+                {
+                    result.insert("cache_control".into(), cache.clone());
                 }
                 push_turn(&mut turns, "user", vec![Value::Object(result)]);
             }
@@ -293,6 +318,25 @@ pub(crate) fn translate_messages(request: &ChatRequest) -> Result<Conversation, 
         .map(|turn| json!({"role": turn.role, "content": turn.blocks}))
         .collect();
     Ok(Conversation { system, turns })
+}
+
+/// An assistant message's signed `thinking` and `redacted_thinking` blocks, as they were.
+fn thinking_blocks(message: &ChatMessage) -> Vec<Value> {
+    let Some(Value::Array(blocks)) = message.value.get("thinking_blocks") else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter(|block| match block.get("type").and_then(Value::as_str) {
+            Some("thinking") => block
+                .get("signature")
+                .and_then(Value::as_str)
+                .is_some_and(|signature| !signature.is_empty()),
+            Some("redacted_thinking") => block.get("data").is_some_and(Value::is_string),
+            _ => false,
+        })
+        .cloned()
+        .collect()
 }
 
 /// Appends blocks as a turn of `role`, merged into the previous turn when it has the same role.
@@ -832,5 +876,35 @@ mod tests {
             assert!(error.message.contains(problem), "{}", error.message);
             assert!(!error.message.contains("secret"));
         }
+    }
+
+    #[test]
+    fn extensions_from_the_messages_dialect_are_put_back() {
+        let body = body_of(&json!({
+            "model": "x",
+            "tools": [{"type": "function", "function": {"name": "Read"}, "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null,
+                 "thinking_blocks": [
+                     {"type": "thinking", "thinking": "plan", "signature": "sig=="},
+                     {"type": "thinking", "thinking": "unsigned", "signature": ""},
+                     {"type": "redacted_thinking", "data": "opaque"}],
+                 "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "Read", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "no such file", "is_error": true,
+                 "cache_control": {"type": "ephemeral"}},
+            ],
+        }));
+        assert_eq!(body["tools"][0]["cache_control"]["type"], "ephemeral");
+        let assistant = &body["messages"][1]["content"];
+        assert_eq!(
+            assistant[0],
+            json!({"type": "thinking", "thinking": "plan", "signature": "sig=="})
+        );
+        assert_eq!(assistant[1]["type"], "redacted_thinking");
+        assert_eq!(assistant[2]["type"], "tool_use");
+        let result = &body["messages"][2]["content"][0];
+        assert_eq!(result["is_error"], true);
+        assert_eq!(result["cache_control"]["type"], "ephemeral");
     }
 }

@@ -14,7 +14,9 @@
 //! - `message_delta` carries the `finish_reason` and output usage; `message_stop` ends the
 //!   stream with a usage-only chunk (`choices: []`), which the host needs for accounting.
 //!
-//! Thinking deltas, pings and event types added later are skipped. An `error` event or a body
+//! A `thinking_delta` is a `reasoning_content` delta; a `signature_delta` (the end of a thinking
+//! block) and a whole `redacted_thinking` block arrive as `thinking_blocks` deltas, so the
+//! blocks can be rebuilt and sent back intact. Pings and event types added later are skipped. An `error` event or a body
 //! that ends before any stop reason is a typed error rather than a silently short answer.
 
 use serde::Deserialize;
@@ -141,6 +143,10 @@ impl EventTranslator for Translator {
                     StartBlock::Text { text: start } if !start.is_empty() => {
                         chunks.push(self.chunk(text(start), None));
                     }
+                    StartBlock::RedactedThinking { data } => {
+                        let block = serde_json::json!({"type": "redacted_thinking", "data": data});
+                        chunks.push(self.chunk(thinking_block(block), None));
+                    }
                     StartBlock::ToolUse { id, name } => {
                         let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
                         self.tool_blocks.push((start.index, tool_index, false));
@@ -163,6 +169,19 @@ impl EventTranslator for Translator {
                 match delta.delta {
                     ContentDelta::TextDelta { text: piece } if !piece.is_empty() => {
                         chunks.push(self.chunk(text(piece), None));
+                    }
+                    ContentDelta::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                        let delta = openai::Delta {
+                            reasoning_content: Some(thinking),
+                            ..openai::Delta::default()
+                        };
+                        chunks.push(self.chunk(delta, None));
+                    }
+                    ContentDelta::SignatureDelta { signature } if !signature.is_empty() => {
+                        let block = serde_json::json!({
+                            "type": "thinking", "thinking": "", "signature": signature,
+                        });
+                        chunks.push(self.chunk(thinking_block(block), None));
                     }
                     ContentDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                         let tool_index = self
@@ -256,6 +275,14 @@ fn text(content: String) -> openai::Delta {
     }
 }
 
+/// A delta with one thinking block (a signature, or a redacted block).
+fn thinking_block(block: Value) -> openai::Delta {
+    openai::Delta {
+        thinking_blocks: vec![block],
+        ..openai::Delta::default()
+    }
+}
+
 /// A delta with one tool-call fragment.
 fn tool_call(call: openai::ToolCall) -> openai::Delta {
     openai::Delta {
@@ -301,6 +328,9 @@ enum StartBlock {
         id: String,
         name: String,
     },
+    RedactedThinking {
+        data: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -325,7 +355,13 @@ enum ContentDelta {
     InputJsonDelta {
         partial_json: String,
     },
-    /// Thinking, signature and citation deltas.
+    ThinkingDelta {
+        thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
+    },
+    /// Citation deltas and kinds added later.
     #[serde(other)]
     Other,
 }
@@ -431,8 +467,14 @@ mod tests {
             .collect();
         assert_eq!(
             deltas[0],
-            &json!({"role": "assistant", "content": "Checking."})
+            &json!({"role": "assistant", "reasoning_content": "Weather needed."})
         );
+        assert_eq!(
+            deltas[1],
+            &json!({"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "EqQB"}]})
+        );
+        let deltas = &deltas[2..];
+        assert_eq!(deltas[0], &json!({"content": "Checking."}));
         assert_eq!(
             deltas[1],
             &json!({"tool_calls": [{"index": 0, "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]})

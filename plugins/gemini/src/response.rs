@@ -63,6 +63,8 @@ pub(crate) fn parse_response(
                 content,
                 tool_calls,
                 refusal: None,
+                reasoning_content: None,
+                thinking_blocks: Vec::new(),
             },
             logprobs: None,
             finish_reason: finish.unwrap_or("stop"),
@@ -286,6 +288,7 @@ impl UsageMetadata {
                 .unwrap_or(self.prompt() + self.completion()),
             prompt_tokens_details: openai::PromptTokensDetails {
                 cached_tokens: self.cached_content_token_count,
+                cache_creation_tokens: None,
             },
             completion_tokens_details: Some(openai::CompletionTokensDetails {
                 reasoning_tokens: self.thoughts_token_count,
