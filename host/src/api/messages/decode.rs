@@ -172,10 +172,10 @@ fn copy_options(
         Some(thinking @ Value::Object(object)) => {
             match object.get("type").and_then(Value::as_str) {
                 Some("enabled") => {
-                    if !object
+                    if object
                         .get("budget_tokens")
                         .and_then(Value::as_u64)
-                        .is_some_and(|n| n > 0)
+                        .is_none_or(|n| n == 0)
                     {
                         return Err(GatewayError::invalid(
                             "thinking.budget_tokens",
