@@ -12,6 +12,7 @@ pub mod chat;
 pub mod messages;
 pub mod models;
 pub mod openai;
+pub mod responses;
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -73,6 +73,10 @@ pub async fn route(
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             api::serve(ChatCompletions, gateway, request, id, caller).await
         }
+        (&Method::POST, "/v1/responses" | "/responses") => {
+            let dialect = api::responses::Responses::default();
+            api::serve(dialect, gateway, request, id, caller).await
+        }
         (&Method::POST, "/v1/messages") => {
             api::serve(messages::Messages::default(), gateway, request, id, caller).await
         }
@@ -92,7 +96,13 @@ pub async fn route(
         }
         (
             _,
-            "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models" | "/healthz",
+            "/v1/chat/completions"
+            | "/chat/completions"
+            | "/v1/responses"
+            | "/responses"
+            | "/v1/models"
+            | "/models"
+            | "/healthz",
         ) => {
             let error = GatewayError::MethodNotAllowed {
                 method: request.method().to_string(),
