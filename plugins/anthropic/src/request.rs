@@ -18,8 +18,8 @@
 //!   message's `is_error` marks its `tool_result`. Thinking blocks without a signature (the
 //!   reasoning of another provider) are left out: Anthropic would refuse them.
 //!
-//! What Anthropic cannot do (audio, several choices, JSON-schema-constrained output) is an
-//! `unsupported` error, which lets the host try another target. Error messages name the
+//! `response_format` and `reasoning_effort` are `structured`'s. What Anthropic cannot do
+//! (audio, several choices) is an `unsupported` error, which lets the host try another target. Error messages name the
 //! offending field by path (`messages[2].content[0]`), never its contents.
 //!
 //! The request is read through the SDK's typed view (`openai::request::ChatRequest`), which
@@ -126,6 +126,7 @@ pub(crate) fn translate(
             body.insert("tool_choice".into(), choice);
         }
     }
+    crate::structured::apply(request, &mut body)?;
     Ok(body)
 }
 
@@ -147,18 +148,6 @@ fn refuse_unsupported(request: &ChatRequest) -> Result<(), Error> {
         return Err(unsupported(
             "Anthropic's Messages API cannot produce audio",
             Some("modalities".into()),
-        ));
-    }
-    let format = request
-        .get("response_format")
-        .and_then(|format| format.get("type"))
-        .and_then(Value::as_str);
-    if format == Some("json_schema") {
-        // `json_object` is left to the prompt (OpenAI requires it to ask for JSON anyway); a
-        // schema is a promise this API cannot keep.
-        return Err(unsupported(
-            "Anthropic's Messages API cannot constrain output to a JSON schema",
-            Some("response_format".into()),
         ));
     }
     Ok(())

@@ -19,6 +19,7 @@ use freeway_plugin_sdk::upstream;
 
 use crate::errors::{classify, read_error_body, read_error_value};
 use crate::openai;
+use crate::structured::JSON_TOOL;
 
 pub(crate) fn parse_response(
     target: &Target,
@@ -171,6 +172,7 @@ fn to_completion(message: Message, model: &str, created: u64) -> (String, Usage)
     let mut tool_calls = Vec::new();
     let mut reasoning = String::new();
     let mut thinking_blocks = Vec::new();
+    let mut structured = false;
     for block in message.content {
         match block {
             Block::Thinking {
@@ -187,6 +189,11 @@ fn to_completion(message: Message, model: &str, created: u64) -> (String, Usage)
                     .push(serde_json::json!({"type": "redacted_thinking", "data": data}));
             }
             Block::Text { text: piece } => text.push_str(&piece),
+            // A structured answer (see `structured`): the tool's input is the message text.
+            Block::ToolUse { name, input, .. } if name == JSON_TOOL => {
+                structured = true;
+                text.push_str(&input.to_string());
+            }
             Block::ToolUse { id, name, input } => {
                 let arguments = if input.is_null() {
                     "{}".to_owned()
@@ -207,6 +214,8 @@ fn to_completion(message: Message, model: &str, created: u64) -> (String, Usage)
         }
     }
     let finish_reason = match message.stop_reason.as_deref() {
+        // Only the structured-answer tool was called: the answer is complete text.
+        Some("tool_use") if structured && tool_calls.is_empty() => "stop",
         Some(reason) => finish_reason(reason),
         None if !tool_calls.is_empty() => "tool_calls",
         None => "stop",
@@ -398,5 +407,16 @@ mod tests {
             json!([{"type": "thinking", "thinking": "Let me think.", "signature": "EqQB"},
                    {"type": "redacted_thinking", "data": "opaque"}])
         );
+    }
+
+    #[test]
+    fn structured_answer_tool_becomes_the_text() {
+        let (completion, _) = completion_json(
+            r#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"tool_use","id":"toolu_1","name":"freeway_json_response","input":{"city":"Paris"}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}}"#,
+        );
+        let choice = &completion["choices"][0];
+        assert_eq!(choice["message"]["content"], r#"{"city":"Paris"}"#);
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(choice["finish_reason"], "stop");
     }
 }

@@ -32,6 +32,7 @@ use freeway_plugin_sdk::types::{Error, ErrorKind};
 use crate::errors::{classify, read_error_value};
 use crate::openai;
 use crate::response::{MessageUsage, finish_reason};
+use crate::structured::JSON_TOOL;
 
 /// This adapter's part of the SDK's stream decoder.
 pub(crate) struct Translator {
@@ -40,6 +41,8 @@ pub(crate) struct Translator {
     /// Anthropic block index → OpenAI tool-call index, for the tool-use blocks seen so far.
     /// (Anthropic block index, OpenAI tool-call index, whether any argument text arrived).
     tool_blocks: Vec<(u64, u32, bool)>,
+    /// The block of the structured-answer tool (see `structured`), whose input is text.
+    json_block: Option<u64>,
     usage: MessageUsage,
     finish_reason: Option<&'static str>,
     stopped: bool,
@@ -55,6 +58,7 @@ impl Translator {
             },
             sent_role: false,
             tool_blocks: Vec::new(),
+            json_block: None,
             usage: MessageUsage::default(),
             finish_reason: None,
             stopped: false,
@@ -147,6 +151,9 @@ impl EventTranslator for Translator {
                         let block = serde_json::json!({"type": "redacted_thinking", "data": data});
                         chunks.push(self.chunk(thinking_block(block), None));
                     }
+                    StartBlock::ToolUse { name, .. } if name == JSON_TOOL => {
+                        self.json_block = Some(start.index);
+                    }
                     StartBlock::ToolUse { id, name } => {
                         let tool_index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
                         self.tool_blocks.push((start.index, tool_index, false));
@@ -183,6 +190,13 @@ impl EventTranslator for Translator {
                         });
                         chunks.push(self.chunk(thinking_block(block), None));
                     }
+                    ContentDelta::InputJsonDelta { partial_json }
+                        if self.json_block == Some(delta.index) =>
+                    {
+                        if !partial_json.is_empty() {
+                            chunks.push(self.chunk(text(partial_json), None));
+                        }
+                    }
                     ContentDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                         let tool_index = self
                             .tool_blocks
@@ -217,7 +231,15 @@ impl EventTranslator for Translator {
                     self.usage.update(usage);
                 }
                 if let Some(reason) = delta.delta.stop_reason {
-                    let reason = finish_reason(&reason);
+                    let reason = match finish_reason(&reason) {
+                        // Only the structured-answer tool was called: the text is complete.
+                        "tool_calls"
+                            if self.json_block.is_some() && self.tool_blocks.is_empty() =>
+                        {
+                            "stop"
+                        }
+                        reason => reason,
+                    };
                     self.finish_reason = Some(reason);
                     chunks.push(self.chunk(openai::Delta::default(), Some(reason)));
                 }
