@@ -190,12 +190,12 @@ impl EventTranslator for Translator {
                         });
                         chunks.push(self.chunk(thinking_block(block), None));
                     }
+                    // The structured answer's input is the message text (an empty first
+                    // fragment falls through to the arm that skips it).
                     ContentDelta::InputJsonDelta { partial_json }
-                        if self.json_block == Some(delta.index) =>
+                        if self.json_block == Some(delta.index) && !partial_json.is_empty() =>
                     {
-                        if !partial_json.is_empty() {
-                            chunks.push(self.chunk(text(partial_json), None));
-                        }
+                        chunks.push(self.chunk(text(partial_json), None));
                     }
                     ContentDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                         let tool_index = self
