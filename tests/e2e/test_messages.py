@@ -413,3 +413,40 @@ def test_every_target_refusing_as_unsupported_is_400(world, stream):
         assert f"{target}: unsupported: Anthropic's Messages API returns one choice" in \
             error["message"], error["message"]
     assert not world["mocks"]["anthropic"].chat_requests
+
+
+# ---------------------------------------------------------------------------------------------
+# Routed like any request: filters and failover
+# ---------------------------------------------------------------------------------------------
+
+
+def test_filters_and_failover_apply_to_messages(gateways, mocks):
+    """A filter's rewrite is what reaches the provider (the extensions live inside the
+    messages, so there is no unfiltered copy to leak), and an overloaded target fails over."""
+    first = mocks.adopt(ma.MockAnthropic("claude-a", "sk-ant-a").start())
+    second = mocks.adopt(ma.MockAnthropic("claude-b", "sk-ant-b").start())
+    providers = {name: {"adapter": "anthropic", "base_url": mock.base_url,
+                        "api_key_env": f"{name.upper()}_KEY", "models": ["claude-sonnet-4-5"]}
+                 for name, mock in (("a", first), ("b", second))}
+    cfg = base_config(providers=providers,
+                      models={"smart": {"targets": ["a/claude-sonnet-4-5",
+                                                    "b/claude-sonnet-4-5"]}})
+    cfg["pipeline"]["filters"] = ["pii"]
+    cfg["pipeline"]["settings"] = {"pii": {"actions": {"email": "redact"}}}
+    gw = gateways.start(cfg, env={"A_KEY": "sk-ant-a", "B_KEY": "sk-ant-b"},
+                        plugins=BUNDLED + ADAPTERS + ("pii",))
+    first.script(ma.overloaded())
+    client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0)
+    raw = client.messages.with_raw_response.create(
+        model="smart", max_tokens=50,
+        system=[{"type": "text", "text": "Be kind.", "cache_control": EPHEMERAL}],
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "Mail jane.doe@example.com please",
+             "cache_control": EPHEMERAL}]}])
+    assert raw.parse().content[0].text == "hello from claude-b"
+    assert raw.headers["x-freeway-attempts"] == "2"
+    sent = second.chat_requests[-1]
+    assert b"jane.doe@example.com" not in sent.raw
+    block = sent.json["messages"][0]["content"][0]
+    assert "[EMAIL_1]" in block["text"] and block["cache_control"] == EPHEMERAL
+    assert sent.json["system"][0]["cache_control"] == EPHEMERAL

@@ -188,3 +188,24 @@ def test_truncated_answer_is_incomplete(world):
                                                      max_output_tokens=16)
     assert response.status == "incomplete"
     assert response.incomplete_details.reason == "max_output_tokens"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_json_schema_answer_from_every_provider(world, kind, stream):
+    """`text.format` json_schema: the answer is the JSON as output text, whatever the
+    provider (Anthropic answers through its forced answer tool, never a function call)."""
+    answer = '{"city": "Paris"}'
+    behaviour = {"anthropic": ma.tool_calls([("freeway_json_response", answer)]),
+                 "gemini": mg.text(answer), "openai-compatible": mo.text(answer)}[kind]
+    world["mocks"][kind].script(behaviour)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    kwargs = dict(model=model(kind), input="Capital of France as JSON",
+                  text={"format": {"type": "json_schema", "name": "capital", "schema": schema}})
+    client = world["gw"].client()
+    if stream:
+        with client.responses.stream(**kwargs) as s:
+            response = s.get_final_response()
+    else:
+        response = client.responses.create(**kwargs)
+    assert json.loads(response.output_text) == {"city": "Paris"}
+    assert [item.type for item in response.output] == ["message"]
