@@ -34,7 +34,7 @@ pub enum GatewayError {
     )]
     ModelNotFound { model: String },
     #[error(
-        "Incorrect API key provided: pass one of this gateway's keys as `Authorization: Bearer <key>`"
+        "Incorrect API key provided: pass one of this gateway's keys as `Authorization: Bearer <key>` (or `x-api-key: <key>`)"
     )]
     InvalidApiKey,
     #[error("the API key '{key}' was revoked")]

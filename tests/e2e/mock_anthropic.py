@@ -23,7 +23,14 @@ api.anthropic.com, so the shapes follow Anthropic's public API reference:
   alternate, malformed content blocks (image sources that are not base64 of a supported media
   type), `tool_result` blocks whose `tool_use_id` does not answer a `tool_use` of the previous
   assistant turn (and `tool_use` blocks left unanswered, and `tool_result` blocks that do not
-  come first in their message), tools without `name` / `input_schema`.
+  come first in their message), tools without `name` / `input_schema`; `thinking` blocks
+  without a `signature` and `cache_control` anywhere but on text, image, document, tool_use,
+  tool_result blocks, system blocks and tools (never on thinking blocks) or with a `type` other
+  than `ephemeral`; with `thinking` enabled, a budget under 1024 or not under `max_tokens`, and
+  an assistant turn in the tool-use loop that does not begin with its `thinking` block
+  ("Expected `thinking` or `redacted_thinking`, but found `tool_use`").
+- `thinking(...)` answers with a signed thinking block first (streamed as `thinking_delta`s
+  and a `signature_delta`), then its text or tool calls.
 
 Scripting works like mock_openai: a FIFO queue of behaviours (`text`, `tool_calls`, `error`,
 `rate_limited`, `overloaded`, `bad_request`, `stream_error`, `stream_then_drop`), and a plain text answer
@@ -76,6 +83,14 @@ def tool_calls(calls: list[tuple[str, str]], *, ids: Optional[list[str]] = None,
         })
     return Behaviour("tool_call", content=preamble, tool_calls=blocks, finish_reason="tool_use",
                      prompt_tokens=input_tokens, completion_tokens=output_tokens)
+
+
+def thinking(thought: str, then: Behaviour, *, signature: str = "EqQBCkYIBxgCKkBsig==",
+             redacted: str = "") -> Behaviour:
+    """`then` (a text or tool-call answer) preceded by a signed thinking block (and a
+    `redacted_thinking` block when `redacted` is given)."""
+    then.extra["thinking"] = {"thinking": thought, "signature": signature, "redacted": redacted}
+    return then
 
 
 def error(status: int, error_type: str, message: str, *,
@@ -165,6 +180,7 @@ def validate_body(body: Any) -> None:
         raise _invalid("max_tokens: Input should be a valid integer greater than or equal to 1")
     if "system" in body:
         _validate_system(body["system"])
+    thinking_on = _validate_thinking(body.get("thinking"), mt)
     messages = body["messages"]
     if not isinstance(messages, list):
         raise _invalid("messages: Input should be a valid list")
@@ -207,16 +223,67 @@ def validate_body(body: Any) -> None:
                            "the previous message.")
         previous_tool_uses = {b["id"] for b in blocks if b.get("type") == "tool_use"}
         previous_role = role
+    _validate_tool_loop(messages, thinking_on)
     if previous_tool_uses:
         raise _invalid(f"messages: `tool_use` ids were found without `tool_result` blocks "
                        f"immediately after: {', '.join(sorted(previous_tool_uses))}")
     for i, tool in enumerate(body.get("tools") or []):
         if not isinstance(tool, dict) or not tool.get("name"):
             raise _invalid(f"tools.{i}.name: Field required")
+        _validate_cache_control(tool, f"tools.{i}")
         if "type" not in tool and not isinstance(tool.get("input_schema"), dict):
             raise _invalid(f"tools.{i}.custom.input_schema: Field required")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise _invalid("stream: Input should be a valid boolean")
+
+
+def _validate_thinking(thinking: Any, max_tokens: int) -> bool:
+    if thinking is None:
+        return False
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+        raise _invalid("thinking.type: Input tag does not match 'enabled' or 'disabled'")
+    if thinking["type"] == "disabled":
+        return False
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        raise _invalid("thinking.enabled.budget_tokens: Input should be greater than or equal "
+                       "to 1024")
+    if budget >= max_tokens:
+        raise _invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
+    return True
+
+
+def _validate_tool_loop(messages: list[Any], thinking_on: bool) -> None:
+    """With thinking on, the assistant turn whose tool calls the last user turn answers must
+    start with its thinking block, signature intact."""
+    if not thinking_on or len(messages) < 2:
+        return
+    last, previous = messages[-1], messages[-2]
+    if last.get("role") != "user" or previous.get("role") != "assistant":
+        return
+    content = previous.get("content")
+    if not isinstance(content, list) or not any(
+            isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+        return
+    first = content[0].get("type") if isinstance(content[0], dict) else None
+    if first not in ("thinking", "redacted_thinking"):
+        raise _invalid(f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or "
+                       f"`redacted_thinking`, but found `{first}`. When `thinking` is enabled, "
+                       "a final `assistant` message must start with a thinking block (preceeding "
+                       "the lastmost set of `tool_use` and `tool_result` blocks).")
+
+
+CACHEABLE = ("text", "image", "document", "tool_use", "tool_result")
+
+
+def _validate_cache_control(block: dict[str, Any], at: str) -> None:
+    cache = block.get("cache_control")
+    if cache is None:
+        return
+    if block.get("type") not in CACHEABLE + (None,):
+        raise _invalid(f"{at}.{block.get('type')}.cache_control: Extra inputs are not permitted")
+    if not isinstance(cache, dict) or cache.get("type") != "ephemeral":
+        raise _invalid(f"{at}.cache_control.type: Input should be 'ephemeral'")
 
 
 def _validate_system(system: Any) -> None:
@@ -228,6 +295,7 @@ def _validate_system(system: Any) -> None:
         if not isinstance(block, dict) or block.get("type") != "text" or \
                 not isinstance(block.get("text"), str):
             raise _invalid(f"system.{i}: Input should be a text block")
+        _validate_cache_control(block, f"system.{i}")
 
 
 def _validate_content(content: Any, where: str, role: str) -> list[dict[str, Any]]:
@@ -243,7 +311,17 @@ def _validate_content(content: Any, where: str, role: str) -> list[dict[str, Any
     for j, block in enumerate(content):
         at = f"{where}.{j}"
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
+        if kind is not None:
+            _validate_cache_control(block, at)
+        if kind in ("thinking", "redacted_thinking"):
+            if role != "assistant":
+                raise _invalid(f"{at}: thinking blocks are only allowed in assistant messages")
+            if kind == "thinking" and not (isinstance(block.get("signature"), str)
+                                           and block["signature"]):
+                raise _invalid(f"{at}.thinking.signature: Field required")
+            if kind == "redacted_thinking" and not isinstance(block.get("data"), str):
+                raise _invalid(f"{at}.redacted_thinking.data: Field required")
+        elif kind == "text":
             if not isinstance(block.get("text"), str) or not block["text"]:
                 raise _invalid(f"{at}.text: text content blocks must be non-empty")
         elif kind == "image":
@@ -442,8 +520,19 @@ class MockAnthropic(mo.MockOpenAI):
         usage.update(b.extra.get("usage", {}))
         return usage
 
+    @staticmethod
+    def _thinking_blocks(b: Behaviour) -> list[dict[str, Any]]:
+        thought = b.extra.get("thinking")
+        if not thought:
+            return []
+        blocks = [{"type": "thinking", "thinking": thought["thinking"],
+                   "signature": thought["signature"]}]
+        if thought["redacted"]:
+            blocks.append({"type": "redacted_thinking", "data": thought["redacted"]})
+        return blocks
+
     def _blocks(self, b: Behaviour) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = []
+        blocks: list[dict[str, Any]] = self._thinking_blocks(b)
         if b.content:
             blocks.append({"type": "text", "text": b.content})
         for call in b.tool_calls:
@@ -469,17 +558,34 @@ class MockAnthropic(mo.MockOpenAI):
                                "message": self._message(b, model, started=True)}),
         ]
         index = 0
+        for block in self._thinking_blocks(b):
+            if block["type"] == "redacted_thinking":
+                events.append(("content_block_start", {"type": "content_block_start",
+                                                       "index": index, "content_block": block}))
+            else:
+                events.append(("content_block_start", {
+                    "type": "content_block_start", "index": index,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""}}))
+                for p in mo._words(block["thinking"]):
+                    events.append(("content_block_delta", {
+                        "type": "content_block_delta", "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": p}}))
+                events.append(("content_block_delta", {
+                    "type": "content_block_delta", "index": index,
+                    "delta": {"type": "signature_delta", "signature": block["signature"]}}))
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
         if b.content or not b.tool_calls:
-            events.append(("content_block_start", {"type": "content_block_start", "index": 0,
+            events.append(("content_block_start", {"type": "content_block_start", "index": index,
                                                    "content_block": {"type": "text", "text": ""}}))
             events.append(("ping", {"type": "ping"}))
             pieces = b.pieces if b.pieces is not None else mo._words(b.content)
             for p in pieces:
                 events.append(("content_block_delta", {
-                    "type": "content_block_delta", "index": 0,
+                    "type": "content_block_delta", "index": index,
                     "delta": {"type": "text_delta", "text": p}}))
-            events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
-            index = 1
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
         for call in b.tool_calls:
             events.append(("content_block_start", {
                 "type": "content_block_start", "index": index,

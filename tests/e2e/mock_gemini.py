@@ -25,7 +25,11 @@ generativelanguage.googleapis.com, so the shapes follow Google's public API refe
   role other than "user" / "model" ("system", "assistant"), a part with no data or with two,
   `inlineData` without `mimeType` or with data that is not base64, a `streamGenerateContent`
   call without `alt=sse` (this mock only speaks SSE), and a function-call turn not followed by
-  exactly as many `functionResponse` parts, named after the calls.
+  exactly as many `functionResponse` parts, named after the calls, a `candidateCount` outside
+  1..8, a `thinkingConfig` with unknown fields or a budget outside -1..32768.
+- `generationConfig.candidateCount` n gives n candidates (non-streamed); with
+  `thinkingConfig.includeThoughts`, a behaviour's `extra["thought"]` comes first as a part
+  marked `"thought": true`.
 
 Scripting works like mock_openai: a FIFO queue of behaviours (`text`, `tool_calls`, `error`,
 `rate_limited`, `unavailable`, `bad_request`, `stream_error`, `stream_then_drop`), and a plain
@@ -175,6 +179,26 @@ def _unknown_name(name: str, where: str = "") -> Refused:
 # ---------------------------------------------------------------------------------------------
 
 
+THINKING_FIELDS = {"thinkingBudget", "includeThoughts", "thinkingLevel"}
+
+
+def _validate_generation_config(config: dict[str, Any]) -> None:
+    """What Gemini checks of the generation settings the matrix uses."""
+    count = config.get("candidateCount", 1)
+    if not isinstance(count, int) or not 1 <= count <= 8:
+        raise _invalid("* GenerateContentRequest.generation_config.candidate_count: must be "
+                       "between 1 and 8\n")
+    thinking = config.get("thinkingConfig")
+    if thinking is not None:
+        for name in thinking:
+            if name not in THINKING_FIELDS:
+                raise _unknown_name(f"generation_config.thinking_config.{name}")
+        budget = thinking.get("thinkingBudget", 0)
+        if not isinstance(budget, int) or budget < -1 or budget > 32768:
+            raise _invalid("* GenerateContentRequest.generation_config.thinking_config."
+                           "thinking_budget: must be between -1 and 32768\n")
+
+
 def validate_body(body: Any) -> None:
     if not isinstance(body, dict):
         raise _invalid("Invalid JSON payload received. Expected an object.")
@@ -207,6 +231,7 @@ def validate_body(body: Any) -> None:
                 raise _invalid("* GenerateContentRequest.system_instruction: only text parts "
                                "are supported\n")
     _validate_function_turns(contents)
+    _validate_generation_config(body.get("generationConfig") or {})
     for t, tool in enumerate(body.get("tools") or []):
         for d, decl in enumerate(tool.get("functionDeclarations") or []):
             if not decl.get("name"):
@@ -338,9 +363,28 @@ class _Handler(mo._Handler):
         if b.kind == "drop":
             return self._send_events(rec, mock._events(b, model), b,
                                      drop_after=b.events_before_drop)
+        config = rec.json.get("generationConfig") or {}
+        thoughts = bool((config.get("thinkingConfig") or {}).get("includeThoughts"))
         if stream:
-            return self._send_events(rec, mock._events(b, model), b)
-        return self._send_json(rec, 200, mock._response(b, model, final=True),
+            events = mock._events(b, model)
+            if thoughts and b.extra.get("thought"):
+                first = mock._response(b, model, final=False,
+                                       parts=[{"text": b.extra["thought"], "thought": True}])
+                events.insert(0, first)
+            return self._send_events(rec, events, b)
+        answer = mock._response(b, model, final=True)
+        if thoughts and b.extra.get("thought"):
+            answer["candidates"][0]["content"]["parts"].insert(
+                0, {"text": b.extra["thought"], "thought": True})
+        # `candidateCount`: that many candidates, each its own index (text ones numbered).
+        for i in range(1, config.get("candidateCount", 1)):
+            extra = json.loads(json.dumps(answer["candidates"][0]))
+            extra["index"] = i
+            for part in extra["content"]["parts"]:
+                if "text" in part and not part.get("thought"):
+                    part["text"] += f" ({i + 1})"
+            answer["candidates"].append(extra)
+        return self._send_json(rec, 200, answer,
                                {"content-type": "application/json; charset=UTF-8"})
 
     def _send_events(self, rec: Recorded, events: list[dict[str, Any]], b: Behaviour,

@@ -14,7 +14,8 @@ OpenAI-compatible provider), so the shapes here follow OpenAI's public API refer
   `{"error": {"message", "type", "param", "code"}}` body.
 - What OpenAI refuses is refused here first: a missing or wrong bearer key (401, before anything
   else), a body that is not JSON, a missing `model` or `messages`, `messages` that is not a list
-  (400), unknown paths (404).
+  (400), an unknown top-level argument such as Anthropic's `thinking` (400), unknown paths
+  (404).
 
 Tests script each mock with a FIFO queue of behaviours (see the constructors at the bottom:
 `text`, `tool_call`, `error`, `rate_limited`, `server_error`, `stream_then_drop`, `close`, each
@@ -322,6 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
                 f"Invalid type for 'messages': expected an array, but got "
                 f"{type(body['messages']).__name__} instead.", "invalid_request_error",
                 param="messages", code="invalid_type"))
+        if "thinking" in body:
+            # OpenAI has no such parameter; unknown top-level arguments are refused.
+            return self._send_json(rec, 400, openai_error(
+                "Unrecognized request argument supplied: thinking", "invalid_request_error"))
         if len(body["messages"]) == 0:
             return self._send_json(rec, 400, openai_error(
                 "Invalid 'messages': empty array. Expected an array with minimum length 1, but "

@@ -27,15 +27,15 @@ impl Dialect for ChatCompletions {
         Bytes::from(body)
     }
 
-    fn encode_chunk(&self, chunk: String) -> Bytes {
+    fn encode_chunk(&mut self, chunk: String) -> Bytes {
         sse_frame(chunk.as_bytes())
     }
 
-    fn encode_end(&self) -> Option<Bytes> {
+    fn encode_end(&mut self) -> Option<Bytes> {
         Some(Bytes::from_static(b"data: [DONE]\n\n"))
     }
 
-    fn encode_stream_error(&self, error: &GatewayError) -> Bytes {
+    fn encode_stream_error(&mut self, error: &GatewayError) -> Bytes {
         sse_frame(error_json(error).to_string().as_bytes())
     }
 

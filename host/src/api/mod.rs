@@ -9,8 +9,10 @@
 //! file here and one line in the server's URL table.
 
 pub mod chat;
+pub mod messages;
 pub mod models;
 pub mod openai;
+pub mod responses;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,12 +48,13 @@ pub trait Dialect: Send + Sync + Unpin + 'static {
     fn decode(&self, body: Bytes) -> Result<Canonical, GatewayError>;
     /// A whole answer, from a canonical `chat.completion` body.
     fn encode_answer(&self, body: String) -> Bytes;
-    /// One stream frame, from a canonical `chat.completion.chunk`.
-    fn encode_chunk(&self, chunk: String) -> Bytes;
+    /// The stream frames for a canonical `chat.completion.chunk` (empty when the chunk says
+    /// nothing in this dialect). A dialect may keep state across one stream's chunks.
+    fn encode_chunk(&mut self, chunk: String) -> Bytes;
     /// What ends a completed stream, if anything.
-    fn encode_end(&self) -> Option<Bytes>;
+    fn encode_end(&mut self) -> Option<Bytes>;
     /// The last frame of a stream that broke after it was committed.
-    fn encode_stream_error(&self, error: &GatewayError) -> Bytes;
+    fn encode_stream_error(&mut self, error: &GatewayError) -> Bytes;
     /// A whole error response, before anything was committed.
     fn encode_error(&self, error: &GatewayError, request_id: &str) -> Response<ResponseBody>;
 }
@@ -182,7 +185,13 @@ impl<D: Dialect> Body for EventBody<D> {
                 Poll::Ready(event) => event,
             };
             let bytes = match event {
-                Some(StreamEvent::Chunk(chunk)) => self.dialect.encode_chunk(chunk),
+                Some(StreamEvent::Chunk(chunk)) => {
+                    let bytes = self.dialect.encode_chunk(chunk);
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    bytes
+                }
                 Some(StreamEvent::End) => {
                     self.ended = true;
                     match self.dialect.encode_end() {

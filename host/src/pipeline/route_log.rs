@@ -137,15 +137,20 @@ impl RouteLog {
                 retry_after: soonest,
             };
         }
-        let incapable = self
-            .entries
-            .iter()
-            .any(|(_, o)| matches!(o, RouteOutcome::Incapable(_)));
+        // An adapter that calls the request unsupported (a feature its API lacks) is the
+        // same verdict as the gateway's own capability check: the client asked for something
+        // no target can do, which is a 400 — never an upstream failure.
+        let unsupported = |o: &RouteOutcome| match o {
+            RouteOutcome::Incapable(_) => true,
+            RouteOutcome::Failed(e) => e.kind == ErrorKind::Unsupported,
+            _ => false,
+        };
+        let incapable = self.entries.iter().any(|(_, o)| unsupported(o));
         let all_incapable_or_disabled = self
             .entries
             .iter()
-            .all(|(_, o)| matches!(o, RouteOutcome::Incapable(_) | RouteOutcome::Skipped(_)));
-        if failures.is_empty() && cooling.is_empty() && incapable && all_incapable_or_disabled {
+            .all(|(_, o)| unsupported(o) || matches!(o, RouteOutcome::Skipped(_)));
+        if cooling.is_empty() && incapable && all_incapable_or_disabled {
             return GatewayError::UnsupportedRequest {
                 message: format!("no target of model '{model}' can serve this request: {detail}"),
             };
@@ -235,5 +240,42 @@ mod tests {
             message.contains("a/m: 429") || message.contains("a/m: rate-limited"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn every_target_refusing_as_unsupported_is_a_400_naming_each() {
+        let mut log = RouteLog::default();
+        let a = TargetRef {
+            provider: "a".into(),
+            model: "m".into(),
+        };
+        let b = TargetRef {
+            provider: "b".into(),
+            model: "m".into(),
+        };
+        let mut refusal = failure(ErrorKind::Unsupported, None);
+        refusal.message = "`n` > 1 is not supported".into();
+        log.push(&a, RouteOutcome::Failed(refusal));
+        log.push(
+            &b,
+            RouteOutcome::Incapable("images to a text-only model".into()),
+        );
+        let error = log.exhausted("fast");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.code(), "unsupported_request");
+        let message = error.to_string();
+        assert!(message.contains("a/m: unsupported: `n` > 1"), "{message}");
+        assert!(message.contains("b/m: cannot serve (images"), "{message}");
+
+        let mut mixed = RouteLog::default();
+        mixed.push(
+            &a,
+            RouteOutcome::Failed(failure(ErrorKind::Unsupported, None)),
+        );
+        mixed.push(
+            &b,
+            RouteOutcome::Failed(failure(ErrorKind::Unavailable, None)),
+        );
+        assert_eq!(mixed.exhausted("fast").code(), "upstream_error");
     }
 }

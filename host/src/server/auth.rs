@@ -1,6 +1,6 @@
 //! Who may call the public API: as soon as any key exists — `[auth] keys` in the config or a
 //! virtual key in the store, revoked ones included — every route but `/healthz` needs one as
-//! a bearer token; with none, the gateway is open (and may then listen only on loopback,
+//! a bearer token or, as Anthropic's SDKs send it, an `x-api-key` header; with none, the gateway is open (and may then listen only on loopback,
 //! unless the operator says otherwise). Keys are looked up by the SHA-256 of the token.
 
 use std::sync::Arc;
@@ -22,7 +22,9 @@ pub fn authenticate(
     if !gateway.keys.required() {
         return Ok(None);
     }
-    let presented = bearer_token(headers).unwrap_or_default();
+    let presented = bearer_token(headers)
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .unwrap_or_default();
     let now = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

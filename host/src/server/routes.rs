@@ -1,5 +1,6 @@
 //! The URL table: which handler answers which method and path on which listener. One line
-//! per endpoint; everything else is a 404 or 405 in OpenAI's error shape.
+//! per endpoint; everything else is a 404 or 405 in OpenAI's error shape. Anthropic's
+//! `/v1/messages` paths answer every error, a refused key included, in Anthropic's shape.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -7,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::admin;
-use crate::api::{self, chat::ChatCompletions, openai::error_response};
+use crate::api::{self, chat::ChatCompletions, messages, openai::error_response};
 use crate::error::GatewayError;
 use crate::http::{ResponseBody, json_response};
 
@@ -58,17 +59,29 @@ pub async fn route(
         return admin::handle(gateway, &handlers.reloader, request).await;
     }
     let id = request_id(&request);
+    let anthropic = path.starts_with("/v1/messages");
     let caller = if path == "/healthz" {
         None
     } else {
         match authenticate(gateway, request.headers()) {
             Ok(key) => key,
+            Err(error) if anthropic => return messages::error_response(&error, &id),
             Err(error) => return error_response(&error, &id),
         }
     };
     match (request.method(), path) {
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             api::serve(ChatCompletions, gateway, request, id, caller).await
+        }
+        (&Method::POST, "/v1/responses" | "/responses") => {
+            let dialect = api::responses::Responses::default();
+            api::serve(dialect, gateway, request, id, caller).await
+        }
+        (&Method::POST, "/v1/messages") => {
+            api::serve(messages::Messages::default(), gateway, request, id, caller).await
+        }
+        (&Method::POST, "/v1/messages/count_tokens") => {
+            messages::count_tokens(gateway, request, &id).await
         }
         (&Method::GET, "/v1/models" | "/models") => api::models::list(gateway),
         (&Method::GET, "/healthz") if handlers.is_draining() => json_response(
@@ -78,9 +91,22 @@ pub async fn route(
         (&Method::GET, "/healthz") => {
             json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
+        (_, "/v1/messages" | "/v1/messages/count_tokens") => {
+            let error = GatewayError::MethodNotAllowed {
+                method: request.method().to_string(),
+                path: path.to_string(),
+            };
+            messages::error_response(&error, &id)
+        }
         (
             _,
-            "/v1/chat/completions" | "/chat/completions" | "/v1/models" | "/models" | "/healthz",
+            "/v1/chat/completions"
+            | "/chat/completions"
+            | "/v1/responses"
+            | "/responses"
+            | "/v1/models"
+            | "/models"
+            | "/healthz",
         ) => {
             let error = GatewayError::MethodNotAllowed {
                 method: request.method().to_string(),

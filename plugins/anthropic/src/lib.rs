@@ -19,6 +19,7 @@ mod request;
 mod response;
 mod settings;
 mod stream;
+mod structured;
 
 use freeway_plugin_sdk::openai::unix_now;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{

@@ -4,8 +4,10 @@
 //! Text blocks are joined into `message.content`, `tool_use` blocks become `tool_calls` (their
 //! `input` object serialized as the `arguments` string), `stop_reason` becomes
 //! `finish_reason`, and usage counts cached prompt tokens as prompt tokens (Anthropic reports
-//! them apart from `input_tokens`). Thinking blocks are not part of OpenAI's format and are
-//! dropped.
+//! them apart from `input_tokens`). Thinking blocks have no place in OpenAI's format: their
+//! text becomes `reasoning_content` and the blocks themselves, signatures included (and
+//! `redacted_thinking` blocks), ride along as `thinking_blocks`, so a client can hand them
+//! back on the next turn as Anthropic requires during a tool-call loop.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,6 +19,7 @@ use freeway_plugin_sdk::upstream;
 
 use crate::errors::{classify, read_error_body, read_error_value};
 use crate::openai;
+use crate::structured::JSON_TOOL;
 
 pub(crate) fn parse_response(
     target: &Target,
@@ -74,7 +77,15 @@ enum Block {
         #[serde(default)]
         input: Value,
     },
-    /// Thinking, redacted thinking, server tool results and future block types.
+    Thinking {
+        thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    RedactedThinking {
+        data: String,
+    },
+    /// Server tool results and future block types.
     #[serde(other)]
     Other,
 }
@@ -138,6 +149,7 @@ impl MessageUsage {
             total_tokens: prompt + completion,
             prompt_tokens_details: openai::PromptTokensDetails {
                 cached_tokens: self.cache_read_input_tokens.unwrap_or(0),
+                cache_creation_tokens: self.cache_creation_input_tokens.filter(|&count| count > 0),
             },
             completion_tokens_details: None,
         }
@@ -158,9 +170,30 @@ pub(crate) fn finish_reason(stop_reason: &str) -> &'static str {
 fn to_completion(message: Message, model: &str, created: u64) -> (String, Usage) {
     let mut text = String::new();
     let mut tool_calls = Vec::new();
+    let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
+    let mut structured = false;
     for block in message.content {
         match block {
+            Block::Thinking {
+                thinking,
+                signature,
+            } => {
+                reasoning.push_str(&thinking);
+                thinking_blocks.push(serde_json::json!({
+                    "type": "thinking", "thinking": thinking, "signature": signature,
+                }));
+            }
+            Block::RedactedThinking { data } => {
+                thinking_blocks
+                    .push(serde_json::json!({"type": "redacted_thinking", "data": data}));
+            }
             Block::Text { text: piece } => text.push_str(&piece),
+            // A structured answer (see `structured`): the tool's input is the message text.
+            Block::ToolUse { name, input, .. } if name == JSON_TOOL => {
+                structured = true;
+                text.push_str(&input.to_string());
+            }
             Block::ToolUse { id, name, input } => {
                 let arguments = if input.is_null() {
                     "{}".to_owned()
@@ -181,6 +214,8 @@ fn to_completion(message: Message, model: &str, created: u64) -> (String, Usage)
         }
     }
     let finish_reason = match message.stop_reason.as_deref() {
+        // Only the structured-answer tool was called: the answer is complete text.
+        Some("tool_use") if structured && tool_calls.is_empty() => "stop",
         Some(reason) => finish_reason(reason),
         None if !tool_calls.is_empty() => "tool_calls",
         None => "stop",
@@ -199,6 +234,8 @@ fn to_completion(message: Message, model: &str, created: u64) -> (String, Usage)
                 content,
                 tool_calls,
                 refusal: None,
+                reasoning_content: (!thinking_blocks.is_empty()).then_some(reasoning),
+                thinking_blocks,
             },
             logprobs: None,
             finish_reason,
@@ -255,7 +292,7 @@ mod tests {
                 "created": CREATED,
                 "model": "claude-sonnet-4-5-20250929",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi! My name is Claude.", "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 3195, "completion_tokens": 503, "total_tokens": 3698, "prompt_tokens_details": {"cached_tokens": 1000}}
+                "usage": {"prompt_tokens": 3195, "completion_tokens": 503, "total_tokens": 3698, "prompt_tokens_details": {"cached_tokens": 1000, "cache_creation_tokens": 100}}
             })
         );
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (3195, 503));
@@ -355,5 +392,31 @@ mod tests {
             assert_eq!(failure.kind, ErrorKind::InvalidResponse, "{body}");
             assert!(failure.retryable);
         }
+    }
+
+    #[test]
+    fn thinking_comes_back_as_reasoning_and_whole_blocks() {
+        let (completion, _) = completion_json(
+            r#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"thinking","thinking":"Let me think.","signature":"EqQB"},{"type":"redacted_thinking","data":"opaque"},{"type":"text","text":"42"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":2}}"#,
+        );
+        let message = &completion["choices"][0]["message"];
+        assert_eq!(message["content"], "42");
+        assert_eq!(message["reasoning_content"], "Let me think.");
+        assert_eq!(
+            message["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "Let me think.", "signature": "EqQB"},
+                   {"type": "redacted_thinking", "data": "opaque"}])
+        );
+    }
+
+    #[test]
+    fn structured_answer_tool_becomes_the_text() {
+        let (completion, _) = completion_json(
+            r#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"tool_use","id":"toolu_1","name":"freeway_json_response","input":{"city":"Paris"}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}}"#,
+        );
+        let choice = &completion["choices"][0];
+        assert_eq!(choice["message"]["content"], r#"{"city":"Paris"}"#);
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(choice["finish_reason"], "stop");
     }
 }

@@ -190,6 +190,9 @@ fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>, Error>
             ));
         }
     }
+    if let Some(thinking) = thinking_config(request) {
+        config.insert("thinkingConfig".into(), thinking);
+    }
     if let Some(format) = request.get("response_format").filter(|f| !f.is_null()) {
         let invalid = || {
             bad_request(
@@ -214,6 +217,24 @@ fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>, Error>
         }
     }
     Ok(config)
+}
+
+/// `thinkingConfig` for OpenAI's `reasoning_effort` (`none` turns thinking off, then budgets
+/// of 512, 1024, 8192 and 24576 tokens from `minimal` to `high`) or an Anthropic-style
+/// `thinking` budget; thought summaries are asked for, and come back as `reasoning_content`.
+fn thinking_config(request: &ChatRequest) -> Option<Value> {
+    let budget = match request.get("reasoning_effort").and_then(Value::as_str) {
+        Some("none") => return Some(json!({"thinkingBudget": 0})),
+        Some("minimal") => 512,
+        Some("low") => 1024,
+        Some("medium") => 8192,
+        Some("high") => 24576,
+        _ => request
+            .get("thinking")
+            .filter(|thinking| thinking["type"] == "enabled")
+            .and_then(|thinking| thinking["budget_tokens"].as_u64())?,
+    };
+    Some(json!({"thinkingBudget": budget, "includeThoughts": true}))
 }
 
 /// `functionDeclarations`; `None` when the request has no tools.
@@ -788,6 +809,22 @@ mod tests {
         assert_eq!(
             body["safetySettings"],
             json!([{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}])
+        );
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_a_thinking_budget() {
+        let body = body_of(&json!({"messages": [], "reasoning_effort": "low"}));
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 1024, "includeThoughts": true})
+        );
+        let body = body_of(
+            &json!({"messages": [], "thinking": {"type": "enabled", "budget_tokens": 2048}}),
+        );
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+            2048
         );
     }
 }

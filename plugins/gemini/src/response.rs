@@ -63,6 +63,8 @@ pub(crate) fn parse_response(
                 content,
                 tool_calls,
                 refusal: None,
+                reasoning_content: (!output.reasoning.is_empty()).then_some(output.reasoning),
+                thinking_blocks: Vec::new(),
             },
             logprobs: None,
             finish_reason: finish.unwrap_or("stop"),
@@ -220,6 +222,8 @@ impl FunctionCall {
 /// A candidate's answer text and function calls.
 pub(crate) struct CandidateOutput {
     pub text: String,
+    /// Thought summaries (parts marked `thought`), OpenAI's `reasoning_content`.
+    pub reasoning: String,
     pub calls: Vec<FunctionCall>,
 }
 
@@ -227,15 +231,18 @@ impl Candidate {
     pub fn read(&self) -> CandidateOutput {
         let mut output = CandidateOutput {
             text: String::new(),
+            reasoning: String::new(),
             calls: Vec::new(),
         };
         for part in self.content.iter().flat_map(|content| &content.parts) {
             if let Some(call) = &part.function_call {
                 output.calls.push(call.clone());
-            } else if let Some(text) = &part.text
-                && part.thought != Some(true)
-            {
-                output.text.push_str(text);
+            } else if let Some(text) = &part.text {
+                if part.thought == Some(true) {
+                    output.reasoning.push_str(text);
+                } else {
+                    output.text.push_str(text);
+                }
             }
         }
         output
@@ -286,6 +293,7 @@ impl UsageMetadata {
                 .unwrap_or(self.prompt() + self.completion()),
             prompt_tokens_details: openai::PromptTokensDetails {
                 cached_tokens: self.cached_content_token_count,
+                cache_creation_tokens: None,
             },
             completion_tokens_details: Some(openai::CompletionTokensDetails {
                 reasoning_tokens: self.thoughts_token_count,
@@ -351,7 +359,7 @@ mod tests {
                 "object": "chat.completion",
                 "created": CREATED,
                 "model": "gemini-2.5-flash-001",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "AI learns patterns from data.", "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "AI learns patterns from data.", "refusal": null, "reasoning_content": "Thinking about it..."}, "logprobs": null, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 8, "completion_tokens": 42, "total_tokens": 50, "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 30}}
             })
         );

@@ -130,6 +130,9 @@ impl EventTranslator for Translator {
             if !output.text.is_empty() {
                 delta.content = Some(output.text);
             }
+            if !output.reasoning.is_empty() {
+                delta.reasoning_content = Some(output.reasoning);
+            }
             for call in &output.calls {
                 let tool_index = state.tool_calls;
                 state.tool_calls += 1;

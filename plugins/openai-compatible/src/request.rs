@@ -2,7 +2,9 @@
 //!
 //! The body is the client's own: only `model`, `stream` and `stream_options` are rewritten, and
 //! every other field (messages, tools, images, provider extensions the gateway has never heard
-//! of) is copied byte for byte.
+//! of) is copied byte for byte — except the Anthropic extensions the gateway's Messages dialect
+//! writes for the Anthropic adapter (`thinking` at the top, `thinking_blocks` and `is_error`
+//! on messages), which OpenAI-compatible APIs refuse as unknown arguments and are dropped.
 
 use serde_json::{Map, Value};
 
@@ -60,8 +62,12 @@ pub(crate) fn rewrite_body(request: &str, model: &str, stream: bool) -> Result<V
     body.extend_from_slice(b"\"model\":");
     write_string(&mut body, model);
     for (key, value) in &object.entries {
-        if !matches!(key.as_ref(), "model" | "stream" | "stream_options") {
-            write_entry(&mut body, key, value.get());
+        match key.as_ref() {
+            "model" | "stream" | "stream_options" | "thinking" => {}
+            "messages" if carries_anthropic_extensions(value.get()) => {
+                write_entry(&mut body, key, &without_anthropic_extensions(value.get())?);
+            }
+            _ => write_entry(&mut body, key, value.get()),
         }
     }
     if stream {
@@ -73,6 +79,27 @@ pub(crate) fn rewrite_body(request: &str, model: &str, stream: bool) -> Result<V
     }
     body.push(b'}');
     Ok(body)
+}
+
+const MESSAGE_EXTENSIONS: [&str; 2] = ["thinking_blocks", "is_error"];
+
+/// A cheap look before any parsing: most requests carry neither field.
+fn carries_anthropic_extensions(messages: &str) -> bool {
+    messages.contains("\"thinking_blocks\"") || messages.contains("\"is_error\"")
+}
+
+/// The messages with the Anthropic-only fields removed (the rest re-serialized as is).
+fn without_anthropic_extensions(messages: &str) -> Result<String, Error> {
+    let mut messages: Value = serde_json::from_str(messages)
+        .map_err(|_| error(ErrorKind::BadRequest, false, "`messages` is not valid JSON"))?;
+    for message in messages.as_array_mut().into_iter().flatten() {
+        if let Some(message) = message.as_object_mut() {
+            for field in MESSAGE_EXTENSIONS {
+                message.remove(field);
+            }
+        }
+    }
+    Ok(messages.to_string())
 }
 
 /// The client's `stream_options` (other options such as `include_obfuscation` kept) with
@@ -233,5 +260,16 @@ mod tests {
         let error = build_request(&target(false, r#"{"auth":"basic"}"#), "{}").expect_err("bad");
         assert_eq!(error.kind, ErrorKind::Internal);
         assert!(error.retryable);
+    }
+
+    #[test]
+    fn anthropic_extensions_are_dropped() {
+        let client = r#"{"model":"m","thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"x","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"}]},{"role":"tool","tool_call_id":"c","content":"r","is_error":true}]}"#;
+        let request = build_request(&target(false, "{}"), client).expect("valid");
+        let body = body_json(&request);
+        assert!(body.get("thinking").is_none());
+        assert!(body["messages"][1].get("thinking_blocks").is_none());
+        assert_eq!(body["messages"][1]["content"], "x");
+        assert!(body["messages"][2].get("is_error").is_none());
     }
 }

@@ -40,6 +40,14 @@ pub struct Message {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
     pub refusal: Option<()>,
+    /// The model's reasoning as text, where the upstream returns it (DeepSeek's and
+    /// LiteLLM's name for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Anthropic's `thinking` and `redacted_thinking` blocks, whole with their signatures,
+    /// so a client can send them back on the next turn (a tool-call loop needs them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<serde_json::Value>,
 }
 
 /// A tool call, whole (in a completion) or as a stream delta (with `index`, and `id`, `type`
@@ -89,6 +97,13 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// A piece of the model's reasoning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// A thinking block's signature (`{"type":"thinking","thinking":"","signature":…}`,
+    /// the end of that block) or a whole `redacted_thinking` block.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -105,6 +120,10 @@ pub struct Usage {
 #[derive(Serialize)]
 pub struct PromptTokensDetails {
     pub cached_tokens: u64,
+    /// Prompt tokens written to the upstream's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`), where it reports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_creation_tokens: Option<u64>,
 }
 
 /// Thinking tokens (Gemini's name), which OpenAI calls reasoning tokens.
@@ -184,7 +203,7 @@ mod tests {
                 delta: Delta {
                     role: Some("assistant"),
                     content: Some("hi".into()),
-                    tool_calls: Vec::new(),
+                    ..Delta::default()
                 },
                 logprobs: None,
                 finish_reason: None,
