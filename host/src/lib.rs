@@ -14,9 +14,9 @@
 //! - [`upstream`]: one attempt at one target — adapter, shared HTTP client, its errors.
 //! - [`plugins`]: the wasmtime runtime, the one bindgen site, loading, isolation, and the
 //!   check that config and plugins fit.
-//! - [`ledger`], [`metrics`], [`telemetry`]: fed by the request record — the usage ledger's
-//!   writer thread (bounded queue, batched transactions), the Prometheus families, and OTLP
-//!   trace export.
+//! - [`ledger`], [`metrics`], [`telemetry`], [`events`]: fed by the request record — the usage
+//!   ledger's writer thread (bounded queue, batched transactions), the Prometheus families,
+//!   OTLP trace export, and the dashboard's live feed (bounded rings and a broadcast).
 //! - [`state`]: live target state — shared quotas, cooldowns, sessions, key usage and budgets
 //!   behind async traits (memory, saved to the store), per-instance breaker and latency; the
 //!   key ring.
@@ -29,6 +29,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ledger;
 pub mod metrics;

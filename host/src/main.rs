@@ -204,9 +204,12 @@ async fn serve(
     }
     let _ = std::io::stdout().flush();
     drop(snapshot);
+    let feed_owner = handlers.gateway.clone();
     let served = server::serve(handlers, listener, server::Role::Public, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
+        // Open dashboards' live feeds never end by themselves: end them, or they hold the drain.
+        feed_owner.feed.close();
     })
     .await;
     if let Some((_, task)) = admin {

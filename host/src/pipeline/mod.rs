@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, LogContent, TargetRef};
 use crate::error::GatewayError;
+use crate::events::Feed;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::plugins::{PluginSet, Runtime};
@@ -88,6 +89,8 @@ pub struct Gateway {
     pub telemetry: Telemetry,
     /// The link to Redis, when shared state lives there.
     pub redis: Option<Arc<RedisLink>>,
+    /// Finished requests and reloads, for the dashboard.
+    pub feed: Feed,
 }
 
 impl Gateway {
@@ -111,6 +114,7 @@ impl Gateway {
             saved_quotas: None,
             telemetry: Telemetry::disabled(),
             redis: None,
+            feed: Feed::default(),
         })
     }
 }
