@@ -13,8 +13,10 @@ own browser download cannot work here: it is pointed at Debian's binary.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -71,7 +73,8 @@ class Tab:
 
 @pytest.fixture
 def tabs(browser: Browser) -> Iterator[list[Tab]]:
-    """Tabs a test opens; each is checked for console errors and closed at the end."""
+    """Tabs a test opens; each is checked for console errors and closed at the end. Listed
+    after `gateways` in a test's arguments, so tabs close before their gateway stops."""
     opened: list[Tab] = []
     yield opened
     try:
@@ -132,7 +135,7 @@ def chat(gw: Gateway, key: str | None = None) -> httpx.Response:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_page_refuses_without_the_admin_key_and_opens_with_it(browser, tabs, mocks, gateways):
+def test_page_refuses_without_the_admin_key_and_opens_with_it(browser, mocks, gateways, tabs):
     gw = start(mocks, gateways)
     with gw.admin() as adm:
         assert adm.get("/admin/targets").status_code == 401
@@ -171,7 +174,7 @@ def test_page_refuses_without_the_admin_key_and_opens_with_it(browser, tabs, moc
     assert page.evaluate("sessionStorage.getItem('freeway-admin-key')") is None
 
 
-def test_a_request_appears_live_with_its_route_explanation(browser, tabs, mocks, gateways):
+def test_a_request_appears_live_with_its_route_explanation(browser, mocks, gateways, tabs):
     gw = start(mocks, gateways)
     page = open_dashboard(browser, tabs, gw)
     view(page, "requests")
@@ -213,7 +216,7 @@ def test_a_request_appears_live_with_its_route_explanation(browser, tabs, mocks,
     expect(page.locator("tr.request")).to_have_count(1)
 
 
-def test_a_target_cooled_down_by_a_429_shows_its_countdown(browser, tabs, mocks, gateways):
+def test_a_target_cooled_down_by_a_429_shows_its_countdown(browser, mocks, gateways, tabs):
     gw = start(mocks, gateways)
     page = open_dashboard(browser, tabs, gw)
     expect(page.locator('tr[data-target="mock-a/gpt-a"]')).to_contain_text("serving")
@@ -238,7 +241,7 @@ def test_a_target_cooled_down_by_a_429_shows_its_countdown(browser, tabs, mocks,
     expect(page.locator('tr[data-target="mock-b/gpt-b"]')).to_have_attribute("data-state", "serving")
 
 
-def test_a_replaced_plugin_file_shows_the_reload_event(browser, tabs, mocks, gateways):
+def test_a_replaced_plugin_file_shows_the_reload_event(browser, mocks, gateways, tabs):
     gw = start(mocks, gateways, flip=True)
     page = open_dashboard(browser, tabs, gw)
     view(page, "plugins")
@@ -258,7 +261,7 @@ def test_a_replaced_plugin_file_shows_the_reload_event(browser, tabs, mocks, gat
     expect(page.locator("#reloads li").filter(has_text="admin request")).to_have_count(1)
 
 
-def test_keys_can_be_created_and_revoked_from_the_page(browser, tabs, mocks, gateways):
+def test_keys_can_be_created_and_revoked_from_the_page(browser, mocks, gateways, tabs):
     gw = start(mocks, gateways)
     page = open_dashboard(browser, tabs, gw)
     view(page, "keys")
@@ -286,7 +289,7 @@ def test_keys_can_be_created_and_revoked_from_the_page(browser, tabs, mocks, gat
     assert chat(gw, key).status_code == 401, "a revoked key is refused"
 
 
-def test_every_view_is_readable_on_a_desktop_and_a_phone(browser, tabs, mocks, gateways):
+def test_every_view_is_readable_on_a_desktop_and_a_phone(browser, mocks, gateways, tabs):
     """Screenshots of each view (the test artifacts), after traffic that fills every view,
     including a target past 80% of its daily quota; no view overflows a phone's width."""
     gw = start(mocks, gateways, rpd=10, flip=True)
@@ -319,3 +322,48 @@ def test_every_view_is_readable_on_a_desktop_and_a_phone(browser, tabs, mocks, g
             path = SCREENSHOTS / f"{name}-{size}.png"
             page.screenshot(path=str(path), full_page=True)
             assert path.stat().st_size > 5000, path
+
+
+def test_the_feed_streams_events_and_ends_at_shutdown(mocks, gateways):
+    """The SSE stream itself, without a browser: hello, the backlog, live requests with their
+    steps, target changes; and a gateway told to stop ends it at once instead of waiting out
+    its drain for a dashboard that never hangs up."""
+    gw = start(mocks, gateways)
+    assert chat(gw).status_code == 200
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=gw.admin_url, timeout=10) as c:
+        with c.stream("GET", "/admin/events", headers=headers) as stream:
+            assert stream.headers["content-type"] == "text/event-stream"
+            lines = stream.iter_lines()
+            names: list[str] = []
+
+            def next_event() -> tuple[str, dict[str, Any]]:
+                name, data = "", ""
+                for line in lines:
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        data = line[6:]
+                    elif line == "" and name:
+                        names.append(name)
+                        return name, json.loads(data)
+                raise AssertionError(f"the stream ended after {names}")
+
+            assert next_event()[0] == "hello"
+            name, backlog = next_event()
+            assert name == "request" and backlog["model"] == "smart", backlog
+            assert next_event()[0] == "targets"
+            r = chat(gw)
+            name, live = next_event()
+            assert name == "request" and live["id"] == r.headers["x-request-id"], live
+            assert live["seq"] > backlog["seq"]
+            assert live["steps"] == [{"target": "mock-a/gpt-a", "verdict": "ok",
+                                      "detail": live["steps"][0]["detail"]}], live
+            assert "prompt" not in json.dumps(live).replace("prompt_tokens", ""), live
+
+            started = time.monotonic()
+            gw.proc.send_signal(signal.SIGTERM)
+            assert list(lines) is not None  # drains to the end of the stream
+            code = gw.proc.wait(10)
+            took = time.monotonic() - started
+    assert code == 0 and took < 5, f"exit {code} after {took:.1f}s with a feed open"

@@ -45,9 +45,13 @@ function showSecret(created) {
     h('p', {},
       h('button', {
         type: 'button',
-        onclick: () => navigator.clipboard.writeText(created.key)
-          .then(() => { status.textContent = 'Copied.'; })
-          .catch(() => { status.textContent = 'Copying is not allowed here; select the key and copy it.'; }),
+        onclick: () => {
+          const refused = () => { status.textContent = 'Copying is not allowed here; select the key and copy it.'; };
+          // No clipboard API outside a secure context (plain http beyond localhost).
+          if (!navigator.clipboard) return refused();
+          return navigator.clipboard.writeText(created.key)
+            .then(() => { status.textContent = 'Copied.'; }, refused);
+        },
       }, 'Copy'), ' ',
       h('button', { type: 'button', class: 'quiet', onclick: () => { box.hidden = true; clear(box); } }, 'Done'),
       ' ', status));
