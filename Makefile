@@ -52,7 +52,7 @@ target/test-plugins/tag-router.wasm: $(wildcard plugins/js/tag-router/src/*.js p
 venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
 test: build plugins test-plugins venv

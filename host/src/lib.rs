@@ -16,9 +16,9 @@
 //!   check that config and plugins fit.
 //! - [`cache`]: the response cache (exact-match answers to deterministic requests, in this
 //!   process and in Redis when configured), consulted by the pipeline after request filters.
-//! - [`ledger`], [`metrics`], [`telemetry`]: fed by the request record — the usage ledger's
-//!   writer thread (bounded queue, batched transactions), the Prometheus families, and OTLP
-//!   trace export.
+//! - [`ledger`], [`metrics`], [`telemetry`], [`events`]: fed by the request record — the usage
+//!   ledger's writer thread (bounded queue, batched transactions), the Prometheus families,
+//!   OTLP trace export, and the dashboard's live feed (bounded rings and a broadcast).
 //! - [`state`]: live target state — shared quotas, cooldowns, sessions, key usage and budgets
 //!   behind async traits (memory, saved to the store), per-instance breaker and latency; the
 //!   key ring.
@@ -32,6 +32,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ledger;
 pub mod metrics;

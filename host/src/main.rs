@@ -205,6 +205,7 @@ async fn serve(
     let _ = std::io::stdout().flush();
     drop(snapshot);
     let draining = handlers.clone();
+    let feed_owner = handlers.gateway.clone();
     let served = server::serve(handlers, listener, server::Role::Public, async move {
         shutdown.await;
         // Tell load balancers first (health checks fail), keep serving while they notice,
@@ -221,6 +222,8 @@ async fn serve(
             tokio::time::sleep(delay).await;
         }
         let _ = stop_tx.send(true);
+        // Open dashboards' live feeds never end by themselves: end them, or they hold the drain.
+        feed_owner.feed.close();
     })
     .await;
     if let Some((_, task)) = admin {

@@ -17,8 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "admin",
         &[
-            "api", "reload", "pipeline", "plugins", "state", "store", "metrics", "config", "http",
-            "error",
+            "api", "reload", "pipeline", "plugins", "state", "store", "metrics", "events",
+            "config", "http", "error",
         ],
     ),
     (
@@ -35,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ledger",
             "metrics",
             "telemetry",
+            "events",
             "config",
         ],
     ),
@@ -48,6 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ledger",
             "metrics",
             "telemetry",
+            "events",
             "store",
             "config",
             "error",
@@ -60,6 +62,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ledger", &["store"]),
     ("state", &["store", "config"]),
     ("metrics", &[]),
+    ("events", &[]),
     ("store", &[]),
     ("config", &[]),
     ("http", &["error"]),

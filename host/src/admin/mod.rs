@@ -11,14 +11,21 @@
 //! - `/admin/keys`: virtual keys (list, create, change, revoke); `GET /admin/usage`: the
 //!   ledger summed by key, provider, model or day.
 //! - `GET /metrics` (admin listener only): Prometheus text from the `prometheus` crate.
+//! - The dashboard (`dashboard`): the page at `/admin/dashboard` and `GET /admin/session`
+//!   (served without the key: they hold no data); `GET /admin/targets` (providers and
+//!   targets, live state), `GET /admin/requests` (recent requests) and `GET /admin/events`
+//!   (the live feed, SSE).
 //!
 //! Served on `admin.listen` (its own listener), and on the public one only with
 //! `admin.on_public_listener = true`. With `admin.api_key_env` set, every admin request needs
 //! `Authorization: Bearer <key>`.
 
 mod config_view;
+mod dashboard;
 mod keys;
+mod live;
 mod metrics;
+mod targets;
 mod usage;
 
 use std::sync::Arc;
@@ -46,6 +53,15 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let snapshot = gateway.snapshot.load_full();
+    if request.method() == Method::GET {
+        let path = request.uri().path().trim_end_matches('/');
+        if let Some(page) = dashboard::asset(path) {
+            return page;
+        }
+        if path == "/admin/session" {
+            return dashboard::session(&snapshot, request.headers());
+        }
+    }
     if let Some(key) = &snapshot.config.admin.key {
         let presented = bearer_token(request.headers());
         if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), key.expose().as_bytes())) {
@@ -66,6 +82,9 @@ pub async fn handle(
     match (request.method(), path.as_str()) {
         (&Method::GET, "/metrics") => metrics::render_prometheus(gateway, &snapshot).await,
         (&Method::GET, "/admin/usage") => usage::handle(gateway, request.uri().query()).await,
+        (&Method::GET, "/admin/targets") => targets::handle(gateway, &snapshot).await,
+        (&Method::GET, "/admin/requests") => live::recent_requests(gateway),
+        (&Method::GET, "/admin/events") => live::subscribe(gateway),
         (&Method::GET, "/admin/state") => {
             let redis = gateway.redis.as_ref();
             let (cached_answers, cached_bytes) = gateway.cache.local_size();
@@ -121,7 +140,16 @@ pub async fn handle(
                 .collect();
             json_response(
                 StatusCode::OK,
-                &json!({"plugins": plugins, "rejected": rejected}),
+                &json!({
+                    "plugins": plugins,
+                    "rejected": rejected,
+                    "reloads": gateway
+                        .feed
+                        .recent_reloads()
+                        .iter()
+                        .map(|e| e.as_ref())
+                        .collect::<Vec<&crate::events::Event>>(),
+                }),
             )
         }
         (&Method::GET, "/admin/config") => {
@@ -148,7 +176,8 @@ pub async fn handle(
         (
             _,
             "/admin/plugins" | "/admin/config" | "/admin/reload" | "/admin/metrics"
-            | "/admin/usage" | "/admin/state" | "/metrics",
+            | "/admin/usage" | "/admin/state" | "/admin/targets" | "/admin/requests"
+            | "/admin/events" | "/admin/session" | "/metrics",
         ) => {
             let error = GatewayError::MethodNotAllowed {
                 method: request.method().to_string(),

@@ -1,4 +1,4 @@
-//! `GET /admin/usage?by=key|provider|model|day&since=24h`: the ledger, summed — the same JSON
+//! `GET /admin/usage?by=key|provider|model|day|hour&since=24h`: the ledger, summed — the same JSON
 //! as `freeway usage --json`.
 
 use std::time::SystemTime;
@@ -30,7 +30,10 @@ pub async fn handle(gateway: &Gateway, query: Option<&str>) -> Response<Response
         }
     }
     let Some(group) = GroupBy::parse(&by) else {
-        let error = invalid("by", format!("by={by:?}: use key, provider, model or day"));
+        let error = invalid(
+            "by",
+            format!("by={by:?}: use key, provider, model, day or hour"),
+        );
         return error_response(&error, "admin");
     };
     let start = match since_ms(&since, SystemTime::now()) {

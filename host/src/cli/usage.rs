@@ -1,4 +1,4 @@
-//! `freeway usage --by key|provider|model|day --since 24h`: the ledger, summed.
+//! `freeway usage --by key|provider|model|day|hour --since 24h`: the ledger, summed.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -8,7 +8,7 @@ use crate::store::ledger::{GroupBy, since_ms, usage, usage_json};
 
 pub fn run(config: &Path, by: &str, since: &str, json: bool) -> anyhow::Result<()> {
     let group = GroupBy::parse(by)
-        .ok_or_else(|| anyhow::anyhow!("--by {by:?}: use key, provider, model or day"))?;
+        .ok_or_else(|| anyhow::anyhow!("--by {by:?}: use key, provider, model, day or hour"))?;
     let store = open_store(config)?;
     let rows = usage(
         &store.connect()?,

@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 use crate::cache::{CacheStatus, Directives, Plan, ResponseCache};
 use crate::config::{Config, LogContent, TargetRef};
 use crate::error::GatewayError;
+use crate::events::Feed;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::plugins::{PluginSet, Runtime};
@@ -93,6 +94,8 @@ pub struct Gateway {
     pub redis: Option<Arc<RedisLink>>,
     /// Answers to deterministic requests.
     pub cache: ResponseCache,
+    /// Finished requests and reloads, for the dashboard.
+    pub feed: Feed,
 }
 
 impl Gateway {
@@ -119,6 +122,7 @@ impl Gateway {
             telemetry: Telemetry::disabled(),
             redis,
             cache,
+            feed: Feed::default(),
         })
     }
 }

@@ -3,7 +3,8 @@
 //! a stream (completed, broken or abandoned by its client), or an error before anything was
 //! committed. Finishing is where a request is accounted: its log line (sizes and counts,
 //! never text unless `log_content` allows it), its tokens against the caller's daily cap, and
-//! the request counters. The ledger, the cache and the dashboard's feed hook in here.
+//! the request counters, its ledger row, its trace span and its event on the dashboard's live
+//! feed. The cache hooks in here too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cache::CacheStatus;
 use crate::config::TargetRef;
 use crate::error::GatewayError;
+use crate::events::RequestEvent;
 use crate::metrics::status_class;
 use crate::plugins::bindings::types::Usage;
 use crate::state::{Caller, Reservation};
@@ -165,6 +167,7 @@ impl RequestRecord {
         if gateway.telemetry.enabled() {
             gateway.telemetry.record(self.span(now, cost));
         }
+        gateway.feed.request(self.event(now, latency, cost));
         if gateway.ledger.enabled() {
             gateway.ledger.record(LedgerRow {
                 request_id: self.id.clone(),
@@ -188,6 +191,37 @@ impl RequestRecord {
                 },
                 stream: self.stream,
             });
+        }
+    }
+
+    /// The request on the dashboard's feed: what its log line says, and its route step by step.
+    fn event(&self, now: SystemTime, latency: Duration, cost: Option<f64>) -> RequestEvent {
+        RequestEvent {
+            id: self.id.clone(),
+            ts: unix_ms(now),
+            key: self.caller.as_ref().map(|c| c.name.clone()),
+            model: self.model.clone(),
+            provider: self.target.as_ref().map(|t| t.provider.clone()),
+            upstream_model: self.target.as_ref().map(|t| t.model.clone()),
+            status: self.status(),
+            outcome: match &self.outcome {
+                Outcome::Failed(error) => error.code().to_string(),
+                _ => self.outcome_label().to_string(),
+            },
+            error: match &self.outcome {
+                Outcome::Served => None,
+                Outcome::Interrupted(why) => Some(why.clone()),
+                Outcome::Failed(error) => Some(error.to_string()),
+            },
+            stream: self.stream,
+            attempts: self.route.attempts(),
+            latency_ms: latency.as_secs_f64() * 1000.0,
+            ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
+            prompt_tokens: self.usage.map(|u| u.prompt_tokens),
+            completion_tokens: self.usage.map(|u| u.completion_tokens),
+            cost_usd: cost,
+            route: self.route.header_value(),
+            steps: self.route.steps(),
         }
     }
 

@@ -8,6 +8,7 @@ use hyper::StatusCode;
 
 use crate::config::TargetRef;
 use crate::error::GatewayError;
+use crate::events::RouteStep;
 use crate::plugins::bindings::types::ErrorKind;
 use crate::state::Refusal;
 use crate::upstream::error::human;
@@ -51,6 +52,35 @@ impl From<Refusal> for RouteOutcome {
     }
 }
 
+impl RouteOutcome {
+    /// What happened, as the route header says it.
+    fn describe(&self) -> String {
+        match self {
+            RouteOutcome::Ok(took) => format!("ok {} ms", took.as_millis()),
+            RouteOutcome::Failed(error) => error.summary(),
+            RouteOutcome::Skipped(why) => format!("skipped ({why})"),
+            RouteOutcome::Incapable(why) => format!("cannot serve ({why})"),
+            RouteOutcome::Cooling(left) => format!("skipped (cooldown {})", human(*left)),
+            RouteOutcome::OverLimit(limit, wait) => {
+                format!("skipped ({limit} limit reached, frees in {})", human(*wait))
+            }
+            RouteOutcome::Cached(age) => format!("cached answer, stored {} ago", human(*age)),
+        }
+    }
+
+    fn verdict(&self) -> &'static str {
+        match self {
+            RouteOutcome::Ok(_) => "ok",
+            RouteOutcome::Failed(_) => "failed",
+            RouteOutcome::Skipped(_) => "skipped",
+            RouteOutcome::Incapable(_) => "incapable",
+            RouteOutcome::Cooling(_) => "cooling",
+            RouteOutcome::OverLimit(..) => "over-limit",
+            RouteOutcome::Cached(_) => "cached",
+        }
+    }
+}
+
 impl RouteLog {
     pub fn push(&mut self, target: &TargetRef, outcome: RouteOutcome) {
         self.entries.push((target.to_string(), outcome));
@@ -68,22 +98,7 @@ impl RouteLog {
         let text = self
             .entries
             .iter()
-            .map(|(target, outcome)| {
-                let what = match outcome {
-                    RouteOutcome::Ok(took) => format!("ok {} ms", took.as_millis()),
-                    RouteOutcome::Failed(error) => error.summary(),
-                    RouteOutcome::Skipped(why) => format!("skipped ({why})"),
-                    RouteOutcome::Incapable(why) => format!("cannot serve ({why})"),
-                    RouteOutcome::Cooling(left) => format!("skipped (cooldown {})", human(*left)),
-                    RouteOutcome::OverLimit(limit, wait) => {
-                        format!("skipped ({limit} limit reached, frees in {})", human(*wait))
-                    }
-                    RouteOutcome::Cached(age) => {
-                        format!("cached answer, stored {} ago", human(*age))
-                    }
-                };
-                format!("{target}: {what}")
-            })
+            .map(|(target, outcome)| format!("{target}: {}", outcome.describe()))
             .collect::<Vec<_>>()
             .join("; ");
         text.chars()
@@ -95,6 +110,19 @@ impl RouteLog {
                 }
             })
             .take(2000)
+            .collect()
+    }
+
+    /// Each target in order with a one-word verdict and its explanation (the dashboard's
+    /// view of one request's attempts).
+    pub fn steps(&self) -> Vec<RouteStep> {
+        self.entries
+            .iter()
+            .map(|(target, outcome)| RouteStep {
+                target: target.clone(),
+                verdict: outcome.verdict(),
+                detail: outcome.describe(),
+            })
             .collect()
     }
 

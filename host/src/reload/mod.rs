@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use crate::config::Config;
+use crate::events::ReloadEvent;
 use crate::pipeline::{Gateway, Snapshot};
 use crate::plugins::PluginSet;
 use crate::plugins::fit::{check_plugin_settings, check_plugins};
@@ -89,13 +90,22 @@ impl Reloader {
                 "reload refused, previous version keeps serving: {message}"
             ),
         }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let message = result.clone().unwrap_or_else(|e| e);
+        self.gateway.feed.reload(ReloadEvent {
+            ts: now.as_millis() as i64,
+            trigger: why.to_string(),
+            ok: result.is_ok(),
+            message: message.clone(),
+            took_ms,
+        });
         if let Ok(mut last) = self.last.lock() {
             *last = Some(ReloadOutcome {
-                at: SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
+                at: now.as_secs(),
                 ok: result.is_ok(),
-                message: result.clone().unwrap_or_else(|e| e),
+                message,
                 took_ms,
             });
         }

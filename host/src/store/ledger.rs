@@ -73,6 +73,8 @@ pub enum GroupBy {
     Provider,
     Model,
     Day,
+    /// UTC hours (`2026-12-06 13:00`), for the dashboard's charts.
+    Hour,
 }
 
 impl GroupBy {
@@ -82,6 +84,7 @@ impl GroupBy {
             "provider" => GroupBy::Provider,
             "model" => GroupBy::Model,
             "day" => GroupBy::Day,
+            "hour" => GroupBy::Hour,
             _ => return None,
         })
     }
@@ -92,6 +95,7 @@ impl GroupBy {
             GroupBy::Provider => "provider",
             GroupBy::Model => "model",
             GroupBy::Day => "day",
+            GroupBy::Hour => "hour",
         }
     }
 
@@ -101,6 +105,7 @@ impl GroupBy {
             GroupBy::Provider => "COALESCE(provider, '(none)')",
             GroupBy::Model => "model",
             GroupBy::Day => "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')",
+            GroupBy::Hour => "strftime('%Y-%m-%d %H:00', ts / 1000, 'unixepoch')",
         }
     }
 }
