@@ -31,7 +31,9 @@ use serde_json::{Value, json};
 
 use crate::api::openai::error_response;
 use crate::error::GatewayError;
-use crate::http::{ResponseBody, bearer_token, constant_time_eq, json_response, read_body};
+use crate::http::{
+    BodyDeadlines, ResponseBody, bearer_token, constant_time_eq, json_response, read_body,
+};
 use crate::pipeline::Gateway;
 use crate::reload::Reloader;
 
@@ -57,7 +59,11 @@ pub async fn handle(
         let name = path.strip_prefix("/admin/keys/").map(str::to_string);
         let method = request.method().clone();
         let (parts, body) = request.into_parts();
-        let body = match read_body(&parts.headers, body, MAX_ADMIN_BODY).await {
+        let deadlines = BodyDeadlines {
+            total: snapshot.config.deadlines.body_read,
+            idle: snapshot.config.deadlines.body_idle,
+        };
+        let body = match read_body(&parts.headers, body, MAX_ADMIN_BODY, deadlines).await {
             Ok(body) => body,
             Err(error) => return error_response(&error, "admin"),
         };

@@ -58,6 +58,14 @@ pub struct Server {
     pub max_body_bytes: Option<u64>,
     /// Listen beyond loopback with no gateway key (refused otherwise).
     pub allow_unauthenticated: Option<bool>,
+    /// Deadlines for reading a client's request (see `config::Deadlines`).
+    pub header_read_timeout_ms: Option<u64>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub body_idle_timeout_ms: Option<u64>,
+    /// The whole request, every attempt and a relayed stream included.
+    pub request_timeout_ms: Option<u64>,
+    /// The largest upstream answer (a JSON body, or a stream in total) the gateway reads.
+    pub max_response_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

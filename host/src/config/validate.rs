@@ -411,6 +411,7 @@ pub(super) fn validate(
             },
         },
         max_body_bytes: max_body as usize,
+        deadlines: super::deadlines::deadlines(&raw.server)?,
         plugin_dir: resolve(raw.plugins.dir),
         cache_dir: raw.plugins.cache_dir.map(resolve),
         default_limits,

@@ -17,6 +17,8 @@ pub struct RequestContext {
     /// Whether this request's text may be logged, once its serving target is known.
     pub log_content: LogContent,
     pub record: RequestRecord,
+    /// When the whole request must be over (`server.request_timeout_ms` from its start).
+    pub deadline: tokio::time::Instant,
 }
 
 impl RequestContext {
