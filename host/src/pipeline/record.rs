@@ -262,7 +262,7 @@ impl RequestRecord {
             provider = self.target.as_ref().map(|t| LogSafe(&t.provider)).map(tracing::field::display),
             upstream_model = self.target.as_ref().map(|t| LogSafe(&t.model)).map(tracing::field::display),
             status = self.status(),
-            outcome = self.outcome_label(),
+            outcome = %self.outcome_label(),
             stream = self.stream,
             attempts = self.route.attempts(),
             ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0),
