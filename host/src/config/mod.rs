@@ -30,6 +30,8 @@ pub struct PluginLimits {
     pub pool_size: usize,
     pub timeout: Duration,
     pub memory_bytes: usize,
+    /// Consecutive faults that quarantine the plugin (0: never).
+    pub quarantine_after: u32,
 }
 
 /// How long a client or an upstream may hold a request (`server.*_timeout_ms`), and how

@@ -121,6 +121,8 @@ pub struct Limits {
     pub pool_size: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
+    /// Consecutive faults that quarantine the plugin; 0 never does.
+    pub quarantine_after: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

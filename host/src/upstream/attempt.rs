@@ -120,6 +120,9 @@ impl Attempt<'_> {
             .await)?;
         match parsed {
             Ok(completion) => {
+                if let Err(why) = check_output(&completion.body, self.max_response_bytes) {
+                    return Err(lease.refuse_output("parse-response", &why).into());
+                }
                 if mentions_rate_limits(&headers) {
                     self.read_limits(&mut lease, status, &headers, &[]).await?;
                 }
@@ -253,24 +256,40 @@ impl OpenStream {
                 if self.received > self.max_bytes {
                     return Err(too_large(self.max_bytes));
                 }
-                plugin_call!(self.lease, "stream-decoder.push", |store, b| b
+                let chunks = plugin_call!(self.lease, "stream-decoder.push", |store, b| b
                     .adapter()?
                     .stream_decoder()
                     .call_push(store, decoder, &data)
                     .await)?
-                .map_err(AttemptError::from_plugin_error)
+                .map_err(AttemptError::from_plugin_error)?;
+                self.checked(chunks, "stream-decoder.push")
             }
             Some(Err(error)) => Err(error),
             None => {
                 self.finished = true;
-                plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
+                let chunks = plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
                     .adapter()?
                     .stream_decoder()
                     .call_finish(store, decoder)
                     .await)?
-                .map_err(AttemptError::from_plugin_error)
+                .map_err(AttemptError::from_plugin_error)?;
+                self.checked(chunks, "stream-decoder.finish")
             }
         }
+    }
+
+    /// Chunks go to the client as they are: each must be JSON, and no bigger than an answer.
+    fn checked(
+        &mut self,
+        chunks: Vec<adapter::Chunk>,
+        call: &str,
+    ) -> Result<Vec<adapter::Chunk>, AttemptError> {
+        for chunk in &chunks {
+            if let Err(why) = check_output(&chunk.data, self.max_bytes) {
+                return Err(self.lease.refuse_output(call, &why).into());
+            }
+        }
+        Ok(chunks)
     }
 
     /// Release the decoder resource so a pooled instance goes back clean.
@@ -280,6 +299,24 @@ impl OpenStream {
             .resource_drop_async(store)
             .await);
     }
+}
+
+/// What an adapter hands back for the client must be a JSON object within the answer cap: a
+/// plugin cannot make the gateway send broken JSON or buffer without bound. Validation skips
+/// every value (no allocation), a few µs per KiB.
+fn check_output(json: &str, max: usize) -> Result<(), String> {
+    if json.len() > max {
+        return Err(format!(
+            "{} bytes, over server.max_response_bytes ({max})",
+            json.len()
+        ));
+    }
+    if !json.trim_start().starts_with('{') {
+        return Err("not a JSON object".into());
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(json)
+        .map(|_| ())
+        .map_err(|e| format!("not valid JSON ({e})"))
 }
 
 /// An upstream that answered 2xx and then failed (a body cut short, an error in a 200, bytes
