@@ -164,10 +164,13 @@ pub async fn render_prometheus(gateway: &Gateway, snapshot: &Snapshot) -> Respon
             &labels,
             plugin.quarantine.times.load(Ordering::Relaxed),
         );
-        metrics
-            .plugin_quarantined
-            .with_label_values(&labels)
-            .set(if plugin.quarantine.check().is_err() { 1.0 } else { 0.0 });
+        metrics.plugin_quarantined.with_label_values(&labels).set(
+            if plugin.quarantine.check().is_err() {
+                1.0
+            } else {
+                0.0
+            },
+        );
     }
     let ledger = &gateway.ledger.stats;
     metrics

@@ -357,7 +357,8 @@ impl Lease {
         if let Some(instance) = self.instance.as_mut() {
             instance.faulted = true;
         }
-        self.plugin.record_fault(format!("returned unusable output from {call}: {why}"))
+        self.plugin
+            .record_fault(format!("returned unusable output from {call}: {why}"))
     }
 
     /// Finish a call: a trap marks the instance as faulted (it is dropped, never pooled) and

@@ -150,7 +150,11 @@ mod tests {
         for _ in 0..THRESHOLD - 1 {
             assert_eq!(q.fault(), None);
         }
-        assert_eq!(q.fault(), Some(FIRST_BACKOFF), "a success resets the backoff");
+        assert_eq!(
+            q.fault(),
+            Some(FIRST_BACKOFF),
+            "a success resets the backoff"
+        );
         assert!(q.release());
         assert!(q.check().is_ok());
         assert_eq!(q.view().times, 3);
