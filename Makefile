@@ -11,7 +11,7 @@ WASM_OUT    := target/$(WASM_TARGET)/wasm
 # Bundled plugins: crate name -> plugins/dist/<name>.wasm
 BUNDLED     := openai-compatible anthropic gemini pii priority-fallback weighted least-busy lowest-latency most-capacity cheapest classify
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
-TESTING     := hostile hostile-router test-guard
+TESTING     := hostile hostile-router test-guard greedy
 
 .PHONY: serve test build plugins test-plugins polyglot-plugins wasm-target venv bench bench-plugins bench-reload lint
 

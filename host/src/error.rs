@@ -29,6 +29,9 @@ pub enum GatewayError {
     },
     #[error("the request body is larger than this gateway's limit of {max} bytes")]
     BodyTooLarge { max: usize },
+    /// The client did not send its request in time (`server.body_*_timeout_ms`).
+    #[error("{message}")]
+    ClientTimeout { message: String },
     #[error(
         "the model '{model}' does not exist on this gateway; GET /v1/models lists the available ones"
     )]
@@ -158,6 +161,7 @@ impl GatewayError {
             | GatewayError::Blocked { .. }
             | GatewayError::UnsupportedRequest { .. } => StatusCode::BAD_REQUEST,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::ClientTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ModelNotFound { .. } | GatewayError::UnknownUrl { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -188,6 +192,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest { code, .. } => code,
             GatewayError::BodyTooLarge { .. } => "request_too_large",
+            GatewayError::ClientTimeout { .. } => "request_timeout",
             GatewayError::ModelNotFound { .. } => "model_not_found",
             GatewayError::InvalidApiKey
             | GatewayError::RevokedApiKey { .. }
@@ -218,6 +223,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest { .. } => "invalid_request",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::ClientTimeout { .. } => "client_timeout",
             GatewayError::ModelNotFound { .. } => "model_not_found",
             GatewayError::InvalidApiKey
             | GatewayError::RevokedApiKey { .. }

@@ -18,9 +18,17 @@ import openai
 import pytest
 
 import mock_openai as mo
-from harness import TESTING, BUNDLED, base_config, chat_body, error_body, keys_for, provider
+from harness import TESTING, BUNDLED, base_config as _base_config, chat_body, error_body, keys_for, provider
 
 ALL_PLUGINS = BUNDLED + TESTING
+
+
+def base_config(**sections):
+    """These tests check that each fault costs one call, so they fault the same plugins many
+    times in a row: quarantine (tested in test_hostile_plugins.py) is off here."""
+    cfg = _base_config(**sections)
+    cfg["plugins"]["defaults"]["quarantine_after"] = 0
+    return cfg
 FAST = 2.5  # seconds; plugin deadlines here are 100-500 ms, so "well under 5 s" with slack
 
 

@@ -86,6 +86,15 @@ pub async fn render(gateway: &Gateway, snapshot: &Snapshot) -> Response<Response
             p.stats.faults.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(out, "# TYPE freeway_plugin_quarantined gauge");
+    for p in snapshot.plugins.plugins.values() {
+        let _ = writeln!(
+            out,
+            "freeway_plugin_quarantined{{plugin=\"{}\"}} {}",
+            p.name,
+            u8::from(p.quarantine.check().is_err())
+        );
+    }
     response(
         StatusCode::OK,
         "text/plain; version=0.0.4",
@@ -149,6 +158,18 @@ pub async fn render_prometheus(gateway: &Gateway, snapshot: &Snapshot) -> Respon
             &metrics.plugin_faults,
             &labels,
             plugin.stats.faults.load(Ordering::Relaxed),
+        );
+        sync_counter(
+            &metrics.plugin_quarantines,
+            &labels,
+            plugin.quarantine.times.load(Ordering::Relaxed),
+        );
+        metrics.plugin_quarantined.with_label_values(&labels).set(
+            if plugin.quarantine.check().is_err() {
+                1.0
+            } else {
+                0.0
+            },
         );
     }
     let ledger = &gateway.ledger.stats;

@@ -38,7 +38,9 @@ use serde_json::{Value, json};
 
 use crate::api::openai::error_response;
 use crate::error::GatewayError;
-use crate::http::{ResponseBody, bearer_token, constant_time_eq, json_response, read_body};
+use crate::http::{
+    BodyDeadlines, ResponseBody, bearer_token, constant_time_eq, json_response, read_body,
+};
 use crate::pipeline::Gateway;
 use crate::reload::Reloader;
 
@@ -73,7 +75,11 @@ pub async fn handle(
         let name = path.strip_prefix("/admin/keys/").map(str::to_string);
         let method = request.method().clone();
         let (parts, body) = request.into_parts();
-        let body = match read_body(&parts.headers, body, MAX_ADMIN_BODY).await {
+        let deadlines = BodyDeadlines {
+            total: snapshot.config.deadlines.body_read,
+            idle: snapshot.config.deadlines.body_idle,
+        };
+        let body = match read_body(&parts.headers, body, MAX_ADMIN_BODY, deadlines).await {
             Ok(body) => body,
             Err(error) => return error_response(&error, "admin"),
         };
@@ -129,6 +135,7 @@ pub async fn handle(
                         "calls": p.stats.calls.load(Ordering::Relaxed),
                         "faults": p.stats.faults.load(Ordering::Relaxed),
                         "last_error": p.stats.last_error.lock().ok().and_then(|e| e.clone()),
+                        "quarantine": quarantine_json(&p.quarantine),
                     })
                 })
                 .collect();
@@ -166,6 +173,30 @@ pub async fn handle(
             )
         }
         (&Method::GET, "/admin/metrics") => metrics::render(gateway, &snapshot).await,
+        (&Method::POST, release)
+            if release.starts_with("/admin/plugins/") && release.ends_with("/release") =>
+        {
+            let name = &release["/admin/plugins/".len()..release.len() - "/release".len()];
+            match snapshot.plugins.get(name) {
+                Some(plugin) => {
+                    let was = plugin.quarantine.release();
+                    tracing::info!(plugin = %plugin.name, was_quarantined = was, "plugin released from quarantine by the operator");
+                    json_response(
+                        StatusCode::OK,
+                        &json!({"plugin": plugin.name, "was_quarantined": was,
+                                "quarantine": quarantine_json(&plugin.quarantine)}),
+                    )
+                }
+                None => error_response(
+                    &GatewayError::UnknownUrl {
+                        scope: "admin",
+                        method: "POST".into(),
+                        path: release.to_string(),
+                    },
+                    "admin",
+                ),
+            }
+        }
         (&Method::POST, "/admin/reload") => match reloader.reload("admin request").await {
             Ok(message) => json_response(
                 StatusCode::OK,
@@ -194,6 +225,17 @@ pub async fn handle(
             error_response(&error, "admin")
         }
     }
+}
+
+/// A plugin's quarantine as the operator sees it (see `plugins::quarantine`).
+fn quarantine_json(quarantine: &crate::plugins::Quarantine) -> Value {
+    let view = quarantine.view();
+    json!({
+        "quarantined": view.left.is_some(),
+        "left_ms": view.left.map(|d| d.as_millis() as u64),
+        "consecutive_faults": view.consecutive_faults,
+        "times": view.times,
+    })
 }
 
 fn unix(time: SystemTime) -> u64 {

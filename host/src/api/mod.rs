@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::cache::{CacheStatus, Directives};
 use crate::error::GatewayError;
-use crate::http::{ResponseBody, full_body, read_body, response, set_header};
+use crate::http::{BodyDeadlines, ResponseBody, full_body, read_body, response, set_header};
 use crate::pipeline::canonical::ChatRequestInfo;
 use crate::pipeline::{Answer, Decoded, Failed, Gateway, RequestMeta, Served, StreamEvent};
 use crate::state::Caller;
@@ -69,9 +69,17 @@ pub async fn serve<D: Dialect>(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let max = gateway.snapshot.load().config.max_body_bytes;
+    let (max, deadlines) = {
+        let snapshot = gateway.snapshot.load();
+        let config = &snapshot.config;
+        let deadlines = BodyDeadlines {
+            total: config.deadlines.body_read,
+            idle: config.deadlines.body_idle,
+        };
+        (config.max_body_bytes, deadlines)
+    };
     let decoded = async {
-        let bytes = read_body(&parts.headers, body, max).await?;
+        let bytes = read_body(&parts.headers, body, max, deadlines).await?;
         let canonical = dialect.decode(bytes)?;
         Ok(Decoded {
             body: canonical.body,
@@ -157,6 +165,15 @@ fn refuse<D: Dialect>(dialect: &D, failed: Failed) -> Response<ResponseBody> {
     let mut response = dialect.encode_error(&failed.error, &failed.request_id);
     if let Some(route) = &failed.route {
         set_header(response.headers_mut(), "x-freeway-route", route);
+    }
+    if matches!(
+        failed.error,
+        GatewayError::ClientTimeout { .. } | GatewayError::BodyTooLarge { .. }
+    ) {
+        // The rest of the body is still on the wire: this connection cannot be reused.
+        response
+            .headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

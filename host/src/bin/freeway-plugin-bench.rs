@@ -347,6 +347,7 @@ async fn main() -> anyhow::Result<()> {
         pool_size: 4,
         timeout: Duration::from_secs(5),
         memory_bytes: 256 << 20,
+        quarantine_after: 0,
     };
     println!(
         "| plugin             | what                                     | median µs |   mean µs |"

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod deadlines;
 mod raw;
 mod sources;
 #[cfg(test)]
@@ -29,6 +30,24 @@ pub struct PluginLimits {
     pub pool_size: usize,
     pub timeout: Duration,
     pub memory_bytes: usize,
+    /// Consecutive faults that quarantine the plugin (0: never).
+    pub quarantine_after: u32,
+}
+
+/// How long a client or an upstream may hold a request (`server.*_timeout_ms`), and how
+/// large an upstream answer may be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deadlines {
+    /// Until a client's request head is read (then 408 and the connection is closed).
+    pub header_read: Duration,
+    /// Until a client's whole request body is read.
+    pub body_read: Duration,
+    /// The longest gap between two pieces of a client's request body.
+    pub body_idle: Duration,
+    /// The whole request: every attempt, failover and a relayed stream included.
+    pub request: Duration,
+    /// The most an upstream answer (a JSON body, or a whole stream) may hold.
+    pub max_response_bytes: usize,
 }
 
 /// How much isolation a plugin's calls pay for.
@@ -341,6 +360,7 @@ pub struct Config {
     pub drain_delay: Duration,
     /// After SIGTERM and the delay: how long in-flight requests and streams may finish.
     pub drain_timeout: Duration,
+    pub deadlines: Deadlines,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,
     pub default_limits: PluginLimits,

@@ -64,6 +64,14 @@ pub struct Server {
     pub drain_timeout_s: Option<u64>,
     /// Listen beyond loopback with no gateway key (refused otherwise).
     pub allow_unauthenticated: Option<bool>,
+    /// Deadlines for reading a client's request (see `config::Deadlines`).
+    pub header_read_timeout_ms: Option<u64>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub body_idle_timeout_ms: Option<u64>,
+    /// The whole request, every attempt and a relayed stream included.
+    pub request_timeout_ms: Option<u64>,
+    /// The largest upstream answer (a JSON body, or a stream in total) the gateway reads.
+    pub max_response_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -131,6 +139,8 @@ pub struct Limits {
     pub pool_size: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
+    /// Consecutive faults that quarantine the plugin; 0 never does.
+    pub quarantine_after: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

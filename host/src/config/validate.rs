@@ -48,6 +48,15 @@ fn limits(raw: &raw::Limits, base: &PluginLimits, path: &str) -> Result<PluginLi
         }
         limits.memory_bytes = (mb as usize) << 20;
     }
+    if let Some(after) = raw.quarantine_after {
+        if after > 1000 {
+            return Err(error(
+                format!("{path}.quarantine_after"),
+                "must be between 0 (never) and 1000",
+            ));
+        }
+        limits.quarantine_after = after;
+    }
     Ok(limits)
 }
 
@@ -105,6 +114,8 @@ pub(super) fn validate(
         pool_size: 16,
         timeout: Duration::from_millis(100),
         memory_bytes: 64 << 20,
+        // Five faults in a row: a plugin that loops costs timeout_ms of a worker per call.
+        quarantine_after: 5,
     };
     let default_limits = limits(&raw.plugins.defaults, &builtin, "plugins.defaults")?;
     let mut limit_overrides = BTreeMap::new();
@@ -443,6 +454,7 @@ pub(super) fn validate(
                 ));
             }
         },
+        deadlines: super::deadlines::deadlines(&raw.server)?,
         plugin_dir: resolve(raw.plugins.dir),
         cache_dir: raw.plugins.cache_dir.map(resolve),
         default_limits,

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub target_in_flight: GaugeVec,
     pub plugin_calls: IntCounterVec,
     pub plugin_faults: IntCounterVec,
+    pub plugin_quarantines: IntCounterVec,
+    pub plugin_quarantined: GaugeVec,
     pub ledger_queue_depth: IntGauge,
     pub ledger_written: IntCounter,
     pub ledger_dropped: IntCounter,
@@ -152,6 +154,16 @@ impl Metrics {
             plugin_faults: counter(
                 "freeway_plugin_faults_total",
                 "Faults (traps, timeouts, memory) of a plugin since it was loaded.",
+                &["plugin"],
+            ),
+            plugin_quarantines: counter(
+                "freeway_plugin_quarantines_total",
+                "Times a plugin was quarantined after repeated faults since it was loaded.",
+                &["plugin"],
+            ),
+            plugin_quarantined: gauge(
+                "freeway_plugin_quarantined",
+                "1 while a plugin is quarantined (its calls refused without running it).",
                 &["plugin"],
             ),
             ledger_queue_depth: int_gauge(

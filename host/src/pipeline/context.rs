@@ -21,6 +21,8 @@ pub struct RequestContext {
     pub cache_directives: Directives,
     pub cache: Plan,
     pub record: RequestRecord,
+    /// When the whole request must be over (`server.request_timeout_ms` from its start).
+    pub deadline: tokio::time::Instant,
 }
 
 impl RequestContext {

@@ -20,7 +20,7 @@ use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
 use super::context::RequestContext;
 use super::filters::{self, ActiveFilter};
-use super::record::log_text;
+use super::record::{LogSafe, log_text};
 use super::resolve::resolve;
 use super::route_log::{RouteLog, RouteOutcome, refused_by_upstream};
 use super::{Gateway, Snapshot};
@@ -120,6 +120,15 @@ impl Gateway {
         let estimated_tokens = u64::from(ctx.info.prompt_tokens)
             + u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
         for target in order {
+            if tokio::time::Instant::now() >= ctx.deadline {
+                return Err(GatewayError::UpstreamTimeout {
+                    message: format!(
+                        "the request's deadline of {} ms (server.request_timeout_ms) passed: {}",
+                        config.deadlines.request.as_millis(),
+                        log.header_value()
+                    ),
+                });
+            }
             let Some(provider) = config.providers.get(&target.provider) else {
                 continue;
             };
@@ -162,6 +171,8 @@ impl Gateway {
                 adapter,
                 provider,
                 target: &target,
+                deadline: ctx.deadline,
+                max_response_bytes: config.deadlines.max_response_bytes,
             };
             let attempt_started = Instant::now();
             let attempt_wall = SystemTime::now();
@@ -245,7 +256,7 @@ impl Gateway {
                     &config.digest,
                 )
                 .await;
-            tracing::debug!(request_id = %ctx.record.id, target = %target, "attempt failed: {}", error.message);
+            tracing::debug!(request_id = %LogSafe(&ctx.record.id), target = %target, "attempt failed: {}", LogSafe(&error.message));
             let retryable = error.retryable;
             log.push(&target, RouteOutcome::Failed(error.clone()));
             if !retryable {

@@ -96,6 +96,8 @@ async fn check(
         adapter,
         provider: &provider,
         target: &target,
+        deadline: tokio::time::Instant::now() + spec.timeout,
+        max_response_bytes: snapshot.config.deadlines.max_response_bytes,
     };
     let verdict = match attempt.json(&body).await {
         Ok(_) => {

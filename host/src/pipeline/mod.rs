@@ -225,6 +225,9 @@ impl Gateway {
         {
             tags.push("sensitive".into());
         }
+        let snapshot = self.snapshot.load_full();
+        let deadline =
+            tokio::time::Instant::from_std(record.started + snapshot.config.deadlines.request);
         let mut ctx = RequestContext {
             info: decoded.info,
             tags,
@@ -233,8 +236,8 @@ impl Gateway {
             cache_directives: decoded.cache,
             cache: Plan::off(),
             record,
+            deadline,
         };
-        let snapshot = self.snapshot.load_full();
         let committed = self.failover(&snapshot, &mut ctx, decoded.body).await;
         match committed {
             Err(error) => Err(self.fail(ctx.record, error).await),

@@ -30,10 +30,16 @@ pub enum Outcome {
     Served,
     /// Refused or failed before anything was committed to the client.
     Failed(GatewayError),
-    /// A committed stream ended early: the upstream broke, a filter faulted, or the client
-    /// went away.
+    /// A committed stream ended early: the upstream broke or went quiet, the deadline
+    /// passed, or a filter faulted.
     Interrupted(String),
+    /// The client closed its connection before a committed stream ended.
+    ClientClosed,
 }
+
+/// The status logged for a request whose client left mid-stream (nginx's convention): the
+/// client saw 200, but it did not get the answer.
+pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 #[derive(Debug)]
 pub struct RequestRecord {
@@ -122,6 +128,7 @@ impl RequestRecord {
     pub fn status(&self) -> u16 {
         match &self.outcome {
             Outcome::Failed(error) => error.status().as_u16(),
+            Outcome::ClientClosed => CLIENT_CLOSED_STATUS,
             Outcome::Served | Outcome::Interrupted(_) => 200,
         }
     }
@@ -131,6 +138,7 @@ impl RequestRecord {
             Outcome::Served if self.cache == CacheStatus::Hit => "cache_hit",
             Outcome::Served => "ok",
             Outcome::Interrupted(_) => "interrupted",
+            Outcome::ClientClosed => "client_closed",
             Outcome::Failed(error) => error.label(),
         }
     }
@@ -273,6 +281,7 @@ impl RequestRecord {
             error: match &self.outcome {
                 Outcome::Served => None,
                 Outcome::Interrupted(_) => Some("stream_interrupted".into()),
+                Outcome::ClientClosed => Some("client_closed".into()),
                 Outcome::Failed(error) => Some(error.code().to_string()),
             },
             attempts: self.attempts.clone(),
@@ -285,15 +294,18 @@ impl RequestRecord {
             Outcome::Served if self.stream => ("stream served".to_string(), None),
             Outcome::Served => ("request served".to_string(), None),
             Outcome::Interrupted(why) => ("stream served".to_string(), Some(why.as_str())),
+            Outcome::ClientClosed => ("stream abandoned: the client closed it".to_string(), None),
             Outcome::Failed(error) => (format!("request failed: {error}"), None),
         };
+        let route = self.route.header_value();
         tracing::info!(
-            request_id = %self.id,
-            model = %self.model,
-            key = self.caller.as_ref().map(|c| c.name.as_str()),
-            provider = self.target.as_ref().map(|t| t.provider.as_str()),
-            upstream_model = self.target.as_ref().map(|t| t.model.as_str()),
+            request_id = %LogSafe(&self.id),
+            model = %LogSafe(&self.model),
+            key = self.caller.as_ref().map(|c| LogSafe(&c.name)).map(tracing::field::display),
+            provider = self.target.as_ref().map(|t| LogSafe(&t.provider)).map(tracing::field::display),
+            upstream_model = self.target.as_ref().map(|t| LogSafe(&t.model)).map(tracing::field::display),
             status = self.status(),
+            outcome = %self.outcome_label(),
             stream = self.stream,
             attempts = self.route.attempts(),
             ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0),
@@ -304,11 +316,11 @@ impl RequestRecord {
             prompt_tokens = self.usage.map(|u| u.prompt_tokens),
             completion_tokens = self.usage.map(|u| u.completion_tokens),
             cost_usd = cost,
-            route = %self.route.header_value(),
+            route = %LogSafe(&route),
             cache = matches!(self.cache, CacheStatus::Hit | CacheStatus::Miss)
                 .then(|| self.cache.as_str()),
-            error,
-            message = %message,
+            error = error.map(LogSafe).map(tracing::field::display),
+            message = %LogSafe(&message),
         );
     }
 
@@ -363,6 +375,32 @@ impl RequestRecord {
                 .with_label_values(&[model, provider])
                 .inc_by(cost);
         }
+    }
+}
+
+/// A text field of a log line with its control characters escaped (`\n`, `\r`, `\t`,
+/// `\u{1b}`): a model name, key name or upstream message with a line break in it (a valid
+/// JSON escape in a client's request) cannot forge a log line or a field on a new one.
+/// Printable text, the usual case, is written through unchanged.
+pub struct LogSafe<'a>(pub &'a str);
+
+impl std::fmt::Display for LogSafe<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let text = self.0;
+        if !text.chars().any(char::is_control) {
+            return f.write_str(text);
+        }
+        for c in text.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
     }
 }
 

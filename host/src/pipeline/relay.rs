@@ -23,8 +23,13 @@ use super::filters::{ActiveFilter, StreamFilter};
 use super::record::{AnswerTally, Outcome};
 use super::{Gateway, StreamEvent};
 
-/// Why a committed stream ended early when it was not the upstream's fault.
-const CLIENT_GONE: &str = "the client went away";
+/// Why a committed stream ended early.
+enum StreamEnd {
+    /// The client closed its connection: its own outcome, no fault of the target's.
+    ClientGone,
+    /// The upstream broke, went quiet, passed the deadline, or a filter faulted.
+    Broken(String),
+}
 
 pub(super) struct Relay {
     gateway: Arc<Gateway>,
@@ -75,30 +80,48 @@ impl Relay {
         let ttft = self.attempt_started.elapsed();
         self.ctx.record.ttft = Some(ttft);
         let mut chunks = std::mem::take(&mut self.open.pending);
-        let mut outcome: Result<(), String> = Ok(());
+        let mut outcome: Result<(), StreamEnd> = Ok(());
+        let idle = self.open.idle_timeout;
+        let deadline = self.open.deadline;
+        // Progress is a decoded chunk, not a byte: an upstream dripping bytes that never make
+        // an event is cut after `idle` like a silent one.
+        let mut quiet_until = tokio::time::Instant::now() + idle;
         loop {
-            if let Err(error) = self.send(&tx, chunks).await {
-                outcome = Err(error);
+            if let Err(end) = self.send(&tx, chunks).await {
+                outcome = Err(end);
                 break;
             }
             if self.open.finished {
                 break;
             }
-            let idle = self.open.idle_timeout;
-            chunks = match tokio::time::timeout(idle, self.open.next_chunks()).await {
-                Ok(Ok(chunks)) => chunks,
-                Ok(Err(error)) => {
-                    outcome = Err(error.message);
-                    break;
-                }
-                Err(_) => {
-                    outcome = Err(format!(
-                        "the upstream sent nothing for {} ms",
-                        idle.as_millis()
-                    ));
-                    break;
-                }
-            };
+            chunks =
+                match tokio::time::timeout_at(quiet_until.min(deadline), self.open.next_chunks())
+                    .await
+                {
+                    Ok(Ok(chunks)) => {
+                        if !chunks.is_empty() {
+                            quiet_until = tokio::time::Instant::now() + idle;
+                        }
+                        chunks
+                    }
+                    Ok(Err(error)) => {
+                        outcome = Err(StreamEnd::Broken(error.message));
+                        break;
+                    }
+                    Err(_) if quiet_until < deadline => {
+                        outcome = Err(StreamEnd::Broken(format!(
+                            "the upstream sent no chunk for {} ms",
+                            idle.as_millis()
+                        )));
+                        break;
+                    }
+                    Err(_) => {
+                        outcome = Err(StreamEnd::Broken(
+                            "the request's deadline (server.request_timeout_ms) passed".into(),
+                        ));
+                        break;
+                    }
+                };
         }
         self.open.close().await;
         if outcome.is_ok() {
@@ -121,19 +144,18 @@ impl Relay {
                     )
                     .await;
             }
-            Err(message) => {
-                if message != CLIENT_GONE {
-                    let error = AttemptError::upstream(ErrorKind::Unavailable, message.clone());
-                    targets
-                        .record_failure(
-                            &self.target,
-                            error.failure(),
-                            Instant::now(),
-                            self.admission,
-                            &self.config_digest,
-                        )
-                        .await;
-                }
+            Err(StreamEnd::ClientGone) => {}
+            Err(StreamEnd::Broken(message)) => {
+                let error = AttemptError::upstream(ErrorKind::Unavailable, message.clone());
+                targets
+                    .record_failure(
+                        &self.target,
+                        error.failure(),
+                        Instant::now(),
+                        self.admission,
+                        &self.config_digest,
+                    )
+                    .await;
                 let error = GatewayError::StreamInterrupted {
                     target: self.target.to_string(),
                     reason: message.clone(),
@@ -145,24 +167,26 @@ impl Relay {
         let mut record = self.ctx.record;
         record.answer_bytes = self.answer.bytes;
         record.answer_text = self.answer.text;
-        if let Err(why) = outcome {
-            record.outcome = Outcome::Interrupted(why);
+        match outcome {
+            Ok(()) => {}
+            Err(StreamEnd::ClientGone) => record.outcome = Outcome::ClientClosed,
+            Err(StreamEnd::Broken(why)) => record.outcome = Outcome::Interrupted(why),
         }
         record.finish(&self.gateway).await;
     }
 
     /// Filters may hold text back until the end.
-    async fn finish_filters(&mut self, tx: &mpsc::Sender<StreamEvent>) -> Result<(), String> {
+    async fn finish_filters(&mut self, tx: &mpsc::Sender<StreamEvent>) -> Result<(), StreamEnd> {
         let mut tail = Vec::new();
         for filter in &mut self.filters {
-            tail.extend(filter.finish().await?);
+            tail.extend(filter.finish().await.map_err(StreamEnd::Broken)?);
         }
         for chunk in tail {
             if let Some(assembler) = &mut self.for_cache {
                 assembler.push(&chunk);
             }
             if tx.send(StreamEvent::Chunk(chunk)).await.is_err() {
-                return Err(CLIENT_GONE.into());
+                return Err(StreamEnd::ClientGone);
             }
         }
         Ok(())
@@ -172,7 +196,7 @@ impl Relay {
         &mut self,
         tx: &mpsc::Sender<StreamEvent>,
         chunks: Vec<adapter::Chunk>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StreamEnd> {
         for chunk in chunks {
             if let Some(usage) = chunk.usage {
                 self.ctx.record.usage = Some(usage);
@@ -195,7 +219,7 @@ impl Relay {
             }
             let mut texts = vec![chunk.data];
             for filter in &mut self.filters {
-                texts = filter.apply(texts).await?;
+                texts = filter.apply(texts).await.map_err(StreamEnd::Broken)?;
             }
             for text in texts {
                 if let Some(assembler) = &mut self.for_cache {
@@ -203,7 +227,7 @@ impl Relay {
                 }
                 tx.send(StreamEvent::Chunk(text))
                     .await
-                    .map_err(|_| CLIENT_GONE.to_string())?;
+                    .map_err(|_| StreamEnd::ClientGone)?;
             }
         }
         Ok(())

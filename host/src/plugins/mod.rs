@@ -17,6 +17,7 @@
 
 pub mod bindings;
 pub mod fit;
+pub mod quarantine;
 pub mod registry;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +29,7 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use crate::config::{InstanceMode, PluginLimits};
+pub use quarantine::Quarantine;
 pub use registry::{PluginSet, PluginWorld};
 
 /// How often the epoch ticks; per-call deadlines are whole multiples of it.
@@ -199,6 +201,8 @@ pub struct Plugin {
     pub loaded_at: std::time::SystemTime,
     pub limits: PluginLimits,
     pub stats: PluginStats,
+    /// Repeated faults take the plugin out for a while (see `quarantine`).
+    pub quarantine: Quarantine,
     runtime: Arc<Runtime>,
     pre: registry::WorldPre,
     idle: Mutex<Vec<Instance>>,
@@ -220,6 +224,21 @@ struct Instance {
 impl Plugin {
     /// An instance to make calls on: a pooled idle one, or a fresh one.
     pub async fn lease(self: &Arc<Self>) -> Result<Lease, PluginFault> {
+        if let Err(left) = self.quarantine.check() {
+            return Err(PluginFault {
+                plugin: self.name.clone(),
+                reason: format!(
+                    "is quarantined after repeated faults (next try in {} s; last: {})",
+                    left.as_millis().div_ceil(1000),
+                    self.stats
+                        .last_error
+                        .lock()
+                        .ok()
+                        .and_then(|e| e.clone())
+                        .unwrap_or_default()
+                ),
+            });
+        }
         if self.limits.mode == InstanceMode::Pooled {
             let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             if let Some(instance) = idle {
@@ -280,7 +299,20 @@ impl Plugin {
             Some(trap) => format!("trapped in {call}: {trap}"),
             None => format!("failed in {call}: {error:#}"),
         };
+        self.record_fault(reason)
+    }
+
+    /// Count a fault (the plugin's stats, its quarantine) and describe it.
+    fn record_fault(&self, reason: String) -> PluginFault {
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
+        if let Some(length) = self.quarantine.fault() {
+            tracing::error!(
+                plugin = %self.name,
+                "plugin quarantined for {} s after {} consecutive faults (last: {reason})",
+                length.as_secs(),
+                self.quarantine.threshold()
+            );
+        }
         if let Ok(mut last) = self.stats.last_error.lock() {
             *last = Some(reason.clone());
         }
@@ -319,11 +351,24 @@ impl Lease {
         Ok((&mut instance.store, &instance.bindings))
     }
 
+    /// The call returned, but what it returned is unusable (not JSON, over the size cap): a
+    /// fault like a trap — counted, toward quarantine, and the instance is not reused.
+    pub fn refuse_output(&mut self, call: &str, why: &str) -> PluginFault {
+        if let Some(instance) = self.instance.as_mut() {
+            instance.faulted = true;
+        }
+        self.plugin
+            .record_fault(format!("returned unusable output from {call}: {why}"))
+    }
+
     /// Finish a call: a trap marks the instance as faulted (it is dropped, never pooled) and
     /// becomes a `PluginFault` naming the plugin.
     pub fn exit<R>(&mut self, name: &str, result: wasmtime::Result<R>) -> Result<R, PluginFault> {
         match result {
-            Ok(value) => Ok(value),
+            Ok(value) => {
+                self.plugin.quarantine.success();
+                Ok(value)
+            }
             Err(error) => {
                 let plugin = self.plugin.clone();
                 match self.instance.as_mut() {

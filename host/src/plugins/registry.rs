@@ -368,6 +368,7 @@ async fn load_bytes(
     };
     let engine = runtime.engine();
     let world = identify_world(engine, &component)?;
+    refuse_ungranted_imports(engine, &component)?;
     let pre = runtime
         .linker()
         .instantiate_pre(&component)
@@ -400,6 +401,7 @@ async fn load_bytes(
         bail!("its metadata has an empty name");
     }
     let limits = limits_for(&metadata.name);
+    let quarantine_after = limits.quarantine_after;
     tracing::info!(
         plugin = %metadata.name,
         version = %metadata.version,
@@ -420,6 +422,7 @@ async fn load_bytes(
         loaded_at: std::time::SystemTime::now(),
         limits,
         stats: PluginStats::default(),
+        quarantine: super::Quarantine::new(quarantine_after),
         runtime: runtime.clone(),
         pre,
         idle: Mutex::new(Vec::new()),
@@ -465,6 +468,43 @@ fn identify_world(engine: &wasmtime::Engine, component: &Component) -> anyhow::R
         ),
         _ => bail!("it exports more than one Freeway world; one component is one plugin"),
     }
+}
+
+/// What a plugin may import: the contract's shared types, and WASI 0.2's interfaces, linked to a context with nothing in it
+/// (no files, no environment, no sockets, no stdio), which a Rust, Python or JavaScript
+/// guest's standard library imports. Everything else — `wasi:http`, a key-value store, an
+/// interface of its own — is a capability this host does not grant.
+const GRANTED_IMPORTS: &[&str] = &[
+    "freeway:plugin/types@",
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// Refuse at load, naming them, the imports this host does not grant (otherwise the
+/// linker's own message is an opaque "import not defined" deep in an error chain).
+fn refuse_ungranted_imports(
+    engine: &wasmtime::Engine,
+    component: &Component,
+) -> anyhow::Result<()> {
+    let ungranted: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !GRANTED_IMPORTS.iter().any(|p| name.starts_with(p)))
+        .collect();
+    if !ungranted.is_empty() {
+        bail!(
+            "it imports {}, which this gateway does not grant: plugins are pure transforms \
+             and may import only WASI 0.2's cli, io, clocks, random, filesystem and sockets \
+             interfaces (with no files, environment or network behind them)",
+            ungranted.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Precompiled artifacts are only valid for the engine that made them: key by both.

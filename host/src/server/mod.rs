@@ -1,4 +1,5 @@
-//! The listeners: hyper's accept loop with its timeouts, graceful drain on shutdown, and the
+//! The listeners: hyper's accept loop with its timeouts (`server.header_read_timeout_ms`
+//! for a request head; a request body's deadlines are applied where it is read, in `api`), graceful drain on shutdown, and the
 //! handlers every connection shares. What each URL does is in `routes`; who may call is in
 //! `auth`. Nothing below this layer imports it.
 
@@ -73,6 +74,8 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                // Read per connection from the live config, so a reload changes it.
+                let header_read = handlers.gateway.snapshot.load().config.deadlines.header_read;
                 let handlers = handlers.clone();
                 let service = service_fn(move |request| {
                     let handlers = handlers.clone();
@@ -91,7 +94,7 @@ pub async fn serve(
                 });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
+                    .header_read_timeout(header_read)
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);

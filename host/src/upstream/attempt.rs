@@ -6,11 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
 use hyper::HeaderMap;
-use hyper::body::Incoming;
 use wasmtime::component::ResourceAny;
 
+use super::body::{Decoded, read_answer, too_large};
 use super::client::Upstream;
 use super::error::AttemptError;
 use crate::config::{Provider, TargetRef};
@@ -27,6 +26,11 @@ pub struct Attempt<'a> {
     pub adapter: &'a Arc<Plugin>,
     pub provider: &'a Provider,
     pub target: &'a TargetRef,
+    /// When the whole request must be done: an attempt ends at this or at its own
+    /// `timeout_ms`, whichever comes first.
+    pub deadline: tokio::time::Instant,
+    /// The largest answer read from the upstream (`server.max_response_bytes`).
+    pub max_response_bytes: usize,
 }
 
 impl Attempt<'_> {
@@ -84,29 +88,28 @@ impl Attempt<'_> {
             .await;
     }
 
+    /// When this attempt must be over, and how long that is from now.
+    fn attempt_deadline(&self) -> (tokio::time::Instant, Duration) {
+        let now = tokio::time::Instant::now();
+        let deadline = (now + self.provider.timeout).min(self.deadline);
+        (deadline, deadline.saturating_duration_since(now))
+    }
+
     /// Send a non-streaming request and parse the whole answer, under the provider's deadline.
     pub async fn json(&self, body: &str) -> Result<adapter::Completion, AttemptError> {
         let (upstream_target, mut lease, request) = self.build(false, body).await?;
-        let timeout = self.provider.timeout;
+        let (deadline, timeout) = self.attempt_deadline();
+        let max = self.max_response_bytes;
         let exchange = async {
             let response = self
                 .upstream
                 .send(request, self.provider.api_key.as_ref())
                 .await?;
             let (parts, incoming) = response.into_parts();
-            let bytes = incoming
-                .collect()
-                .await
-                .map_err(|e| {
-                    AttemptError::upstream(
-                        ErrorKind::Unavailable,
-                        format!("the upstream connection broke while sending the answer: {e}"),
-                    )
-                })?
-                .to_bytes();
+            let bytes = read_answer(&parts.headers, incoming, max).await?;
             Ok::<_, AttemptError>((parts, bytes))
         };
-        let (parts, bytes) = tokio::time::timeout(timeout, exchange)
+        let (parts, bytes) = tokio::time::timeout_at(deadline, exchange)
             .await
             .map_err(|_| AttemptError::timeout(timeout))??;
         let status = parts.status.as_u16();
@@ -117,6 +120,9 @@ impl Attempt<'_> {
             .await)?;
         match parsed {
             Ok(completion) => {
+                if let Err(why) = check_output(&completion.body, self.max_response_bytes) {
+                    return Err(lease.refuse_output("parse-response", &why).into());
+                }
                 if mentions_rate_limits(&headers) {
                     self.read_limits(&mut lease, status, &headers, &[]).await?;
                 }
@@ -127,7 +133,7 @@ impl Attempt<'_> {
                     .read_limits(&mut lease, status, &headers, &bytes)
                     .await?;
                 Err(with_retry_hint(
-                    AttemptError::from_plugin_error(error),
+                    broken_if_success(AttemptError::from_plugin_error(error), status),
                     &limits,
                 ))
             }
@@ -137,8 +143,7 @@ impl Attempt<'_> {
     /// Open a stream and read until its first decoded chunk (the commit point).
     pub async fn stream(&self, body: &str) -> Result<OpenStream, AttemptError> {
         let (upstream_target, mut lease, request) = self.build(true, body).await?;
-        let timeout = self.provider.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let (deadline, timeout) = self.attempt_deadline();
         let response = tokio::time::timeout_at(
             deadline,
             self.upstream.send(request, self.provider.api_key.as_ref()),
@@ -149,11 +154,13 @@ impl Attempt<'_> {
         let status = parts.status.as_u16();
         let headers = header_pairs(&parts.headers);
         if !parts.status.is_success() {
-            let bytes = tokio::time::timeout_at(deadline, incoming.collect())
-                .await
-                .map_err(|_| AttemptError::timeout(timeout))?
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
+            let bytes = tokio::time::timeout_at(
+                deadline,
+                read_answer(&parts.headers, incoming, self.max_response_bytes),
+            )
+            .await
+            .map_err(|_| AttemptError::timeout(timeout))?
+            .unwrap_or_default();
             let parsed = plugin_call!(lease, "parse-response", |store, b| b
                 .adapter()?
                 .call_parse_response(store, &upstream_target, status, &headers, &bytes)
@@ -181,9 +188,12 @@ impl Attempt<'_> {
         let mut open = OpenStream {
             lease,
             decoder,
-            body: incoming,
+            body: Decoded::new(&parts.headers, incoming)?,
             pending: Vec::new(),
             idle_timeout: self.provider.stream_idle_timeout,
+            deadline: self.deadline,
+            received: 0,
+            max_bytes: self.max_response_bytes,
             finished: false,
         };
         loop {
@@ -194,7 +204,7 @@ impl Attempt<'_> {
                 }
                 Ok(Err(error)) => {
                     open.close().await;
-                    return Err(error);
+                    return Err(broken_if_success(error, status));
                 }
                 Ok(Ok(chunks)) if !chunks.is_empty() => {
                     open.pending = chunks;
@@ -217,11 +227,17 @@ impl Attempt<'_> {
 pub struct OpenStream {
     lease: Lease,
     decoder: ResourceAny,
-    body: Incoming,
+    body: Decoded,
     /// Chunks decoded while peeking, not yet relayed.
     pub pending: Vec<adapter::Chunk>,
-    /// The longest gap allowed between two upstream chunks.
+    /// The longest gap allowed between two decoded chunks (bytes that decode to nothing,
+    /// such as a drip of one byte a second, do not count as progress).
     pub idle_timeout: Duration,
+    /// When the whole request must be over.
+    pub deadline: tokio::time::Instant,
+    /// Body bytes read so far, and the most that may be.
+    received: usize,
+    max_bytes: usize,
     /// The upstream body has ended (and the decoder was told).
     pub finished: bool,
 }
@@ -234,32 +250,46 @@ impl OpenStream {
             return Ok(Vec::new());
         }
         let decoder = self.decoder;
-        match self.body.frame().await {
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    return Ok(Vec::new());
-                };
-                plugin_call!(self.lease, "stream-decoder.push", |store, b| b
+        match self.body.next_data().await {
+            Some(Ok(data)) => {
+                self.received += data.len();
+                if self.received > self.max_bytes {
+                    return Err(too_large(self.max_bytes));
+                }
+                let chunks = plugin_call!(self.lease, "stream-decoder.push", |store, b| b
                     .adapter()?
                     .stream_decoder()
                     .call_push(store, decoder, &data)
                     .await)?
-                .map_err(AttemptError::from_plugin_error)
+                .map_err(AttemptError::from_plugin_error)?;
+                self.checked(chunks, "stream-decoder.push")
             }
-            Some(Err(e)) => Err(AttemptError::upstream(
-                ErrorKind::Unavailable,
-                format!("the upstream stream broke: {e}"),
-            )),
+            Some(Err(error)) => Err(error),
             None => {
                 self.finished = true;
-                plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
+                let chunks = plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
                     .adapter()?
                     .stream_decoder()
                     .call_finish(store, decoder)
                     .await)?
-                .map_err(AttemptError::from_plugin_error)
+                .map_err(AttemptError::from_plugin_error)?;
+                self.checked(chunks, "stream-decoder.finish")
             }
         }
+    }
+
+    /// Chunks go to the client as they are: each must be JSON, and no bigger than an answer.
+    fn checked(
+        &mut self,
+        chunks: Vec<adapter::Chunk>,
+        call: &str,
+    ) -> Result<Vec<adapter::Chunk>, AttemptError> {
+        for chunk in &chunks {
+            if let Err(why) = check_output(&chunk.data, self.max_bytes) {
+                return Err(self.lease.refuse_output(call, &why).into());
+            }
+        }
+        Ok(chunks)
     }
 
     /// Release the decoder resource so a pooled instance goes back clean.
@@ -269,6 +299,34 @@ impl OpenStream {
             .resource_drop_async(store)
             .await);
     }
+}
+
+/// What an adapter hands back for the client must be a JSON object within the answer cap: a
+/// plugin cannot make the gateway send broken JSON or buffer without bound. Validation skips
+/// every value (no allocation), a few µs per KiB.
+fn check_output(json: &str, max: usize) -> Result<(), String> {
+    if json.len() > max {
+        return Err(format!(
+            "{} bytes, over server.max_response_bytes ({max})",
+            json.len()
+        ));
+    }
+    if !json.trim_start().starts_with('{') {
+        return Err("not a JSON object".into());
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(json)
+        .map(|_| ())
+        .map_err(|e| format!("not valid JSON ({e})"))
+}
+
+/// An upstream that answered 2xx and then failed (a body cut short, an error in a 200, bytes
+/// that are not what they claim) gave a broken answer, not an outage: the client is told
+/// 502 `upstream_error`, not 503.
+fn broken_if_success(mut error: AttemptError, status: u16) -> AttemptError {
+    if (200..300).contains(&status) && error.kind == ErrorKind::Unavailable {
+        error.kind = ErrorKind::InvalidResponse;
+    }
+    error
 }
 
 /// An upstream error takes the wait the rate-limit headers give when its body named none.

@@ -161,15 +161,30 @@ fn encode_query(value: &str) -> String {
 fn transport_error(error: &hyper_util::client::legacy::Error) -> AttemptError {
     use std::error::Error as _;
     let mut detail = String::new();
+    let mut not_http = false;
     let mut source = error.source();
     while let Some(cause) = source {
         detail = cause.to_string();
+        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
+            not_http |= hyper_error.is_parse() || hyper_error.is_parse_status();
+        }
         source = cause.source();
     }
-    let message = if error.is_connect() {
-        format!("cannot connect to the upstream: {detail}")
+    if error.is_connect() {
+        AttemptError::upstream(
+            ErrorKind::Unavailable,
+            format!("cannot connect to the upstream: {detail}"),
+        )
+    } else if not_http {
+        // The upstream answered, but not in HTTP: a broken answer (502), not an outage.
+        AttemptError::upstream(
+            ErrorKind::InvalidResponse,
+            format!("the upstream's answer is not valid HTTP: {detail}"),
+        )
     } else {
-        format!("the upstream connection failed: {detail}")
-    };
-    AttemptError::upstream(ErrorKind::Unavailable, message)
+        AttemptError::upstream(
+            ErrorKind::Unavailable,
+            format!("the upstream connection failed: {detail}"),
+        )
+    }
 }

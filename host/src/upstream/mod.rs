@@ -3,6 +3,7 @@
 //! and its failures. Knows nothing of failover, filters or the client's dialect.
 
 pub mod attempt;
+pub mod body;
 pub mod client;
 pub mod error;
 

@@ -233,6 +233,21 @@ mod tests {
         }
     }
 
+    /// Found by the host's fuzzer (`host/tests/fuzz.rs`, through the real pii.wasm): a
+    /// private-key block whose end marker is broken by text in another script trapped.
+    #[test]
+    fn fuzz_regression_private_key_block_broken_by_other_script_text() {
+        let text = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA サーバー192.168.1.10にjane@example.comから接続、電話０３－１２３４－５６７８PRIVATE KEY-----";
+        let body =
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]})
+                .to_string();
+        let all = settings(
+            r#"{"actions":{"email":"redact","phone":"redact","card":"redact","iban":"redact","ssn":"redact","ip":"redact","secret":"redact"},"reversible":true}"#,
+        );
+        let (rewritten, _) = rewrite(judge(&body, &all).expect("judged"));
+        assert!(!rewritten.contains("jane@example.com"), "{rewritten}");
+    }
+
     #[test]
     fn clean_requests_are_allowed() {
         let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"What is 2+2? See RFC 6750, v1.2.3."}]}"#;

@@ -250,4 +250,72 @@ mod tests {
         let events = decode_in_pieces(b"data: a\xffb\n\n", 1);
         assert_eq!(events, vec![data("a\u{fffd}b")]);
     }
+
+    /// Fuzzed framing (proptest): however the bytes are split — inside a field name, a
+    /// multi-byte character or a `\r\n` — the events are those of the whole input, and no
+    /// input panics. `FREEWAY_FUZZ_CASES` raises the case count for a long run.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn decode(pieces: &[&[u8]]) -> Vec<SseEvent> {
+            let mut decoder = SseDecoder::new();
+            let mut events = Vec::new();
+            for piece in pieces {
+                events.extend(decoder.push(piece));
+            }
+            events.extend(decoder.finish());
+            events
+        }
+
+        fn stream() -> impl Strategy<Value = Vec<u8>> {
+            let line = prop_oneof![
+                "data: [\\PC]{0,20}",
+                "event: [a-z_]{0,10}",
+                ": keep-alive",
+                "data:\\{\"a\":\"é日\"\\}",
+                "id: 7",
+                "retry: 10",
+                "",
+            ];
+            let ending = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
+            prop_oneof![
+                prop::collection::vec((line, ending), 0..24).prop_map(|lines| {
+                    let mut out = String::from("\u{feff}");
+                    for (line, end) in lines {
+                        out.push_str(&line);
+                        out.push_str(end);
+                    }
+                    out.into_bytes()
+                }),
+                prop::collection::vec(any::<u8>(), 0..256),
+            ]
+        }
+
+        fn cases() -> u32 {
+            std::env::var("FREEWAY_FUZZ_CASES")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(512)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+            #[test]
+            fn splitting_anywhere_gives_the_same_events(
+                bytes in stream(),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
+            ) {
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut pieces = Vec::new();
+                let mut from = 0;
+                for cut in cuts.into_iter().chain([bytes.len()]) {
+                    pieces.push(&bytes[from..cut]);
+                    from = cut;
+                }
+                prop_assert_eq!(decode(&pieces), decode(&[&bytes]));
+            }
+        }
+    }
 }

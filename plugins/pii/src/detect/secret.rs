@@ -559,10 +559,15 @@ pub(super) fn pem(b: &[u8], i: usize) -> Option<(usize, usize)> {
         return Some((i, b.len()));
     };
     let after_end = body + end_line + b"-----END ".len();
-    let end = match find(&b[after_end..b.len().min(after_end + 48)], DASHES) {
+    let mut end = match find(&b[after_end..b.len().min(after_end + 48)], DASHES) {
         Some(offset) => after_end + offset + DASHES.len(),
         None => b.len().min(after_end + label.len()),
     };
+    // A broken END line followed by text in another script: a label's length counted from
+    // the END may land inside a character (found by the host's fuzzer); take all of it.
+    while end < b.len() && b[end] & 0xC0 == 0x80 {
+        end += 1;
+    }
     Some((i, end))
 }
 

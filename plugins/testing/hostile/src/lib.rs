@@ -8,6 +8,9 @@
 //! - `"trap"`: `build-request` panics, which traps the instance;
 //! - `"trap-parse"`: `build-request` works, then `parse-response` and the stream decoder's
 //!   `push` panic (a failure after the upstream has been called);
+//! - `"bad-json"`: `parse-response` returns a completion that is not JSON, and the stream
+//!   decoder chunks that are not JSON (the host must refuse them, not pass them on);
+//! - `"huge"`: `parse-response` returns a 40 MiB completion (over the host's answer cap);
 //! - anything else: a minimal, well-behaved OpenAI-compatible adapter, so the same plugin can
 //!   also serve as a healthy target next to its hostile twins.
 
@@ -88,8 +91,22 @@ impl adapter::Guest for Hostile {
         _headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Result<Completion, Error> {
-        if target.model == "trap-parse" {
-            trap(" (parse-response)");
+        match target.model.as_str() {
+            "trap-parse" => trap(" (parse-response)"),
+            "bad-json" => {
+                return Ok(Completion {
+                    body: "{\"choices\": [oops".to_owned(),
+                    usage: None,
+                });
+            }
+            "huge" => {
+                let mut body = String::with_capacity(40 << 20);
+                body.push_str("{\"pad\": \"");
+                body.extend(std::iter::repeat_n('x', (40 << 20) - 16));
+                body.push_str("\"}");
+                return Ok(Completion { body, usage: None });
+            }
+            _ => {}
         }
         parse_openai_response(status, body)
     }
@@ -196,6 +213,7 @@ fn usage_of(value: &Value) -> Option<Usage> {
 /// its own).
 struct StreamDecoder {
     trap_on_push: bool,
+    bad_json: bool,
     sse: RefCell<SseDecoder>,
 }
 
@@ -230,6 +248,7 @@ impl adapter::GuestStreamDecoder for StreamDecoder {
     fn new(target: Target) -> Self {
         Self {
             trap_on_push: target.model == "trap-parse",
+            bad_json: target.model == "bad-json",
             sse: RefCell::new(SseDecoder::new()),
         }
     }
@@ -239,6 +258,12 @@ impl adapter::GuestStreamDecoder for StreamDecoder {
             trap(" (stream-decoder push)");
         }
         let events = self.sse.borrow_mut().push(&bytes);
+        if self.bad_json && !events.is_empty() {
+            return Ok(vec![Chunk {
+                data: "not json at all".to_owned(),
+                usage: None,
+            }]);
+        }
         Self::chunks(events)
     }
 
