@@ -41,17 +41,23 @@ WIT_VERSION = re.search(r"package freeway:plugin@([0-9.]+);",
 
 def freeway(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([str(FREEWAY_BIN), *args], capture_output=True, text=True, cwd=cwd,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
+                          stdin=subprocess.DEVNULL, timeout=timeout, env=ENV)
+
+
+# What an author's shell would have, plus: one Cargo target folder for the Rust projects, the
+# repository's componentize-py venv, and the run's compiled-plugin cache for `freeway plugin`.
+ENV = dict(os.environ)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
-    """Generate and build all 12 projects; return each one's .wasm. Records build times."""
+def built(tmp_path_factory: pytest.TempPathFactory, plugin_cache: Path) -> dict[tuple[str, str], Path]:
+    """Generate and build all 12 projects; return each one's .wasm. Prints build times."""
     root = tmp_path_factory.mktemp("authoring")
-    env = dict(os.environ, CARGO_TARGET_DIR=str(root / "cargo-target"),
-               FREEWAY=str(FREEWAY_BIN))
+    ENV.update(CARGO_TARGET_DIR=str(root / "cargo-target"), FREEWAY=str(FREEWAY_BIN),
+               FREEWAY_CACHE_DIR=str(plugin_cache))
     if (PY_VENV / "bin/componentize-py").is_file():
-        env["FREEWAY_PY_VENV"] = str(PY_VENV)
+        ENV["FREEWAY_PY_VENV"] = str(PY_VENV)
+    env = ENV
     out: dict[tuple[str, str], Path] = {}
     failures = []
     for lang, kind in COMBOS:
@@ -72,12 +78,21 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Pat
     return out
 
 
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory: pytest.TempPathFactory, plugin_cache: Path) -> list[str]:
+    """`--config` for check and test: the run's compiled-plugin cache, so each 18 MB Python
+    component is compiled once for every command and gateway of the run."""
+    path = tmp_path_factory.mktemp("check") / "gateway.toml"
+    path.write_text(f'[plugins]\ndir = "."\ncache_dir = "{plugin_cache}"\n')
+    return ["--config", str(path)]
+
+
 @pytest.mark.parametrize("lang,kind", COMBOS, ids=[f"{l}-{k}" for l, k in COMBOS])
-def test_generated_project_checks_and_passes_its_own_cases(built, lang, kind):
+def test_generated_project_checks_and_passes_its_own_cases(built, cached, lang, kind):
     wasm = built[(lang, kind)]
     name = f"{lang}-{kind}"
     assert (wasm.parent / "README.md").read_text().count("\n1. **") == 1
-    check = freeway("plugin", "check", str(wasm), "--kind", kind)
+    check = freeway("plugin", "check", str(wasm), "--kind", kind, *cached)
     assert check.returncode == 0, f"{check.stdout}\n{check.stderr}"
     for line in (f"name:        {name}", f"kind:        {kind}", "version:     0.1.0",
                  f"contract:    freeway:plugin@{WIT_VERSION}", "settings:    {} accepted"):
@@ -89,12 +104,17 @@ def test_generated_project_checks_and_passes_its_own_cases(built, lang, kind):
     for call in calls:
         assert re.search(rf"^  {call}\s+\d+\.\d µs  ", check.stdout, re.M), check.stdout
     # The project's golden cases (the same JSON for every language of a kind).
-    cases = freeway("plugin", "test", str(wasm), str(wasm.parent / "cases"))
+    cases = freeway("plugin", "test", str(wasm), str(wasm.parent / "cases"), *cached)
     assert cases.returncode == 0, f"{cases.stdout}\n{cases.stderr}"
     assert re.search(r"^\d+ passed, 0 failed$", cases.stdout, re.M), cases.stdout
+    # `make test`: its unit tests in its own language, then the same golden cases.
+    tested = subprocess.run(["make", "test"], cwd=wasm.parent, env=ENV, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert tested.returncode == 0, f"{tested.stdout[-3000:]}\n{tested.stderr[-3000:]}"
+    assert re.search(r"^\d+ passed, 0 failed$", tested.stdout, re.M), tested.stdout[-2000:]
     # --kind names the world it must be.
     other = "router" if kind != "router" else "filter"
-    wrong = freeway("plugin", "check", str(wasm), "--kind", other)
+    wrong = freeway("plugin", "check", str(wasm), "--kind", other, *cached)
     assert wrong.returncode == 3, wrong.stderr
     assert f"is a {kind} plugin ('{name}'), not a {other} plugin" in wrong.stderr
 
@@ -239,14 +259,14 @@ def test_check_exit_codes_name_what_is_wrong(built, tmp_path):
     assert r.returncode == 1 and "--settings must be a JSON object" in r.stderr
 
 
-def test_golden_case_failures_say_where_the_answer_differs(built, tmp_path):
+def test_golden_case_failures_say_where_the_answer_differs(built, cached, tmp_path):
     cases = tmp_path / "cases"
     cases.mkdir()
     (cases / "wrong.json").write_text(json.dumps({
         "name": "expects the expensive one first", "call": "route",
         "input": {"candidates": [{"input_price": 9}, {"input_price": 1}]},
         "expect": {"order": [0, 1]}}))
-    r = freeway("plugin", "test", str(built[("js", "router")]), str(cases))
+    r = freeway("plugin", "test", str(built[("js", "router")]), str(cases), *cached)
     assert r.returncode == 1, r.stdout
     assert "FAIL wrong.json: expects the expensive one first" in r.stdout
     assert "$.order[0]: expected 0, got 1" in r.stdout
@@ -254,7 +274,7 @@ def test_golden_case_failures_say_where_the_answer_differs(built, tmp_path):
     # A case for another world fails rather than passing vacuously.
     (cases / "wrong.json").write_text(json.dumps({"call": "on-request", "input": {"body": "{}"},
                                                   "expect": {"verdict": "allow"}}))
-    r = freeway("plugin", "test", str(built[("js", "router")]), str(cases))
+    r = freeway("plugin", "test", str(built[("js", "router")]), str(cases), *cached)
     assert r.returncode == 1 and "on-request is a filter call, but js-router is a router plugin" in r.stdout
 
 

@@ -108,14 +108,14 @@ class Adapter(exports.Adapter):
         return adapter.Completion(body=text, usage=usage_of(answer))
 
     def read_rate_limits(self, status: int, headers: List[Tuple[str, str]],
-                         body: bytes) -> adapter.RateLimits:
+                         body: bytes) -> types.RateLimits:
         def number(name: str) -> Optional[int]:
             for key, value in headers:
                 if key == name and value.strip().isdigit():
                     return int(value.strip())
             return None
         retry = number("retry-after")
-        return adapter.RateLimits(
+        return types.RateLimits(
             retry_after_ms=retry * 1000 if retry is not None else None,
             limit_requests=number("x-ratelimit-limit-requests"),
             remaining_requests=number("x-ratelimit-remaining-requests"),
