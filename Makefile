@@ -13,7 +13,7 @@ BUNDLED     := openai-compatible anthropic gemini pii priority-fallback weighted
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard greedy
 
-.PHONY: serve test build plugins test-plugins polyglot-plugins wasm-target venv bench bench-plugins bench-reload lint
+.PHONY: serve test build plugins test-plugins polyglot-plugins plugin-toolchains wasm-target venv bench bench-plugins bench-reload lint
 
 serve: build plugins
 	./target/release/freeway serve --config config/gateway.toml
@@ -49,13 +49,25 @@ target/test-plugins/tag-router.wasm: $(wildcard plugins/js/tag-router/src/*.js p
 	@mkdir -p target/test-plugins
 	plugins/js/tag-router/build.sh $@
 
+# What `freeway plugin new --lang c` projects build with, besides Debian's clang, lld and
+# wasi-libc (installed by .ci/run): wit-bindgen's C generator and wasm-tools' `component new`,
+# pinned to the wit-bindgen the workspace uses and the wasm-tools release of the same
+# wit-component. Installed once into ~/.cargo/bin (about two minutes), then reused.
+WIT_BINDGEN_VERSION := 0.61.1
+WASM_TOOLS_VERSION  := 1.258.0
+plugin-toolchains:
+	@wit-bindgen --version 2>/dev/null | grep -q "^wit-bindgen-cli $(WIT_BINDGEN_VERSION)" || \
+		$(CARGO) install --locked --quiet wit-bindgen-cli@$(WIT_BINDGEN_VERSION) --no-default-features --features c
+	@wasm-tools --version 2>/dev/null | grep -q "^wasm-tools $(WASM_TOOLS_VERSION)" || \
+		$(CARGO) install --locked --quiet wasm-tools@$(WASM_TOOLS_VERSION) --no-default-features --features component
+
 venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
-test: build plugins test-plugins venv
+test: build plugins test-plugins plugin-toolchains venv
 	$(CARGO) test --release --workspace
 	plugins/python/keyword-guard/test.sh
 	node --test plugins/js/tag-router/src/

@@ -5,7 +5,7 @@
 //! (nothing imports `server`):
 //!
 //! - [`server`]: listeners, accept loop, graceful drain, the URL table, client keys;
-//!   [`cli`]: the offline commands (keys, usage).
+//!   [`cli`]: the offline commands (keys, usage, plugin new/check/test).
 //! - [`api`]: inbound dialects behind one trait (chat completions, models), OpenAI errors.
 //! - [`admin`]: the operator's API (plugins, config, metrics, reload).
 //! - [`reload`]: loading config + plugins into a snapshot, watching files, swapping it in.

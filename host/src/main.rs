@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: Box<KeysCommand>,
     },
+    /// Plugin authoring: scaffold a project, check a .wasm, run golden cases against it.
+    Plugin {
+        #[command(subcommand)]
+        command: cli::plugin::PluginCommand,
+    },
     /// Usage and cost from the ledger, grouped.
     Usage {
         #[arg(short, long, default_value = "config/gateway.toml")]
@@ -64,9 +69,9 @@ enum Command {
     },
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FREEWAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -92,8 +97,16 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
-    let offline = match cli.command {
+    let command = match cli.command {
+        Command::Plugin { command } => {
+            // An author's command: warnings only, unless FREEWAY_LOG says otherwise.
+            init_logging("warn");
+            return cli::plugin::run(command);
+        }
+        other => other,
+    };
+    init_logging("info");
+    let offline = match command {
         Command::Keys { config, command } => Some(cli::keys::run(&config, *command)),
         Command::Usage {
             config,
@@ -129,7 +142,9 @@ fn run_gateway(command: Command) -> ExitCode {
     let (config, listen, check_only) = match command {
         Command::Serve { config, listen } => (config, listen, false),
         Command::Check { config } => (config, None, true),
-        Command::Keys { .. } | Command::Usage { .. } => return ExitCode::from(2),
+        Command::Keys { .. } | Command::Usage { .. } | Command::Plugin { .. } => {
+            return ExitCode::from(2);
+        }
     };
     let gateway = match runtime.block_on(reload::build_gateway(&config)) {
         Ok(gateway) => gateway,

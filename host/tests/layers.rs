@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Each layer and the layers it may use. Order: a request's path, top to bottom.
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("cli", &["state", "store", "config"]),
+    ("cli", &["plugins", "state", "store", "config"]),
     (
         "server",
         &[

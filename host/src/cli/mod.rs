@@ -1,8 +1,9 @@
-//! The operator's commands besides `serve` and `check`: virtual keys and usage reports. They
-//! work on the store the config names, with or without a running gateway (a running one picks
-//! key changes up within a second).
+//! The operator's commands besides `serve` and `check`: virtual keys and usage reports (on
+//! the store the config names, with or without a running gateway; a running one picks key
+//! changes up within a second), and the plugin author's `freeway plugin new|check|test`.
 
 pub mod keys;
+pub mod plugin;
 pub mod usage;
 
 use std::path::Path;

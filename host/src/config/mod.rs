@@ -50,6 +50,22 @@ pub struct Deadlines {
     pub max_response_bytes: usize,
 }
 
+impl PluginLimits {
+    /// The limits a plugin runs under when the config sets none.
+    pub fn builtin() -> Self {
+        PluginLimits {
+            mode: InstanceMode::Fresh,
+            // Enough idle instances for a busy gateway: a smaller pool frees (and later
+            // re-creates) an instance on most requests under load.
+            pool_size: 16,
+            timeout: Duration::from_millis(100),
+            memory_bytes: 64 << 20,
+            // Five faults in a row: a plugin that loops costs timeout_ms of a worker per call.
+            quarantine_after: 5,
+        }
+    }
+}
+
 /// How much isolation a plugin's calls pay for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

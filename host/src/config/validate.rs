@@ -107,16 +107,7 @@ pub(super) fn validate(
         return Err(error("server.max_body_bytes", "must be at least 1024"));
     }
 
-    let builtin = PluginLimits {
-        mode: InstanceMode::Fresh,
-        // Enough idle instances for a busy gateway: a smaller pool frees (and later re-creates)
-        // an instance on most requests under load.
-        pool_size: 16,
-        timeout: Duration::from_millis(100),
-        memory_bytes: 64 << 20,
-        // Five faults in a row: a plugin that loops costs timeout_ms of a worker per call.
-        quarantine_after: 5,
-    };
+    let builtin = PluginLimits::builtin();
     let default_limits = limits(&raw.plugins.defaults, &builtin, "plugins.defaults")?;
     let mut limit_overrides = BTreeMap::new();
     for (name, raw_limits) in &raw.plugins.overrides {

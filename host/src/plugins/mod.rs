@@ -30,7 +30,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use crate::config::{InstanceMode, PluginLimits};
 pub use quarantine::Quarantine;
-pub use registry::{PluginSet, PluginWorld};
+pub use registry::{PluginSet, PluginWorld, Refusal, RefusalKind, WIT_VERSION};
 
 /// How often the epoch ticks; per-call deadlines are whole multiples of it.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
@@ -57,12 +57,15 @@ impl WasiView for PluginState {
 struct MemoryLimiter {
     max_bytes: usize,
     refused: bool,
+    /// Bytes of linear memory the store holds, over all its memories (they never shrink, so
+    /// this is also the peak).
+    held_bytes: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -70,6 +73,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             self.refused = true;
             return Ok(false);
         }
+        self.held_bytes += desired.saturating_sub(current);
         Ok(true)
     }
 
@@ -155,6 +159,7 @@ impl Runtime {
             limiter: MemoryLimiter {
                 max_bytes: limits.memory_bytes,
                 refused: false,
+                held_bytes: 0,
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -196,6 +201,10 @@ pub struct Plugin {
     pub version: String,
     pub description: String,
     pub world: PluginWorld,
+    /// The `freeway:plugin` version it was built for (on this gateway's compatibility line).
+    pub contract: String,
+    /// What it imports from the host (WASI interfaces): the capabilities it asks for.
+    pub imports: Vec<String>,
     pub source: std::path::PathBuf,
     pub sha256: String,
     pub loaded_at: std::time::SystemTime,
@@ -328,6 +337,13 @@ impl Plugin {
 impl Lease {
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// Linear memory this instance holds now (and so at its peak: memories never shrink).
+    pub fn memory_bytes(&self) -> usize {
+        self.instance
+            .as_ref()
+            .map_or(0, |instance| instance.store.data().limiter.held_bytes)
     }
 
     /// Start a call into the guest: resets the deadline and hands out the store and exports.

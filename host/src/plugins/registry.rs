@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::Component;
@@ -133,6 +133,43 @@ impl WorldBindings {
             _ => Err(wasmtime::Error::msg("this plugin is not a filter")),
         }
     }
+}
+
+/// What an author must fix in a component the gateway refuses; `freeway plugin check` turns it
+/// into its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// Not a WebAssembly component, or it exports none (or several) of the three worlds, or
+    /// its metadata names another kind than the world it exports.
+    WrongWorld,
+    /// Built for a contract version this gateway cannot run (another compatibility line).
+    Contract,
+    /// The world's exports are missing or have other signatures, or it imports more than WASI.
+    Exports,
+    /// It trapped, timed out or ran out of memory in its smoke test.
+    Trap,
+}
+
+/// Why a component cannot be loaded: the kind of fault and the whole explanation.
+#[derive(Debug)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+fn refuse(kind: RefusalKind, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Refusal {
+        kind,
+        message: message.into(),
+    })
 }
 
 /// A file the gateway would not load, and why (one line).
@@ -367,17 +404,34 @@ async fn load_bytes(
         .context("the compiler thread failed")??
     };
     let engine = runtime.engine();
-    let world = identify_world(engine, &component)?;
+    let (world, contract) = identify_world(engine, &component)?;
     refuse_ungranted_imports(engine, &component)?;
     let pre = runtime
         .linker()
         .instantiate_pre(&component)
-        .map_err(anyhow::Error::from)
-        .context("its imports cannot be satisfied (plugins may import only WASI 0.2)")?;
+        .map_err(|error| {
+            refuse(
+                RefusalKind::Exports,
+                format!(
+                    "its imports cannot be satisfied (plugins may import only WASI 0.2): {error:#}"
+                ),
+            )
+        })?;
+    let missing = |error: wasmtime::Error| {
+        refuse(
+            RefusalKind::Exports,
+            format!(
+                "it does not export the {world} world of freeway:plugin@{WIT_VERSION} as the \
+                 gateway expects (a missing or changed function): {error:#}"
+            ),
+        )
+    };
     let pre = match world {
-        PluginWorld::Provider => WorldPre::Provider(provider::ProviderPre::new(pre)?),
-        PluginWorld::Router => WorldPre::Router(router::RouterPre::new(pre)?),
-        PluginWorld::Filter => WorldPre::Filter(filter::FilterPre::new(pre)?),
+        PluginWorld::Provider => {
+            WorldPre::Provider(provider::ProviderPre::new(pre).map_err(missing)?)
+        }
+        PluginWorld::Router => WorldPre::Router(router::RouterPre::new(pre).map_err(missing)?),
+        PluginWorld::Filter => WorldPre::Filter(filter::FilterPre::new(pre).map_err(missing)?),
     };
 
     // Smoke test: instantiate once and ask who it is, under default-ish limits.
@@ -389,16 +443,26 @@ async fn load_bytes(
         bindings.metadata(&mut store).await
     }
     .await
-    .map_err(anyhow::Error::from)
-    .context("its smoke test (instantiate + metadata) failed")?;
+    .map_err(|error| {
+        refuse(
+            RefusalKind::Trap,
+            format!("its smoke test (instantiate + metadata) failed: {error:#}"),
+        )
+    })?;
     if metadata.kind != world.kind() {
-        bail!(
-            "it exports the {world} world but its metadata says kind {:?}",
-            metadata.kind
-        );
+        return Err(refuse(
+            RefusalKind::WrongWorld,
+            format!(
+                "it exports the {world} world but its metadata says kind {:?}",
+                metadata.kind
+            ),
+        ));
     }
     if metadata.name.is_empty() {
-        bail!("its metadata has an empty name");
+        return Err(refuse(
+            RefusalKind::Exports,
+            "its metadata has an empty name",
+        ));
     }
     let limits = limits_for(&metadata.name);
     let quarantine_after = limits.quarantine_after;
@@ -417,6 +481,12 @@ async fn load_bytes(
         version: metadata.version,
         description: metadata.description,
         world,
+        contract,
+        imports: component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect(),
         source: path.to_path_buf(),
         sha256,
         loaded_at: std::time::SystemTime::now(),
@@ -432,7 +502,32 @@ async fn load_bytes(
 /// The version of the `freeway:plugin` package this gateway speaks (from `wit/freeway.wit`).
 pub const WIT_VERSION: &str = "0.2.0";
 
-fn identify_world(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result<PluginWorld> {
+/// Whether a component built for contract version `spoken` runs on a gateway speaking `host`:
+/// both on the same compatibility line, as semver draws it (the major number from 1.0 on; the
+/// minor number while it is 0.x). Within a line the contract only grows by additions the
+/// gateway treats as optional, so older and newer builds of the line both load; wasmtime
+/// resolves their exports across the line the same way.
+pub fn contract_compatible(spoken: &str, host: &str) -> bool {
+    fn line(version: &str) -> Option<(u64, u64)> {
+        let mut parts = version.split('.');
+        let major: u64 = parts.next()?.parse().ok()?;
+        let minor: u64 = parts.next()?.parse().ok()?;
+        let patch = parts.next()?;
+        // A pre-release or build suffix is never on a line with anything else.
+        if parts.next().is_some() || patch.parse::<u64>().is_err() {
+            return None;
+        }
+        Some(if major > 0 { (major, 0) } else { (0, minor) })
+    }
+    // 0.0.x versions are each their own line.
+    matches!((line(spoken), line(host)), (Some(a), Some(b)) if a == b && a != (0, 0))
+        || spoken == host
+}
+
+fn identify_world(
+    engine: &wasmtime::Engine,
+    component: &Component,
+) -> anyhow::Result<(PluginWorld, String)> {
     let exports: Vec<String> = component
         .component_type()
         .exports(engine)
@@ -454,19 +549,44 @@ fn identify_world(engine: &wasmtime::Engine, component: &Component) -> anyhow::R
                 .iter()
                 .find_map(|e| e.strip_prefix(world.interface()))
                 .unwrap_or_default();
-            if spoken != WIT_VERSION {
-                bail!(
-                    "it was built for freeway:plugin@{spoken}, but this gateway speaks \
-                     freeway:plugin@{WIT_VERSION}: rebuild it against wit/freeway.wit"
-                );
+            if !contract_compatible(spoken, WIT_VERSION) {
+                return Err(refuse(
+                    RefusalKind::Contract,
+                    format!(
+                        "it was built for freeway:plugin@{spoken}, but this gateway speaks \
+                         freeway:plugin@{WIT_VERSION} (compatible: the same {} line): rebuild it \
+                         against wit/freeway.wit",
+                        compatibility_line(WIT_VERSION)
+                    ),
+                ));
             }
-            Ok(*world)
+            Ok((*world, spoken.to_string()))
         }
-        [] => bail!(
-            "it is not a Freeway plugin: it exports none of freeway:plugin/adapter, policy or guard (exports: {})",
-            exports.join(", ")
-        ),
-        _ => bail!("it exports more than one Freeway world; one component is one plugin"),
+        [] => Err(refuse(
+            RefusalKind::WrongWorld,
+            format!(
+                "it is not a Freeway plugin: it exports none of freeway:plugin/adapter, policy or guard (exports: {})",
+                if exports.is_empty() {
+                    "none".to_string()
+                } else {
+                    exports.join(", ")
+                }
+            ),
+        )),
+        _ => Err(refuse(
+            RefusalKind::WrongWorld,
+            "it exports more than one Freeway world; one component is one plugin",
+        )),
+    }
+}
+
+/// "0.2.x" for 0.2.0, "1.x" for 1.4.2: what `contract_compatible` accepts, for messages.
+fn compatibility_line(version: &str) -> String {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some(minor)) => format!("0.{minor}.x"),
+        (Some(major), _) => format!("{major}.x"),
+        _ => version.to_string(),
     }
 }
 
@@ -497,12 +617,15 @@ fn refuse_ungranted_imports(
         .filter(|name| !GRANTED_IMPORTS.iter().any(|p| name.starts_with(p)))
         .collect();
     if !ungranted.is_empty() {
-        bail!(
-            "it imports {}, which this gateway does not grant: plugins are pure transforms \
-             and may import only WASI 0.2's cli, io, clocks, random, filesystem and sockets \
-             interfaces (with no files, environment or network behind them)",
-            ungranted.join(", ")
-        );
+        return Err(refuse(
+            RefusalKind::Exports,
+            format!(
+                "it imports {}, which this gateway does not grant: plugins are pure transforms \
+                 and may import only WASI 0.2's cli, io, clocks, random, filesystem and sockets \
+                 interfaces (with no files, environment or network behind them)",
+                ungranted.join(", ")
+            ),
+        ));
     }
     Ok(())
 }
@@ -534,7 +657,12 @@ fn compile_cached(
     let compiled = engine
         .precompile_component(bytes)
         .map_err(anyhow::Error::from)
-        .context("it is not a valid WebAssembly component")?;
+        .map_err(|error| {
+            refuse(
+                RefusalKind::WrongWorld,
+                format!("it is not a valid WebAssembly component: {error:#}"),
+            )
+        })?;
     if let Some(artifact) = &artifact {
         // Write to a temporary name and rename, so a concurrent start never reads half a file.
         let result = artifact
@@ -567,5 +695,26 @@ mod tests {
             wit.contains(&format!("package freeway:plugin@{WIT_VERSION};")),
             "WIT_VERSION {WIT_VERSION} is not the version wit/freeway.wit declares"
         );
+    }
+
+    #[test]
+    fn contract_lines_follow_semver() {
+        // 0.x: the minor number is the line; older and newer patches load.
+        assert!(contract_compatible("0.2.0", "0.2.3"));
+        assert!(contract_compatible("0.2.9", "0.2.0"));
+        assert!(!contract_compatible("0.1.9", "0.2.0"));
+        assert!(!contract_compatible("0.3.0", "0.2.0"));
+        // From 1.0: the major number is the line.
+        assert!(contract_compatible("1.0.0", "1.4.2"));
+        assert!(contract_compatible("1.5.0", "1.4.2"));
+        assert!(!contract_compatible("1.4.2", "2.0.0"));
+        assert!(!contract_compatible("0.9.0", "1.0.0"));
+        // 0.0.x, pre-releases and garbage match only themselves, if at all.
+        assert!(!contract_compatible("0.0.1", "0.0.2"));
+        assert!(contract_compatible("0.0.1", "0.0.1"));
+        assert!(!contract_compatible("0.2.0-rc1", "0.2.0"));
+        assert!(!contract_compatible("", "0.2.0"));
+        assert_eq!(compatibility_line("0.2.0"), "0.2.x");
+        assert_eq!(compatibility_line("1.4.2"), "1.x");
     }
 }
