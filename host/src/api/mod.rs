@@ -69,15 +69,7 @@ pub async fn serve<D: Dialect>(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (max, deadlines) = {
-        let snapshot = gateway.snapshot.load();
-        let config = &snapshot.config;
-        let deadlines = BodyDeadlines {
-            total: config.deadlines.body_read,
-            idle: config.deadlines.body_idle,
-        };
-        (config.max_body_bytes, deadlines)
-    };
+    let (max, deadlines) = body_limits(gateway);
     let decoded = async {
         let bytes = read_body(&parts.headers, body, max, deadlines).await?;
         let canonical = dialect.decode(bytes)?;
@@ -99,6 +91,17 @@ pub async fn serve<D: Dialect>(
         Ok(answer) => respond(dialect, answer),
         Err(failed) => refuse(&dialect, failed),
     }
+}
+
+/// The size cap and read deadlines of a request body, from the live config.
+pub fn body_limits(gateway: &Gateway) -> (usize, BodyDeadlines) {
+    let snapshot = gateway.snapshot.load();
+    let config = &snapshot.config;
+    let deadlines = BodyDeadlines {
+        total: config.deadlines.body_read,
+        idle: config.deadlines.body_idle,
+    };
+    (config.max_body_bytes, deadlines)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -219,6 +219,7 @@ impl RequestRecord {
             error: match &self.outcome {
                 Outcome::Served => None,
                 Outcome::Interrupted(why) => Some(why.clone()),
+                Outcome::ClientClosed => Some("the client closed the connection".into()),
                 Outcome::Failed(error) => Some(error.to_string()),
             },
             stream: self.stream,

@@ -118,9 +118,9 @@ pub async fn count_tokens(
     request_id: &str,
 ) -> Response<ResponseBody> {
     let (parts, body) = request.into_parts();
-    let max = gateway.snapshot.load().config.max_body_bytes;
+    let (max, deadlines) = super::body_limits(gateway);
     let counted = async {
-        let bytes = read_body(&parts.headers, body, max).await?;
+        let bytes = read_body(&parts.headers, body, max, deadlines).await?;
         let canonical = canonical(&bytes, true)?;
         let tools = serde_json::from_slice::<Value>(&canonical.body)
             .ok()
