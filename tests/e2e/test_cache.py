@@ -375,3 +375,36 @@ def test_two_instances_share_answers_through_redis(mocks, gateways, tmp_path: Pa
             assert two.post(None, body).status_code == 200
     finally:
         redis.stop()
+
+
+# =============================================================================================
+# Every inbound dialect
+# =============================================================================================
+
+
+def test_an_anthropic_client_gets_cached_answers_in_its_own_dialect(one):
+    """The cache keeps canonical answers, so `/v1/messages` hits are served in Anthropic's wire
+    format, whole or as its event stream, like any dialect's."""
+    import anthropic
+
+    gw, a = one
+    a.script(mo.text("Four, as always."))
+    ok(post(gw, det()))
+    claude = anthropic.Anthropic(base_url=gw.url, api_key="anything", max_retries=0, timeout=30)
+    message = claude.messages.with_raw_response.create(
+        model="m", max_tokens=64, extra_body={"temperature": 0},
+        messages=[{"role": "user", "content": "What is 2+2?"}])
+    # The Anthropic body maps max_tokens into the canonical request: a different entry.
+    assert message.headers["x-freeway-cache"] == "miss"
+    again = claude.messages.with_raw_response.create(
+        model="m", max_tokens=64, extra_body={"temperature": 0},
+        messages=[{"role": "user", "content": "What is 2+2?"}])
+    assert again.headers["x-freeway-cache"] == "hit"
+    assert again.parse().content[0].text == message.parse().content[0].text
+    with claude.messages.stream(model="m", max_tokens=64, extra_body={"temperature": 0},
+                                messages=[{"role": "user", "content": "What is 2+2?"}]) as s:
+        streamed = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert streamed == message.parse().content[0].text
+    assert final.stop_reason == "end_turn"
+    assert len(a.chat_requests) == 2
