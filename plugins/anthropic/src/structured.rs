@@ -10,7 +10,8 @@
 //!
 //! `reasoning_effort` becomes a `thinking` budget (low 1024, medium 4096, high 16384 tokens;
 //! `minimal`/`none` leave thinking off) unless the client set `thinking` itself; `max_tokens`
-//! is raised above the budget when it is not, as Messages requires.
+//! is raised above the budget when it is not, and `temperature` / `top_k` (which Messages
+//! refuses beside thinking) are left out.
 
 use serde_json::{Map, Value, json};
 
@@ -42,6 +43,10 @@ pub(crate) fn apply(request: &ChatRequest, body: &mut Map<String, Value>) -> Res
             "thinking".into(),
             json!({"type": "enabled", "budget_tokens": budget}),
         );
+        // Messages refuses sampling settings with thinking on (temperature other than 1,
+        // top_k); the client asked for reasoning, which takes precedence.
+        body.remove("temperature");
+        body.remove("top_k");
     }
     if let Some(budget) = body
         .get("thinking")
@@ -150,6 +155,11 @@ mod tests {
             json!({"type": "enabled", "budget_tokens": 4096})
         );
         assert_eq!(body["max_tokens"], 5096);
+        let body = applied(
+            json!({"messages": [], "reasoning_effort": "low"}),
+            json!({"max_tokens": 1000, "temperature": 0.2}),
+        );
+        assert!(body.get("temperature").is_none());
         let body = applied(
             json!({"messages": [], "reasoning_effort": "minimal"}),
             json!({"max_tokens": 1000}),
