@@ -296,6 +296,9 @@ def test_every_view_is_readable_on_a_desktop_and_a_phone(browser, mocks, gateway
     mocks["mock-a"].script(*[mo.server_error(502)] * 9)
     for _ in range(9):
         assert chat(gw).status_code == 200
+    with gw.admin(ADMIN_KEY) as adm:
+        created = adm.post("/admin/keys", json={"name": "team-a", "owner": "ops", "daily_usd": 1})
+        assert created.status_code == 201, created.text
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page = open_dashboard(browser, tabs, gw, viewport)
@@ -304,6 +307,8 @@ def test_every_view_is_readable_on_a_desktop_and_a_phone(browser, mocks, gateway
             view(page, name)
             if name == "requests":
                 expect(page.locator("tr.request")).to_have_count(9)
+                page.locator("tr.request").first.get_by_role("button", name="Attempts").click()
+                expect(page.locator("tr.details")).to_have_count(1)
             if name == "usage":
                 expect(page.locator("#usage-charts figure")).to_have_count(3)
                 expect(page.locator("#usage-warnings")).to_contain_text(
@@ -312,7 +317,7 @@ def test_every_view_is_readable_on_a_desktop_and_a_phone(browser, mocks, gateway
             if name == "plugins":
                 expect(page.locator('tr[data-plugin="priority-fallback"]')).to_be_visible()
             if name == "keys":
-                expect(page.locator("#keys-table")).to_contain_text("No virtual keys yet")
+                expect(page.locator('tr[data-key="team-a"]')).to_contain_text("$0 of $1.00 today")
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth")
             wide = page.evaluate("""[...document.querySelectorAll('body *')]

@@ -13,6 +13,7 @@ const RANGES = {
   '30d': { by: 'day', periods: 30, stepMs: 86400e3, every: 5 },
 };
 let targetsView = null;
+let lastKeys = [];
 let refreshTimer = null;
 let loading = null;
 
@@ -50,8 +51,6 @@ function periods(range) {
   }
   return labels;
 }
-
-let lastKeys = [];
 
 function keyWarnings(keys) {
   const out = [];
