@@ -287,3 +287,15 @@ def test_new_refuses_bad_names_and_existing_folders(tmp_path):
     assert r.returncode == 1 and "already exists and is not empty" in r.stderr
     r = freeway("plugin", "new", "x", "--kind", "router", "--lang", "go", cwd=tmp_path)
     assert r.returncode == 2 and "invalid value 'go'" in r.stderr
+
+
+@pytest.mark.parametrize("plugin,cases", [
+    # The templates' provider cases describe what the bundled adapter does for OpenAI-compatible
+    # upstreams, so a generated adapter starts out as a drop-in for it.
+    ("openai-compatible", "plugins/templates/cases/provider"),
+    ("anthropic", "plugins/anthropic/cases"),
+])
+def test_bundled_adapters_pass_their_recorded_cases(plugin, cases):
+    r = freeway("plugin", "test", str(REPO / "plugins/dist" / f"{plugin}.wasm"), str(REPO / cases))
+    assert r.returncode == 0, r.stdout
+    assert re.search(r"^\d+ passed, 0 failed$", r.stdout, re.M), r.stdout

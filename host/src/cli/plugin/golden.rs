@@ -55,6 +55,12 @@ pub async fn run(loaded: &Loaded, dir: &Path) -> Exit {
                 plugin.name,
                 plugin.world
             ))
+        } else if case
+            .expect
+            .as_ref()
+            .is_some_and(|e| e.as_object().is_some_and(|o| o.is_empty()))
+        {
+            Err("its \"expect\" is empty, so it could never fail".to_string())
         } else if let Some(expect) = &case.expect {
             match plugin.lease().await {
                 Err(fault) => Err(fault.to_string()),

@@ -7,6 +7,7 @@
 mod cases;
 mod check;
 mod golden;
+mod inputs;
 mod scaffold;
 
 use std::path::{Path, PathBuf};
