@@ -6,7 +6,7 @@
 # Ports and paths come from the environment (defaults in brackets): LB_PORT [8080],
 # A_PORT [8081], B_PORT [8082], A_ADMIN_PORT [9081], B_ADMIN_PORT [9082], REDIS_PORT [6390],
 # RUN_DIR [deploy/local/run] (logs, pids, the SQLite store), FREEWAY_BIN
-# [target/release/freeway], NGINX [nginx], REDIS_SERVER [redis-server]. Provider keys are read
+# [target/release/freeway], NGINX_BIN [nginx], REDIS_SERVER [redis-server]. Provider keys are read
 # from the environment as usual (GROQ_API_KEY, ...). Needs `make build plugins` first.
 #
 # SIGINT/SIGTERM stops everything in order: the balancer stops taking connections, each
@@ -25,10 +25,11 @@ B_ADMIN_PORT="${B_ADMIN_PORT:-9082}"
 REDIS_PORT="${REDIS_PORT:-6390}"
 RUN_DIR="${RUN_DIR:-$here/run}"
 FREEWAY_BIN="${FREEWAY_BIN:-$root/target/release/freeway}"
-NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+# (Not $NGINX: nginx itself reads that variable, for inherited sockets.)
+NGINX_BIN="${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}"
 REDIS_SERVER="${REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}"
 
-for tool in "$FREEWAY_BIN" "$NGINX" "$REDIS_SERVER"; do
+for tool in "$FREEWAY_BIN" "$NGINX_BIN" "$REDIS_SERVER"; do
     [ -x "$tool" ] || { echo "run.sh: $tool is missing (make build; apt-get install nginx redis-server)" >&2; exit 1; }
 done
 mkdir -p "$RUN_DIR"
@@ -80,7 +81,7 @@ wait_http "http://127.0.0.1:$B_PORT/healthz" "instance b"
 
 sed -e "s|@RUN@|$RUN_DIR|g" -e "s|@LB_PORT@|$LB_PORT|g" -e "s|@A_PORT@|$A_PORT|g" \
     -e "s|@B_PORT@|$B_PORT|g" "$here/nginx.conf.in" > "$RUN_DIR/nginx.conf"
-"$NGINX" -p "$RUN_DIR" -c "$RUN_DIR/nginx.conf" -e "$RUN_DIR/nginx-error.log" &
+"$NGINX_BIN" -p "$RUN_DIR" -c "$RUN_DIR/nginx.conf" -e "$RUN_DIR/nginx-error.log" &
 wait_http "http://127.0.0.1:$LB_PORT/healthz" "nginx"
 
 echo "freeway on http://127.0.0.1:$LB_PORT (instances :$A_PORT and :$B_PORT, admin :$A_ADMIN_PORT and :$B_ADMIN_PORT, redis :$REDIS_PORT)"

@@ -141,7 +141,7 @@ def deployment(mocks, tmp_path: Path):
     ports = {n: str(p) for n, p in zip(names, free_ports(len(names)))}
     run_dir = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update(ports, RUN_DIR=str(run_dir), FREEWAY_BIN=str(FREEWAY_BIN), NGINX=NGINX,
+    env.update(ports, RUN_DIR=str(run_dir), FREEWAY_BIN=str(FREEWAY_BIN), NGINX_BIN=NGINX,
                REDIS_SERVER=str(REDIS_SERVER), OLLAMA_BASE_URL=mock.base_url,
                FREEWAY_LOG="info")
     proc = subprocess.Popen([str(RUN_SH)], env=env, stdout=subprocess.PIPE,
