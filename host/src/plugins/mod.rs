@@ -16,6 +16,7 @@
 //!   discarded, never reused.
 
 pub mod bindings;
+pub mod contract;
 pub mod fit;
 pub mod quarantine;
 pub mod registry;
@@ -29,8 +30,9 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use crate::config::{InstanceMode, PluginLimits};
+pub use contract::{PluginWorld, Refusal, RefusalKind, WIT_VERSION};
 pub use quarantine::Quarantine;
-pub use registry::{PluginSet, PluginWorld, Refusal, RefusalKind, WIT_VERSION};
+pub use registry::PluginSet;
 
 /// How often the epoch ticks; per-call deadlines are whole multiples of it.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
