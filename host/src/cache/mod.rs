@@ -131,7 +131,26 @@ pub struct KeyParts<'a> {
     pub namespace: &'a str,
 }
 
-/// Decide what the cache does for a request whose (filtered) canonical body is `body`.
+/// The plan of a request the cache must not touch (off, or not cacheable), known from cheap
+/// facts before any key is built; `None` when the request may be cached.
+pub fn not_cached(
+    config: &CacheConfig,
+    policy: CachePolicy,
+    temperature: Option<f64>,
+    directives: &Directives,
+) -> Option<Plan> {
+    if !config.enabled {
+        return Some(Plan::off());
+    }
+    let wanted = match (policy, directives.choice) {
+        (CachePolicy::Never, _) | (_, Some(ClientChoice::Skip)) => false,
+        (_, Some(ClientChoice::Use)) | (CachePolicy::Always, None) => true,
+        (CachePolicy::Auto, None) => temperature == Some(0.0),
+    };
+    (!wanted || directives.no_store).then(Plan::bypass)
+}
+
+/// Decide what the cache does for a request whose canonical body is `body`.
 pub fn plan(
     config: &CacheConfig,
     policy: CachePolicy,
@@ -140,16 +159,8 @@ pub fn plan(
     parts: KeyParts<'_>,
     body: &str,
 ) -> Plan {
-    if !config.enabled {
-        return Plan::off();
-    }
-    let wanted = match (policy, directives.choice) {
-        (CachePolicy::Never, _) | (_, Some(ClientChoice::Skip)) => false,
-        (_, Some(ClientChoice::Use)) | (CachePolicy::Always, None) => true,
-        (CachePolicy::Auto, None) => temperature == Some(0.0),
-    };
-    if !wanted || directives.no_store {
-        return Plan::bypass();
+    if let Some(plan) = not_cached(config, policy, temperature, directives) {
+        return plan;
     }
     let Some(key) = request_key(config.scope, &parts, body) else {
         return Plan::bypass();

@@ -43,6 +43,12 @@ impl Gateway {
             .get(&ctx.info.model)
             .map(|m| m.cache)
             .unwrap_or_default();
+        let (temperature, directives) = (ctx.info.temperature, &ctx.cache_directives);
+        if let Some(plan) = cache::not_cached(&config.cache, policy, temperature, directives) {
+            ctx.record.cache = plan.status;
+            ctx.cache = plan;
+            return;
+        }
         // What shapes the answer besides the request: where it may come from, and each
         // filter's code and settings. Not the whole config digest, which differs between
         // instances (paths, listeners) that should share answers.

@@ -36,3 +36,23 @@ pub use filter::exports::freeway::plugin::guard;
 pub use provider::exports::freeway::plugin::adapter;
 pub use provider::freeway::plugin::types;
 pub use router::exports::freeway::plugin::policy;
+
+/// An upstream error kind's WIT name (`rate-limited`, `quota-exhausted`, …): how logs, route
+/// explanations and `freeway plugin test` cases spell it.
+pub fn error_kind_name(kind: types::ErrorKind) -> &'static str {
+    match kind {
+        types::ErrorKind::RateLimited => "rate-limited",
+        types::ErrorKind::QuotaExhausted => "quota-exhausted",
+        types::ErrorKind::Auth => "auth",
+        types::ErrorKind::Permission => "permission",
+        types::ErrorKind::BadRequest => "bad-request",
+        types::ErrorKind::NotFound => "not-found",
+        types::ErrorKind::ContextLength => "context-length",
+        types::ErrorKind::ContentFilter => "content-filter",
+        types::ErrorKind::Unavailable => "unavailable",
+        types::ErrorKind::Timeout => "timeout",
+        types::ErrorKind::Unsupported => "unsupported",
+        types::ErrorKind::InvalidResponse => "invalid-response",
+        types::ErrorKind::Internal => "internal",
+    }
+}

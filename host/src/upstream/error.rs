@@ -125,23 +125,8 @@ impl From<PluginFault> for AttemptError {
     }
 }
 
-pub fn kind_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RateLimited => "rate-limited",
-        ErrorKind::QuotaExhausted => "quota-exhausted",
-        ErrorKind::Auth => "auth",
-        ErrorKind::Permission => "permission",
-        ErrorKind::BadRequest => "bad-request",
-        ErrorKind::NotFound => "not-found",
-        ErrorKind::ContextLength => "context-length",
-        ErrorKind::ContentFilter => "content-filter",
-        ErrorKind::Unavailable => "unavailable",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::Unsupported => "unsupported",
-        ErrorKind::InvalidResponse => "invalid-response",
-        ErrorKind::Internal => "internal",
-    }
-}
+/// The error kind's WIT name (`rate-limited`, …), as logs and route explanations print it.
+pub use crate::plugins::bindings::error_kind_name as kind_name;
 
 /// A short human duration: "37s" or "250ms".
 pub fn human(d: Duration) -> String {

@@ -16,8 +16,9 @@ use serde_json::{Map, Value, json};
 
 use crate::plugin_call;
 use crate::plugins::bindings::adapter::Auth;
+use crate::plugins::bindings::error_kind_name;
 use crate::plugins::bindings::guard;
-use crate::plugins::bindings::types::{Error, ErrorKind, Usage};
+use crate::plugins::bindings::types::{Error, Usage};
 
 use super::inputs::{
     UpstreamAnswer, candidate, filter_info, optional_text, router_request, settings, string_list,
@@ -437,7 +438,7 @@ pub fn mismatch(expected: &Value, actual: &Value) -> Option<String> {
 
 fn error_json(e: &Error) -> Value {
     json!({"error": {
-        "kind": kind_name(e.kind),
+        "kind": error_kind_name(e.kind),
         "retryable": e.retryable,
         "message": e.message,
         "status": e.status,
@@ -445,24 +446,6 @@ fn error_json(e: &Error) -> Value {
         "code": e.code,
         "param": e.param,
     }})
-}
-
-pub fn kind_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RateLimited => "rate-limited",
-        ErrorKind::QuotaExhausted => "quota-exhausted",
-        ErrorKind::Auth => "auth",
-        ErrorKind::Permission => "permission",
-        ErrorKind::BadRequest => "bad-request",
-        ErrorKind::NotFound => "not-found",
-        ErrorKind::ContextLength => "context-length",
-        ErrorKind::ContentFilter => "content-filter",
-        ErrorKind::Unavailable => "unavailable",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::Unsupported => "unsupported",
-        ErrorKind::InvalidResponse => "invalid-response",
-        ErrorKind::Internal => "internal",
-    }
 }
 
 fn usage_json(usage: Option<Usage>) -> Value {
