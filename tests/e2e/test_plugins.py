@@ -406,3 +406,21 @@ def test_trapping_guard_fails_closed(mocks, gateways):
             assert time.monotonic() - t0 < FAST
         assert h.get("/healthz").status_code == 200
     assert m.chat_requests == [], "a failing guard must never let the request through"
+
+
+def test_a_filter_that_rewrites_an_answer_into_garbage_faults(mocks, gateways):
+    """An answer filter's rewrite must still be an answer: text that is not a JSON object is
+    the filter's fault (500 plugin_error naming it), never a broken body handed to the client."""
+    m = mocks.add("plain")
+    cfg = base_config(providers={"plain": provider(m, ["gpt-p"])},
+                      models={"one": {"targets": ["plain/gpt-p"]}})
+    cfg["pipeline"]["filters"] = ["test-guard"]
+    cfg["pipeline"]["settings"] = {"test-guard": {"behaviour": "garble"}}
+    gw = gateways.start(cfg, env=keys_for(m), plugins=ALL_PLUGINS)
+    with gw.http() as h:
+        r = h.post("/v1/chat/completions", json=chat_body("one", "hello"))
+    assert r.status_code == 500, r.text
+    err = error_body(r)
+    assert err["code"] == "plugin_error", err
+    assert "test-guard" in err["message"] and "not a JSON object" in err["message"], err
+    assert "garbled" not in r.text

@@ -54,7 +54,7 @@ impl PluginLimits {
     /// The limits a plugin runs under when the config sets none.
     pub fn builtin() -> Self {
         PluginLimits {
-            mode: InstanceMode::Fresh,
+            mode: InstanceMode::Pooled,
             // Enough idle instances for a busy gateway: a smaller pool frees (and later
             // re-creates) an instance on most requests under load.
             pool_size: 16,
@@ -72,7 +72,8 @@ impl PluginLimits {
 pub enum InstanceMode {
     /// A new instance for every request.
     Fresh,
-    /// Instances are reused across requests (up to `pool_size` kept idle).
+    /// Instances are reused across requests of the same gateway key (up to `pool_size` kept
+    /// idle); never across keys.
     Pooled,
 }
 

@@ -4,6 +4,7 @@
 
 use crate::cache::{Directives, Plan};
 use crate::config::{Config, LogContent, Provider};
+use crate::plugins::Tenant;
 use crate::plugins::bindings::guard;
 
 use super::canonical::ChatRequestInfo;
@@ -26,6 +27,14 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// Whose request this is, for plugin instance reuse: its gateway key.
+    pub fn tenant(&self) -> Tenant {
+        self.record
+            .caller
+            .as_ref()
+            .map_or(Tenant::ANONYMOUS, |caller| Tenant::key(&caller.name))
+    }
+
     pub fn guard_info(&self) -> guard::RequestInfo {
         guard::RequestInfo {
             model: self.info.model.clone(),

@@ -173,6 +173,7 @@ impl Gateway {
                 target: &target,
                 deadline: ctx.deadline,
                 max_response_bytes: config.deadlines.max_response_bytes,
+                tenant: ctx.tenant(),
             };
             let attempt_started = Instant::now();
             let attempt_wall = SystemTime::now();

@@ -11,7 +11,7 @@ use wasmtime::component::ResourceAny;
 use crate::error::{GatewayError, Stage};
 use crate::plugin_call;
 use crate::plugins::bindings::guard::{self, ChunkVerdict, RequestVerdict, ResponseVerdict};
-use crate::plugins::{Lease, Plugin, PluginFault};
+use crate::plugins::{Lease, Plugin, PluginFault, Tenant};
 
 use super::Snapshot;
 use super::canonical::{ChatRequestInfo, inspect_chat_request};
@@ -20,6 +20,8 @@ use super::context::RequestContext;
 /// A filter that ran on the request, with the state it asked to see again on the answer.
 pub struct ActiveFilter {
     pub plugin: Arc<Plugin>,
+    /// Whose request it is: the answer hooks lease instances for the same key.
+    pub tenant: Tenant,
     pub state: Option<String>,
     pub settings: String,
 }
@@ -47,7 +49,7 @@ pub async fn on_request(
             .ok_or_else(|| GatewayError::plugin(format!("filter plugin '{name}' is not loaded")))?;
         let settings = snapshot.config.filter_settings(name);
         let info = ctx.guard_info();
-        let mut lease = plugin.lease().await.map_err(fault_error)?;
+        let mut lease = plugin.lease_for(ctx.tenant()).await.map_err(fault_error)?;
         let outcome = plugin_call!(lease, "on-request", |store, b| b
             .guard()?
             .call_on_request(store, &info, body, &settings)
@@ -84,6 +86,7 @@ pub async fn on_request(
         }
         active.push(ActiveFilter {
             plugin: plugin.clone(),
+            tenant: ctx.tenant(),
             state: outcome.state,
             settings,
         });
@@ -98,17 +101,30 @@ pub async fn on_response(
     mut body: String,
 ) -> Result<String, GatewayError> {
     for filter in filters {
-        let verdict = match filter.plugin.lease().await {
-            Ok(mut lease) => plugin_call!(lease, "on-response", |store, b| b
-                .guard()?
-                .call_on_response(
-                    store,
-                    info,
-                    filter.state.as_deref(),
-                    &body,
-                    &filter.settings
-                )
-                .await),
+        let verdict = match filter.plugin.lease_for(filter.tenant).await {
+            Ok(mut lease) => {
+                let verdict = plugin_call!(lease, "on-response", |store, b| b
+                    .guard()?
+                    .call_on_response(
+                        store,
+                        info,
+                        filter.state.as_deref(),
+                        &body,
+                        &filter.settings
+                    )
+                    .await);
+                // A rewritten answer must still be an answer: a filter that returns
+                // something else faults, rather than handing the client a broken body.
+                match &verdict {
+                    Ok(Ok(ResponseVerdict::Rewrite(new_body))) if !is_json_object(new_body) => {
+                        Err(lease.refuse_output(
+                            "on-response",
+                            "the rewritten answer is not a JSON object",
+                        ))
+                    }
+                    _ => verdict,
+                }
+            }
             Err(fault) => Err(fault),
         }
         .map_err(fault_error)?
@@ -128,6 +144,10 @@ pub async fn on_response(
     Ok(body)
 }
 
+fn is_json_object(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).is_ok()
+}
+
 fn not_started(name: &str) -> String {
     format!("filter '{name}' could not start its stream hook")
 }
@@ -142,7 +162,7 @@ pub struct StreamFilter {
 impl StreamFilter {
     pub async fn open(filter: ActiveFilter, info: &guard::RequestInfo) -> StreamFilter {
         let name = filter.plugin.name.clone();
-        let mut lease = filter.plugin.lease().await;
+        let mut lease = filter.plugin.lease_for(filter.tenant).await;
         let resource = match &mut lease {
             Ok(lease) => plugin_call!(*lease, "stream-filter", |store, b| b
                 .guard()?

@@ -98,6 +98,8 @@ async fn check(
         target: &target,
         deadline: tokio::time::Instant::now() + spec.timeout,
         max_response_bytes: snapshot.config.deadlines.max_response_bytes,
+        // Probes carry no client's text.
+        tenant: crate::plugins::Tenant::ANONYMOUS,
     };
     let verdict = match attempt.json(&body).await {
         Ok(_) => {

@@ -104,7 +104,7 @@ impl Gateway {
             metadata: ctx.info.metadata.clone(),
             session: ctx.session.clone(),
         };
-        let ordered = match router.lease().await {
+        let ordered = match router.lease_for(ctx.tenant()).await {
             Ok(mut lease) => plugin_call!(lease, "route", |store, b| b
                 .policy()?
                 .call_route(store, &request, &candidates, route.router_settings)

@@ -16,7 +16,7 @@ use crate::config::{Provider, TargetRef};
 use crate::plugin_call;
 use crate::plugins::bindings::adapter::{self, HttpRequest, Target};
 use crate::plugins::bindings::types::{ErrorKind, RateLimits};
-use crate::plugins::{Lease, Plugin};
+use crate::plugins::{InstanceMode, Lease, Plugin, Tenant};
 use crate::state::{ReportedLimits, Targets};
 
 /// Everything one attempt needs.
@@ -31,6 +31,8 @@ pub struct Attempt<'a> {
     pub deadline: tokio::time::Instant,
     /// The largest answer read from the upstream (`server.max_response_bytes`).
     pub max_response_bytes: usize,
+    /// Whose request it is: adapter instances are leased for this key.
+    pub tenant: Tenant,
 }
 
 impl Attempt<'_> {
@@ -51,7 +53,7 @@ impl Attempt<'_> {
         body: &str,
     ) -> Result<(Target, Lease, HttpRequest), AttemptError> {
         let upstream_target = self.adapter_target(stream);
-        let mut lease = self.adapter.lease().await?;
+        let mut lease = self.adapter.lease_for(self.tenant).await?;
         let request = plugin_call!(lease, "build-request", |store, b| b
             .adapter()?
             .call_build_request(store, &upstream_target, body)
@@ -97,7 +99,11 @@ impl Attempt<'_> {
 
     /// Send a non-streaming request and parse the whole answer, under the provider's deadline.
     pub async fn json(&self, body: &str) -> Result<adapter::Completion, AttemptError> {
-        let (upstream_target, mut lease, request) = self.build(false, body).await?;
+        let (upstream_target, lease, request) = self.build(false, body).await?;
+        // A pooled instance goes back to the pool for the upstream round trip (milliseconds to
+        // minutes) instead of idling in this request: a handful of instances then serve any
+        // concurrency. A fresh one is this request's own, for build and parse alike.
+        let lease = (self.adapter.limits.mode == InstanceMode::Fresh).then_some(lease);
         let (deadline, timeout) = self.attempt_deadline();
         let max = self.max_response_bytes;
         let exchange = async {
@@ -114,6 +120,10 @@ impl Attempt<'_> {
             .map_err(|_| AttemptError::timeout(timeout))??;
         let status = parts.status.as_u16();
         let headers = header_pairs(&parts.headers);
+        let mut lease = match lease {
+            Some(lease) => lease,
+            None => self.adapter.lease_for(self.tenant).await?,
+        };
         let parsed = plugin_call!(lease, "parse-response", |store, b| b
             .adapter()?
             .call_parse_response(store, &upstream_target, status, &headers, &bytes)

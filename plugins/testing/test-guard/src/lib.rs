@@ -6,7 +6,11 @@
 //! `"seen"`, so a test can check that state reaches the response hooks. Responses and stream
 //! chunks have `SECRET-ANSWER` replaced by `[redacted]`. Settings `{"behaviour": "trap"}` or
 //! `{"behaviour": "loop"}` make `on-request` trap or spin, to test that a broken filter fails
-//! closed.
+//! closed. `{"behaviour": "garble"}` rewrites every whole answer to text that is not JSON.
+//! `{"behaviour": "remember"}` breaks the contract's "no state between calls" on
+//! purpose: it keeps the last body it saw in the instance's memory and rewrites each request
+//! to carry the previous one (`REMEMBERED<<...>>`), so a test can see which requests shared an
+//! instance.
 
 use std::hint::black_box;
 
@@ -27,6 +31,32 @@ const REDACTED: &str = "[redacted]";
 enum Behaviour {
     Trap,
     Loop,
+    Remember,
+    /// `on-response` rewrites every answer to text that is not JSON.
+    Garble,
+}
+
+/// What the `remember` behaviour kept from the previous request on this instance.
+static REMEMBERED: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// The request `body` rewritten so its last message also says what this instance saw before.
+fn with_remembered(body: &str) -> Result<String, Error> {
+    let bad = |why: String| error(ErrorKind::BadRequest, false, why);
+    let mut request: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let mut kept = REMEMBERED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let previous = std::mem::replace(&mut *kept, body.to_owned());
+    let last = request
+        .get_mut("messages")
+        .and_then(|m| m.as_array_mut())
+        .and_then(|m| m.last_mut())
+        .and_then(|m| m.get_mut("content"))
+        .ok_or_else(|| bad("no message to annotate".to_owned()))?;
+    let text = last.as_str().unwrap_or_default().to_owned();
+    *last = serde_json::Value::String(format!("{text} REMEMBERED<<{previous}>>"));
+    Ok(request.to_string())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,7 +153,14 @@ impl guard::Guest for TestGuard {
         match parse_settings(&settings)?.behaviour {
             Some(Behaviour::Trap) => panic!("test-guard trapped on purpose"),
             Some(Behaviour::Loop) => spin_forever(),
-            None => {}
+            Some(Behaviour::Remember) => {
+                return Ok(RequestOutcome {
+                    verdict: RequestVerdict::Rewrite(with_remembered(&body)?),
+                    tags: Vec::new(),
+                    state: None,
+                });
+            }
+            Some(Behaviour::Garble) | None => {}
         }
         let (verdict, tags) = judge_request(&body);
         Ok(RequestOutcome {
@@ -137,8 +174,11 @@ impl guard::Guest for TestGuard {
         _info: RequestInfo,
         _state: Option<String>,
         body: String,
-        _settings: String,
+        settings: String,
     ) -> Result<ResponseVerdict, Error> {
+        if parse_settings(&settings)?.behaviour == Some(Behaviour::Garble) {
+            return Ok(ResponseVerdict::Rewrite("garbled, not JSON".to_owned()));
+        }
         Ok(match redact(&body) {
             Some(redacted) => ResponseVerdict::Rewrite(redacted),
             None => ResponseVerdict::Allow,
