@@ -323,3 +323,34 @@ def test_client_leaving_mid_stream_has_its_own_outcome(mocks, gateways):
                                 ("leaver",)), timeout=10, what="the ledger row")
     assert (rows[0]["status"], rows[0]["outcome"]) == (499, "client_closed"), rows
     assert not re.search(r"error=.*went away", gw.stderr_since(mark))
+
+
+def test_client_leaving_before_a_json_answer_is_logged_and_settled(mocks, gateways):
+    """The server drops a request whose client hung up; its record must still be finished:
+    a log line and a ledger row saying client_closed, and the key's reservation released."""
+    a = mocks.add("mock-a")
+    cfg = base_config(providers={"mock-a": provider(a, ["gpt-a"])},
+                      models={"m": {"targets": ["mock-a/gpt-a"]}},
+                      auth={"keys": [{"name": "leaver-key", "key_env": "GW_LEAVER",
+                                      "daily_requests": 2}]})
+    gw = gateways.start(cfg, env={**keys_for(a), "GW_LEAVER": "fw-leaver-key-0000001"})
+    a.script(mo.text("too late", delay=3.0))
+    mark = gw.log_mark()
+    with httpx.Client(base_url=gw.base_url, timeout=0.5) as h:
+        with pytest.raises(httpx.ReadTimeout):
+            h.post("/chat/completions", json=chat_body("m"),
+                   headers={"x-request-id": "json-leaver",
+                            "authorization": "Bearer fw-leaver-key-0000001"})
+    line = gw.wait_for_log(re.compile(r"request_id=json-leaver"), since=mark, timeout=10)
+    assert "outcome=client_closed" in line and "status=499" in line, line
+    assert "key=leaver-key" in line, line
+    db = gw.config_path.parent / "freeway.db"
+    rows = poll(lambda: db_rows(db, "SELECT status, outcome, key FROM ledger "
+                                    "WHERE request_id = ?", ("json-leaver",)),
+                timeout=10, what="the ledger row")
+    assert (rows[0]["status"], rows[0]["outcome"], rows[0]["key"]) == (
+        499, "client_closed", "leaver-key"), rows
+    # The abandoned request counted once against the key's 2 a day: one more is admitted.
+    r = httpx.post(f"{gw.base_url}/chat/completions", json=chat_body("m"), timeout=10,
+                   headers={"authorization": "Bearer fw-leaver-key-0000001"})
+    assert r.status_code == 200, r.text

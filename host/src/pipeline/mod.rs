@@ -197,6 +197,7 @@ impl Gateway {
         decoded: Result<Decoded, GatewayError>,
     ) -> Result<Answer, Failed> {
         let mut record = RequestRecord::start(meta.id, meta.caller, meta.started);
+        record.arm(self);
         let decoded = match decoded {
             Ok(decoded) => decoded,
             Err(error) => return Err(self.fail(record, error).await),

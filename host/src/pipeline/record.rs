@@ -79,6 +79,22 @@ pub struct RequestRecord {
     /// What the response cache did for this request.
     pub cache: CacheStatus,
     pub outcome: Outcome,
+    /// Armed while the request is in progress: a record dropped before [`finish`] (the client
+    /// closed its connection, and the server dropped the request's future mid-flight) is
+    /// finished from `Drop` as `client_closed`, so no request goes unlogged and no budget
+    /// reservation is held forever.
+    ///
+    /// [`finish`]: RequestRecord::finish
+    guard: Option<FinishGuard>,
+}
+
+/// The gateway an armed record finishes through when it is dropped.
+struct FinishGuard(Arc<Gateway>);
+
+impl std::fmt::Debug for FinishGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("armed")
+    }
 }
 
 impl RequestRecord {
@@ -105,7 +121,13 @@ impl RequestRecord {
             finish_reasons: Vec::new(),
             cache: CacheStatus::Off,
             outcome: Outcome::Served,
+            guard: None,
         }
+    }
+
+    /// Finish this record through `gateway` even if it is dropped unfinished.
+    pub fn arm(&mut self, gateway: &Arc<Gateway>) {
+        self.guard = Some(FinishGuard(gateway.clone()));
     }
 
     /// Tokens the answer used, as the upstream reported them.
@@ -145,7 +167,8 @@ impl RequestRecord {
 
     /// Account for the request: content line (when allowed), log line, the caller's usage
     /// and budgets, metrics, and its ledger row.
-    pub async fn finish(self, gateway: &Gateway) {
+    pub async fn finish(mut self, gateway: &Gateway) {
+        self.guard = None;
         if let Some(text) = &self.answer_text {
             log_text(&self.id, "answer", text);
         }
@@ -483,5 +506,20 @@ impl AnswerTally {
                 text.push_str(content);
             }
         }
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        let Some(FinishGuard(gateway)) = self.guard.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let blank = RequestRecord::start(String::new(), None, self.started);
+        let mut left = std::mem::replace(self, blank);
+        left.outcome = Outcome::ClientClosed;
+        runtime.spawn(async move { left.finish(&gateway).await });
     }
 }
