@@ -22,7 +22,12 @@ Tests script each mock with a FIFO queue of behaviours (see the constructors at 
 with an optional `delay` before the response headers). A chat request that passes validation
 takes the next behaviour; when the queue is empty the mock answers a plain text reply
 ("hello from <name>"), so a test only scripts what is special about it. Every request is recorded
-(method, path, lower-cased headers, raw body, parsed JSON) whether or not it was accepted.
+(method, path, lower-cased headers, raw body, parsed JSON, arrival time) whether or not it was
+accepted.
+
+A mock's `streaming` says what it accepts: "both" (default), "never" (a streamed request is
+refused with OpenAI's 400 naming `stream`, as endpoints that disable streaming do) or "only" (a
+request without `"stream": true` is refused the same way).
 """
 
 from __future__ import annotations
@@ -193,6 +198,8 @@ class Recorded:
     # "complete": the whole answer was written; "cut": the mock cut it on purpose (script);
     # "aborted": the peer (the gateway) went away while the mock was still answering.
     outcome: str = ""
+    # When the request arrived (time.monotonic()).
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def authorization(self) -> Optional[str]:
@@ -333,13 +340,24 @@ class _Handler(BaseHTTPRequestHandler):
                 "got an empty array instead.", "invalid_request_error", param="messages",
                 code="empty_array"))
 
+        stream = bool(body.get("stream"))
+        if mock.streaming == "never" and stream:
+            # What providers that disable streaming answer (e.g. some free OpenAI-compatible
+            # endpoints and reasoning models): a 400 naming the parameter.
+            return self._send_json(rec, 400, openai_error(
+                "Streaming is not supported for this model. Set 'stream' to false.",
+                "invalid_request_error", param="stream", code="unsupported_value"))
+        if mock.streaming == "only" and not stream:
+            return self._send_json(rec, 400, openai_error(
+                "This endpoint only supports streaming: 'stream' must be true.",
+                "invalid_request_error", param="stream", code="unsupported_value"))
+
         b = mock._next_behaviour()
         if b.delay:
             # Interruptible, so stopping the mock never waits for a scripted delay.
             if mock._stopping.wait(b.delay):
                 self.close_connection = True
                 return
-        stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and stream
         model = body["model"]
 
@@ -446,6 +464,9 @@ class MockOpenAI:
         self.name = name
         # None: accept any (or no) key, like a local Ollama.
         self.api_key = api_key
+        # "both" (default); "never": a streamed request is refused with a 400 naming `stream`;
+        # "only": a request without `"stream": true` is refused the same way.
+        self.streaming = "both"
         self.ratelimit_headers = {
             "x-ratelimit-limit-requests": "10000",
             "x-ratelimit-remaining-requests": "9999",
@@ -506,6 +527,7 @@ class MockOpenAI:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+            self.streaming = "both"
 
     @property
     def pending(self) -> int:

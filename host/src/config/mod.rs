@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 mod deadlines;
 mod raw;
+mod routing;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -221,6 +222,7 @@ impl std::fmt::Debug for ApiKey {
 }
 
 pub use raw::{ModelInfo, Privacy};
+pub use routing::{HedgeAfter, HedgePolicy, QueuePolicy, Streaming};
 
 /// A periodic trivial prompt to a provider's models; a target that fails it (or answers slower
 /// than `max_latency`) leaves the pool until it passes again.
@@ -260,9 +262,19 @@ pub struct Provider {
     pub settings: Arc<str>,
     /// Whether the text of requests this provider serves may be logged.
     pub log_content: LogContent,
+    /// Whether the endpoint streams, unless a model says otherwise.
+    pub streaming: Streaming,
 }
 
 impl Provider {
+    /// Whether one of this provider's models streams (the catalog's fact).
+    pub fn streaming(&self, model: &str) -> Streaming {
+        self.model_info
+            .get(model)
+            .and_then(|m| m.streaming)
+            .unwrap_or(self.streaming)
+    }
+
     /// The limits the catalog publishes for one of this provider's models (none when unknown).
     pub fn limits(&self, model: &str) -> Limits {
         self.model_info
@@ -347,6 +359,10 @@ pub struct PublicModel {
     /// When set, overrides the serving provider's `log_content`.
     pub log_content: Option<LogContent>,
     pub cache: CachePolicy,
+    /// Start another target beside a slow one.
+    pub hedge: Option<HedgePolicy>,
+    /// Wait for capacity instead of failing at once.
+    pub queue: Option<QueuePolicy>,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{CacheBackend, CachePolicy, CacheScope, InstanceMode, LogContent, OnRouterError};
+use super::{
+    CacheBackend, CachePolicy, CacheScope, InstanceMode, LogContent, OnRouterError, Streaming,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,6 +185,8 @@ pub struct Provider {
     pub health_check: Option<HealthCheck>,
     /// Whether prompts and answers of requests this provider serves may be logged.
     pub log_content: Option<LogContent>,
+    /// Whether its endpoint streams (true), answers whole only (false), or only streams.
+    pub streaming: Option<Streaming>,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -242,6 +246,8 @@ pub struct ModelInfo {
     pub tpd: Option<u64>,
     pub tools: Option<bool>,
     pub vision: Option<bool>,
+    /// Overrides the provider's `streaming` for this model.
+    pub streaming: Option<Streaming>,
 }
 
 #[derive(Deserialize)]
@@ -257,4 +263,13 @@ pub struct Model {
     pub log_content: Option<LogContent>,
     /// Which requests the response cache may answer: "auto" (temperature 0), "always", "never".
     pub cache: Option<CachePolicy>,
+    /// Start the next target beside a slow one: milliseconds, or "auto" (the target's p95).
+    pub hedge_after_ms: Option<toml::Value>,
+    pub max_hedges: Option<u32>,
+    /// Hedges as a share of the model's requests over the last minute (default 0.1).
+    pub hedge_budget: Option<f64>,
+    /// Wait this long for a target to have capacity instead of failing at once.
+    pub queue_wait_ms: Option<u64>,
+    /// Requests that may wait at once (default 100).
+    pub queue_max: Option<usize>,
 }

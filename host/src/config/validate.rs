@@ -243,6 +243,7 @@ pub(super) fn validate(
                 stream_idle_timeout: Duration::from_millis(idle_ms),
                 settings: table_to_json(p.settings),
                 log_content: p.log_content.unwrap_or_default(),
+                streaming: p.streaming.unwrap_or_default(),
             },
         );
     }
@@ -291,6 +292,15 @@ pub(super) fn validate(
                 model: model.to_string(),
             });
         }
+        let policies = routing::RawPolicies {
+            hedge_after_ms: m.hedge_after_ms.as_ref(),
+            max_hedges: m.max_hedges,
+            hedge_budget: m.hedge_budget,
+            queue_wait_ms: m.queue_wait_ms,
+            queue_max: m.queue_max,
+        };
+        let hedge = routing::hedge_policy(&path, &policies)?;
+        let queue = routing::queue_policy(&path, &policies)?;
         models.insert(
             name.clone(),
             PublicModel {
@@ -302,6 +312,8 @@ pub(super) fn validate(
                 targets,
                 log_content: m.log_content,
                 cache: m.cache.unwrap_or_default(),
+                hedge,
+                queue,
             },
         );
     }

@@ -39,6 +39,9 @@ pub struct Metrics {
     pub redis_up: IntGauge,
     pub redis_fallbacks: IntCounter,
     pub cache: IntCounterVec,
+    pub queue_depth: GaugeVec,
+    pub queue_wait: HistogramVec,
+    pub hedges: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -187,6 +190,28 @@ impl Metrics {
                 "freeway_cache_requests_total",
                 "Requests the response cache saw, by result (hit, miss, bypass).",
                 &["result"],
+            ),
+            queue_depth: gauge(
+                "freeway_queue_depth",
+                "Requests waiting for a target of a model to have capacity (queue_wait_ms).",
+                &["model"],
+            ),
+            queue_wait: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "freeway_queue_wait_seconds",
+                        "Time requests spent waiting for capacity, served or not.",
+                    )
+                    .buckets(SECONDS.to_vec()),
+                    &["model"],
+                )
+                .expect("valid metric"),
+            ),
+            hedges: counter(
+                "freeway_hedges_total",
+                "Hedged attempts, by result: started, won (answered first), over_budget (not started).",
+                &["model", "result"],
             ),
             registry,
         }

@@ -1,10 +1,12 @@
 //! The failover loop: resolve the model, run the request filters, ask the router for an
-//! order (a sticky session's target first), then try each target — admission against its
-//! live state, one upstream attempt, its outcome recorded — until one commits or a failure
-//! says no other target would do better. Every target's outcome goes into the route log.
+//! order (a sticky session's target first), then pass over the targets (`attempts`: admission
+//! against live state, one upstream attempt each, hedged when the model says so) until one
+//! commits or a failure says no other target would do better. When every target is out of
+//! capacity and the model has `queue_wait_ms`, the request waits in the model's line (`queue`)
+//! until the soonest known refill and passes again. Every outcome goes into the route log.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -12,17 +14,18 @@ use crate::config::TargetRef;
 use crate::error::GatewayError;
 use crate::plugins::bindings::adapter;
 use crate::state::{Admission, InFlight};
-use crate::telemetry::AttemptSpan;
-use crate::upstream::error::kind_name;
-use crate::upstream::{Attempt, OpenStream};
+use crate::upstream::OpenStream;
 
+use super::attempts::{Pass, PassEnd, Won};
 use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
 use super::context::RequestContext;
 use super::filters::{self, ActiveFilter};
-use super::record::{LogSafe, log_text};
+use super::queue::Place;
+use super::record::log_text;
 use super::resolve::resolve;
-use super::route_log::{RouteLog, RouteOutcome, refused_by_upstream};
+use super::route_log::RouteLog;
+use super::streaming::{self, Success};
 use super::{Gateway, Snapshot};
 
 /// Output tokens assumed for the token-bucket pre-check when a request sets no max_tokens.
@@ -40,19 +43,24 @@ pub(super) enum Committed {
     Cached(Box<Hit>),
 }
 
+/// Where a committed stream's chunks come from.
+pub(super) enum StreamSource {
+    /// The upstream's own stream, its first chunk in hand.
+    Upstream(Box<OpenStream>),
+    /// A whole answer replayed as a stream (the target cannot stream).
+    Replayed(Vec<adapter::Chunk>),
+    /// A whole answer that cannot be replayed: the stream ends with this error.
+    Broken(String),
+}
+
 /// Everything the relay needs to carry a committed stream to its end.
 pub(super) struct CommittedStream {
     pub target: TargetRef,
-    pub open: OpenStream,
+    pub source: StreamSource,
     pub filters: Vec<ActiveFilter>,
     pub in_flight: InFlight,
     pub attempt_started: Instant,
     pub admission: Admission,
-}
-
-enum Success {
-    Json(adapter::Completion),
-    Stream(Box<OpenStream>),
 }
 
 impl Gateway {
@@ -94,176 +102,187 @@ impl Gateway {
             return Ok(Committed::Cached(Box::new(hit)));
         }
 
-        let mut order = self.order_targets(snapshot, &route, ctx, log).await?;
         let sticky_key = (!config.sticky_ttl.is_zero())
             .then(|| ctx.sticky_key())
             .flatten();
-        if let Some(key) = &sticky_key
-            && let Some(target) = self.shared.sessions.get(key).await
-            && let Some(at) = order.iter().position(|t| *t == target)
-        {
-            let target = order.remove(at);
-            order.insert(0, target);
-        }
-        if let Some(caller) = ctx.record.caller.clone()
-            && has_hard_budget(&caller)
-            && !order.is_empty()
-        {
-            let worst = worst_case(config, &order, &ctx.info, EXPECTED_OUTPUT_TOKENS);
-            ctx.record.reservation = self
-                .shared
-                .key_usage
-                .reserve(&caller, worst, SystemTime::now())
-                .await
-                .map_err(|refusal| refused(&caller.name, refusal))?;
-        }
         let estimated_tokens = u64::from(ctx.info.prompt_tokens)
             + u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
-        for target in order {
-            if tokio::time::Instant::now() >= ctx.deadline {
-                return Err(GatewayError::UpstreamTimeout {
-                    message: format!(
-                        "the request's deadline of {} ms (server.request_timeout_ms) passed: {}",
-                        config.deadlines.request.as_millis(),
-                        log.header_value()
-                    ),
-                });
-            }
-            let Some(provider) = config.providers.get(&target.provider) else {
-                continue;
-            };
-            let limits = provider.limits(&target.model);
-            let admission = match self
-                .targets
-                .admit(
-                    &target,
-                    limits,
-                    estimated_tokens,
-                    &config.digest,
-                    Instant::now(),
-                )
-                .await
+        if route.hedge.is_some() {
+            self.hedge_budgets.request(&ctx.info.model, Instant::now());
+        }
+        let mut reserved = false;
+        let mut place: Option<(Place, tokio::time::Instant)> = None;
+        // One pass, or several when the request waits for capacity between them: each asks
+        // the router again, as the targets' state changed meanwhile.
+        loop {
+            let from = log.len();
+            let mut order = self.order_targets(snapshot, &route, ctx, log).await?;
+            if let Some(key) = &sticky_key
+                && let Some(target) = self.shared.sessions.get(key).await
+                && let Some(at) = order.iter().position(|t| *t == target)
             {
-                Ok(admission) => admission,
-                Err(refusal) => {
-                    log.push(&target, RouteOutcome::from(refusal));
+                let target = order.remove(at);
+                order.insert(0, target);
+            }
+            if let Some(caller) = ctx.record.caller.clone()
+                && has_hard_budget(&caller)
+                && !order.is_empty()
+                && !reserved
+            {
+                let worst = worst_case(config, &order, &ctx.info, EXPECTED_OUTPUT_TOKENS);
+                ctx.record.reservation = self
+                    .shared
+                    .key_usage
+                    .reserve(&caller, worst, SystemTime::now())
+                    .await
+                    .map_err(|refusal| refused(&caller.name, refusal))?;
+                reserved = true;
+            }
+            let pass = Pass {
+                snapshot,
+                order: &order,
+                body: &body,
+                estimated_tokens,
+                hedge: route.hedge,
+            };
+            let won = match self.attempt_pass(pass, ctx, log).await {
+                PassEnd::Won(won) => won,
+                PassEnd::Stop(error) => return Err(error),
+                PassEnd::Exhausted => {
+                    let (Some(queue), Some(soonest)) = (route.queue, log.capacity_returns_in(from))
+                    else {
+                        return Err(log.exhausted(&ctx.info.model));
+                    };
+                    let now = tokio::time::Instant::now();
+                    let (waiting, until) = match &mut place {
+                        Some((waiting, until)) => (waiting, *until),
+                        None => {
+                            let joined = self
+                                .waiting_room
+                                .join(&ctx.info.model, queue.max_waiting, &self.metrics)
+                                .map_err(|full| {
+                                    no_capacity(
+                                        &ctx.info.model,
+                                        soonest,
+                                        log,
+                                        format!(
+                                            "{} requests already wait for it (queue_max)",
+                                            full.waiting
+                                        ),
+                                    )
+                                })?;
+                            let until = (now + queue.wait).min(ctx.deadline);
+                            let (waiting, until) = place.insert((joined, until));
+                            (waiting, *until)
+                        }
+                    };
+                    if now + soonest > until || !waiting.head(until).await {
+                        return Err(no_capacity(
+                            &ctx.info.model,
+                            soonest,
+                            log,
+                            format!(
+                                "its queue_wait_ms of {} ms would pass first",
+                                queue.wait.as_millis()
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep_until(now + soonest).await;
                     continue;
                 }
             };
-            if let Some(used) = admission.quota_crossed {
-                tracing::warn!(
-                    target = %target,
-                    quota_used = used,
-                    "{target} has used {:.0}% of its daily free allowance",
-                    used * 100.0
-                );
+            if let Some((waiting, _)) = &place {
+                log.push_wait(waiting.waited());
             }
-            let Some(adapter) = snapshot.plugins.get(&provider.adapter) else {
-                log.push(
-                    &target,
-                    RouteOutcome::Skipped(format!("adapter '{}' not loaded", provider.adapter)),
-                );
-                continue;
-            };
-            let attempt = Attempt {
-                upstream: &self.upstream,
-                targets: &self.targets,
-                adapter,
-                provider,
-                target: &target,
-                deadline: ctx.deadline,
-                max_response_bytes: config.deadlines.max_response_bytes,
-                tenant: ctx.tenant(),
-            };
-            let attempt_started = Instant::now();
-            let attempt_wall = SystemTime::now();
-            let in_flight = InFlight::start(self.targets.local(&target));
-            let outcome = if ctx.info.stream {
-                attempt
-                    .stream(&body)
-                    .await
-                    .map(|open| Success::Stream(Box::new(open)))
-            } else {
-                attempt.json(&body).await.map(Success::Json)
-            };
-            ctx.record.attempts.push(AttemptSpan {
-                provider: target.provider.clone(),
-                model: target.model.clone(),
-                started: attempt_wall,
-                ended: SystemTime::now(),
-                error: outcome
-                    .as_ref()
-                    .err()
-                    .map(|e| kind_name(e.kind).to_string()),
-            });
-            let error = match outcome {
-                Ok(success) => {
-                    let took = attempt_started.elapsed();
-                    if let Some(key) = sticky_key {
-                        self.shared
-                            .sessions
-                            .set(key, target.clone(), config.sticky_ttl)
-                            .await;
-                    }
-                    log.push(&target, RouteOutcome::Ok(took));
-                    ctx.log_content = ctx.content_policy(config, provider);
-                    if ctx.log_content.prompts() {
-                        log_text(&ctx.record.id, "prompt", &body);
-                    }
-                    ctx.record.prices = provider
-                        .model_info
-                        .get(&target.model)
-                        .and_then(|m| Some((m.input_price?, m.output_price?)));
-                    ctx.record.target = Some(target.clone());
-                    return Ok(match success {
-                        Success::Json(completion) => {
-                            drop(in_flight);
-                            ctx.record.usage = completion.usage;
-                            self.targets
-                                .record_success(
-                                    &target,
-                                    took,
-                                    None,
-                                    admission,
-                                    ctx.record.used_tokens(),
-                                )
-                                .await;
-                            Committed::Json {
-                                target,
-                                completion,
-                                filters,
-                            }
-                        }
-                        Success::Stream(open) => Committed::Stream(Box::new(CommittedStream {
-                            target,
-                            open: *open,
-                            filters,
-                            in_flight,
-                            attempt_started,
-                            admission,
-                        })),
-                    });
-                }
-                Err(error) => error,
-            };
-            // A failed request is accounted to the last target that answered it.
-            ctx.record.target = Some(target.clone());
-            self.targets
-                .record_failure(
-                    &target,
-                    error.failure(),
-                    Instant::now(),
-                    admission,
-                    &config.digest,
-                )
-                .await;
-            tracing::debug!(request_id = %LogSafe(&ctx.record.id), target = %target, "attempt failed: {}", LogSafe(&error.message));
-            let retryable = error.retryable;
-            log.push(&target, RouteOutcome::Failed(error.clone()));
-            if !retryable {
-                return Err(refused_by_upstream(&error));
-            }
+            return Ok(self
+                .commit(snapshot, ctx, won, filters, sticky_key.as_deref(), &body)
+                .await);
         }
-        Err(log.exhausted(&ctx.info.model))
+    }
+
+    /// The answering attempt becomes the request's: sticky session, content policy, prices,
+    /// and either the whole answer (target state updated now) or the stream to relay.
+    async fn commit(
+        &self,
+        snapshot: &Snapshot,
+        ctx: &mut RequestContext,
+        won: Won<'_>,
+        filters: Vec<ActiveFilter>,
+        sticky_key: Option<&str>,
+        body: &str,
+    ) -> Committed {
+        let config = &snapshot.config;
+        let Won {
+            target,
+            provider,
+            success,
+            admission,
+            in_flight,
+            started,
+        } = won;
+        if let Some(key) = sticky_key {
+            self.shared
+                .sessions
+                .set(key.to_string(), target.clone(), config.sticky_ttl)
+                .await;
+        }
+        ctx.log_content = ctx.content_policy(config, provider);
+        if ctx.log_content.prompts() {
+            log_text(&ctx.record.id, "prompt", body);
+        }
+        ctx.record.prices = provider
+            .model_info
+            .get(&target.model)
+            .and_then(|m| Some((m.input_price?, m.output_price?)));
+        ctx.record.target = Some(target.clone());
+        let source = match success {
+            Success::Json(completion) => {
+                drop(in_flight);
+                ctx.record.usage = completion.usage;
+                self.targets
+                    .record_success(
+                        &target,
+                        started.elapsed(),
+                        None,
+                        admission,
+                        ctx.record.used_tokens(),
+                    )
+                    .await;
+                return Committed::Json {
+                    target,
+                    completion,
+                    filters,
+                };
+            }
+            Success::Stream(open) => StreamSource::Upstream(open),
+            Success::Replayed(completion) => {
+                ctx.record.usage = completion.usage;
+                match streaming::replay(&completion, ctx.info.include_usage) {
+                    Ok(chunks) => StreamSource::Replayed(chunks),
+                    Err(error) => StreamSource::Broken(error.message),
+                }
+            }
+        };
+        Committed::Stream(Box::new(CommittedStream {
+            target,
+            source,
+            filters,
+            in_flight,
+            attempt_started: started,
+            admission,
+        }))
+    }
+}
+
+/// Every target is out of capacity for longer than the request may wait: 429 with the real
+/// time the soonest one frees up.
+fn no_capacity(model: &str, soonest: Duration, log: &RouteLog, why: String) -> GatewayError {
+    GatewayError::RateLimited {
+        message: format!(
+            "every target for model '{model}' is rate-limited and capacity returns in {} ms, but {why}: {}",
+            soonest.as_millis(),
+            log.header_value()
+        ),
+        retry_after: soonest,
     }
 }

@@ -11,10 +11,13 @@
 //!
 //! Files, in the order a request meets them: `canonical` (what a request is), `resolve`
 //! (public model → route), `filters`, `order` (router call), `failover` (the attempt loop),
-//! `relay` (a committed stream), `route_log` (the explanation and the final error), `record`
-//! (the accounting); `health` runs beside them.
+//! `attempts` (one pass over the targets, hedged), `hedge` (the hedge budget), `queue`
+//! (waiting for capacity), `streaming` (targets that cannot stream, or only stream), `relay`
+//! (a committed stream), `route_log` (the explanation and the final error), `record` (the
+//! accounting); `health` runs beside them.
 
 mod assemble;
+mod attempts;
 mod cached;
 pub mod caller;
 pub mod canonical;
@@ -22,11 +25,14 @@ mod context;
 mod failover;
 mod filters;
 pub mod health;
+mod hedge;
 mod order;
+pub mod queue;
 pub mod record;
 mod relay;
 pub mod resolve;
 pub mod route_log;
+mod streaming;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -52,7 +58,10 @@ use crate::upstream::Upstream;
 use canonical::ChatRequestInfo;
 use context::RequestContext;
 use failover::Committed;
+use hedge::HedgeBudgets;
+use queue::WaitingRoom;
 use record::{Outcome, RequestRecord};
+use streaming::StreamFacts;
 
 /// What a request is served from: one consistent config and plugin set. Swapped whole on
 /// reload; a request keeps the snapshot it started with.
@@ -60,6 +69,8 @@ pub struct Snapshot {
     pub config: Config,
     pub plugins: PluginSet,
     pub loaded_at: SystemTime,
+    /// What targets' refusals taught this snapshot about their streaming.
+    pub learned: StreamFacts,
 }
 
 impl Snapshot {
@@ -68,6 +79,7 @@ impl Snapshot {
             config,
             plugins,
             loaded_at: SystemTime::now(),
+            learned: StreamFacts::default(),
         }
     }
 }
@@ -96,6 +108,10 @@ pub struct Gateway {
     pub cache: ResponseCache,
     /// Finished requests and reloads, for the dashboard.
     pub feed: Feed,
+    /// Requests waiting for capacity, one line per model.
+    pub waiting_room: WaitingRoom,
+    /// How many hedged attempts each model may still start.
+    hedge_budgets: HedgeBudgets,
 }
 
 impl Gateway {
@@ -123,6 +139,8 @@ impl Gateway {
             redis,
             cache,
             feed: Feed::default(),
+            waiting_room: WaitingRoom::default(),
+            hedge_budgets: HedgeBudgets::default(),
         })
     }
 }

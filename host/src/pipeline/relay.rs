@@ -4,7 +4,7 @@
 //! request's record, on this task, whatever happens.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -18,7 +18,7 @@ use crate::upstream::{AttemptError, OpenStream};
 
 use super::assemble::Assembler;
 use super::context::RequestContext;
-use super::failover::CommittedStream;
+use super::failover::{CommittedStream, StreamSource};
 use super::filters::{ActiveFilter, StreamFilter};
 use super::record::{AnswerTally, Outcome};
 use super::{Gateway, StreamEvent};
@@ -35,7 +35,12 @@ pub(super) struct Relay {
     gateway: Arc<Gateway>,
     ctx: RequestContext,
     target: TargetRef,
-    open: OpenStream,
+    /// The upstream stream; `None` when the answer is replayed from a whole one.
+    open: Option<OpenStream>,
+    /// Chunks in hand before the first read: the upstream's first, or a whole replayed answer.
+    first: Vec<adapter::Chunk>,
+    /// A replayed answer that could not be made into chunks.
+    broken: Option<String>,
     pending_filters: Vec<ActiveFilter>,
     filters: Vec<StreamFilter>,
     in_flight: InFlight,
@@ -56,11 +61,21 @@ impl Relay {
     ) -> Self {
         let answer = AnswerTally::new(ctx.log_content.answers());
         let for_cache = ctx.cache.stores().then(|| Assembler::new(MAX_ENTRY_BYTES));
+        let (open, first, broken) = match stream.source {
+            StreamSource::Upstream(mut open) => {
+                let first = std::mem::take(&mut open.pending);
+                (Some(*open), first, None)
+            }
+            StreamSource::Replayed(chunks) => (None, chunks, None),
+            StreamSource::Broken(why) => (None, Vec::new(), Some(why)),
+        };
         Relay {
             gateway,
             ctx,
             target: stream.target,
-            open: stream.open,
+            open,
+            first,
+            broken,
             pending_filters: stream.filters,
             filters: Vec::new(),
             in_flight: stream.in_flight,
@@ -79,51 +94,59 @@ impl Relay {
         }
         let ttft = self.attempt_started.elapsed();
         self.ctx.record.ttft = Some(ttft);
-        let mut chunks = std::mem::take(&mut self.open.pending);
-        let mut outcome: Result<(), StreamEnd> = Ok(());
-        let idle = self.open.idle_timeout;
-        let deadline = self.open.deadline;
+        let mut chunks = std::mem::take(&mut self.first);
+        let mut outcome: Result<(), StreamEnd> = match self.broken.take() {
+            Some(why) => Err(StreamEnd::Broken(why)),
+            None => Ok(()),
+        };
+        let (idle, deadline) = self
+            .open
+            .as_ref()
+            .map_or((Duration::ZERO, self.ctx.deadline), |open| {
+                (open.idle_timeout, open.deadline)
+            });
         // Progress is a decoded chunk, not a byte: an upstream dripping bytes that never make
         // an event is cut after `idle` like a silent one.
         let mut quiet_until = tokio::time::Instant::now() + idle;
-        loop {
-            if let Err(end) = self.send(&tx, chunks).await {
+        while outcome.is_ok() {
+            if let Err(end) = self.send(&tx, std::mem::take(&mut chunks)).await {
                 outcome = Err(end);
                 break;
             }
-            if self.open.finished {
+            let Some(open) = self.open.as_mut().filter(|open| !open.finished) else {
                 break;
-            }
-            chunks =
-                match tokio::time::timeout_at(quiet_until.min(deadline), self.open.next_chunks())
-                    .await
-                {
-                    Ok(Ok(chunks)) => {
-                        if !chunks.is_empty() {
-                            quiet_until = tokio::time::Instant::now() + idle;
-                        }
-                        chunks
+            };
+            chunks = match tokio::time::timeout_at(quiet_until.min(deadline), open.next_chunks())
+                .await
+            {
+                Ok(Ok(chunks)) => {
+                    if !chunks.is_empty() {
+                        quiet_until = tokio::time::Instant::now() + idle;
                     }
-                    Ok(Err(error)) => {
-                        outcome = Err(StreamEnd::Broken(error.message));
-                        break;
-                    }
-                    Err(_) if quiet_until < deadline => {
-                        outcome = Err(StreamEnd::Broken(format!(
-                            "the upstream sent no chunk for {} ms",
-                            idle.as_millis()
-                        )));
-                        break;
-                    }
-                    Err(_) => {
-                        outcome = Err(StreamEnd::Broken(
-                            "the request's deadline (server.request_timeout_ms) passed".into(),
-                        ));
-                        break;
-                    }
-                };
+                    chunks
+                }
+                Ok(Err(error)) => {
+                    outcome = Err(StreamEnd::Broken(error.message));
+                    break;
+                }
+                Err(_) if quiet_until < deadline => {
+                    outcome = Err(StreamEnd::Broken(format!(
+                        "the upstream sent no chunk for {} ms",
+                        idle.as_millis()
+                    )));
+                    break;
+                }
+                Err(_) => {
+                    outcome = Err(StreamEnd::Broken(
+                        "the request's deadline (server.request_timeout_ms) passed".into(),
+                    ));
+                    break;
+                }
+            };
         }
-        self.open.close().await;
+        if let Some(open) = &mut self.open {
+            open.close().await;
+        }
         if outcome.is_ok() {
             outcome = self.finish_filters(&tx).await;
         }

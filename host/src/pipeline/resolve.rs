@@ -3,7 +3,7 @@
 //! says of it rules this request out. Unknown facts never exclude a target: the upstream
 //! decides.
 
-use crate::config::{Config, OnRouterError, Provider, TargetRef};
+use crate::config::{Config, HedgePolicy, OnRouterError, Provider, QueuePolicy, TargetRef};
 
 use super::canonical::ChatRequestInfo;
 
@@ -14,6 +14,8 @@ pub struct Route<'a> {
     pub on_router_error: OnRouterError,
     pub filters: Vec<&'a str>,
     pub targets: Vec<TargetRef>,
+    pub hedge: Option<HedgePolicy>,
+    pub queue: Option<QueuePolicy>,
 }
 
 pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
@@ -27,6 +29,8 @@ pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
                 .chain(public.filters.iter().map(String::as_str))
                 .collect(),
             targets: public.targets.clone(),
+            hedge: public.hedge,
+            queue: public.queue,
         });
     }
     // "provider/model" reaches one provider model directly.
@@ -41,6 +45,8 @@ pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
             provider: provider.to_string(),
             model: upstream_model.to_string(),
         }],
+        hedge: None,
+        queue: None,
     })
 }
 

@@ -31,6 +31,10 @@ pub enum RouteOutcome {
     OverLimit(&'static str, Duration),
     /// The response cache held this target's answer, stored this long ago.
     Cached(Duration),
+    /// Started, then cancelled after this long: another (hedged) attempt answered first.
+    Cancelled(Duration),
+    /// The request waited this long for capacity (`queue_wait_ms`) before the next pass.
+    Waited(Duration),
 }
 
 impl From<Refusal> for RouteOutcome {
@@ -65,6 +69,13 @@ impl RouteOutcome {
                 format!("skipped ({limit} limit reached, frees in {})", human(*wait))
             }
             RouteOutcome::Cached(age) => format!("cached answer, stored {} ago", human(*age)),
+            RouteOutcome::Cancelled(after) => format!(
+                "cancelled after {} ms, another attempt answered first",
+                after.as_millis()
+            ),
+            RouteOutcome::Waited(waited) => {
+                format!("waited {} ms for capacity", waited.as_millis())
+            }
         }
     }
 
@@ -77,6 +88,8 @@ impl RouteOutcome {
             RouteOutcome::Cooling(_) => "cooling",
             RouteOutcome::OverLimit(..) => "over-limit",
             RouteOutcome::Cached(_) => "cached",
+            RouteOutcome::Cancelled(_) => "cancelled",
+            RouteOutcome::Waited(_) => "waited",
         }
     }
 }
@@ -86,11 +99,55 @@ impl RouteLog {
         self.entries.push((target.to_string(), outcome));
     }
 
+    /// An attempt started beside a slow one: the route names it `provider/model (hedge)`.
+    pub fn push_hedge(&mut self, target: &TargetRef, outcome: RouteOutcome) {
+        self.entries.push((format!("{target} (hedge)"), outcome));
+    }
+
+    /// The request waited for capacity between two passes over its targets.
+    pub fn push_wait(&mut self, waited: Duration) {
+        self.entries
+            .push(("queue".to_string(), RouteOutcome::Waited(waited)));
+    }
+
+    /// Upstream requests made: answered, failed, or cancelled when a hedge won.
     pub fn attempts(&self) -> usize {
         self.entries
             .iter()
-            .filter(|(_, o)| matches!(o, RouteOutcome::Ok(_) | RouteOutcome::Failed(_)))
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    RouteOutcome::Ok(_) | RouteOutcome::Failed(_) | RouteOutcome::Cancelled(_)
+                )
+            })
             .count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// When the soonest target has capacity again, judged from the outcomes logged since
+    /// `from`: rate limits, cooldowns and bucket refills the gateway knows the end of. `None`
+    /// when none of them is such a wait (nothing would come back by waiting).
+    pub fn capacity_returns_in(&self, from: usize) -> Option<Duration> {
+        self.entries
+            .iter()
+            .skip(from)
+            .filter_map(|(_, o)| match o {
+                RouteOutcome::Cooling(d) | RouteOutcome::OverLimit(_, d) => Some(*d),
+                RouteOutcome::Failed(e)
+                    if matches!(e.kind, ErrorKind::RateLimited | ErrorKind::QuotaExhausted) =>
+                {
+                    Some(e.retry_after.unwrap_or(Duration::from_secs(1)))
+                }
+                _ => None,
+            })
+            .min()
     }
 
     /// Header-safe: printable ASCII only.

@@ -276,6 +276,9 @@ struct Instance {
     store: Store<PluginState>,
     bindings: registry::WorldBindings,
     faulted: bool,
+    /// A call is under way: a lease dropped now (its request cancelled, a hedge lost) left
+    /// the guest mid-call, so the instance is not pooled.
+    in_call: bool,
 }
 
 impl Plugin {
@@ -328,6 +331,7 @@ impl Plugin {
                 store,
                 bindings,
                 faulted: false,
+                in_call: false,
             }),
         })
     }
@@ -422,6 +426,7 @@ impl Lease {
             }
         };
         plugin.stats.calls.fetch_add(1, Ordering::Relaxed);
+        instance.in_call = true;
         instance.store.set_epoch_deadline(plugin.deadline_ticks());
         Ok((&mut instance.store, &instance.bindings))
     }
@@ -439,6 +444,9 @@ impl Lease {
     /// Finish a call: a trap marks the instance as faulted (it is dropped, never pooled) and
     /// becomes a `PluginFault` naming the plugin.
     pub fn exit<R>(&mut self, name: &str, result: wasmtime::Result<R>) -> Result<R, PluginFault> {
+        if let Some(instance) = self.instance.as_mut() {
+            instance.in_call = false;
+        }
         match result {
             Ok(value) => {
                 self.plugin.quarantine.success();
@@ -485,7 +493,7 @@ impl Drop for Lease {
         let Some(instance) = self.instance.take() else {
             return;
         };
-        if instance.faulted || self.plugin.limits.mode != InstanceMode::Pooled {
+        if instance.faulted || instance.in_call || self.plugin.limits.mode != InstanceMode::Pooled {
             return;
         }
         // A full pool drops its oldest idle instance (after the lock is released): the pool

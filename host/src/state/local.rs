@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::latency::FirstAnswerHistogram;
+
 /// Why a target was not tried, without a network call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
@@ -90,6 +92,9 @@ struct Stats {
     quota_warned: bool,
     /// Why the last health check failed, while it keeps failing.
     health_failed: Option<String>,
+    /// Time to the first chunk of streamed answers, and to the whole of the others.
+    first_chunk: FirstAnswerHistogram,
+    whole_answer: FirstAnswerHistogram,
 }
 
 /// This instance's view of one target.
@@ -210,9 +215,36 @@ impl TargetState {
         stats.latency_ms = ewma(stats.latency_ms, latency.as_secs_f32() * 1000.0);
         if let Some(ttft) = ttft {
             stats.ttft_ms = ewma(stats.ttft_ms, ttft.as_secs_f32() * 1000.0);
+            stats.first_chunk.record(ttft);
+        } else {
+            stats.whole_answer.record(latency);
         }
         stats.error_rate *= 1.0 - EWMA_WEIGHT;
         stats.consecutive_rate_limits = 0;
+    }
+
+    /// The 95th percentile of the time to a first chunk (`stream`) or to a whole answer, once
+    /// enough answers were seen.
+    pub fn first_answer_p95(&self, stream: bool) -> Option<Duration> {
+        let stats = self.stats();
+        let histogram = if stream {
+            &stats.first_chunk
+        } else {
+            &stats.whole_answer
+        };
+        histogram.quantile(0.95)
+    }
+
+    /// An attempt cancelled after `waited` without an answer (it lost to a hedge): its first
+    /// answer would have come no sooner, so the tail estimate counts it as that slow rather
+    /// than forgetting the slowest attempts.
+    pub fn record_unanswered(&self, waited: Duration, stream: bool) {
+        let mut stats = self.stats();
+        if stream {
+            stats.first_chunk.record(waited);
+        } else {
+            stats.whole_answer.record(waited);
+        }
     }
 
     /// Record a failure. For a rate limit, returns how long to cool down: exactly what the

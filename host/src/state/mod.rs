@@ -20,6 +20,7 @@
 pub mod buckets;
 pub mod keyring;
 pub mod keys;
+pub mod latency;
 pub mod local;
 pub mod memory;
 pub mod persist;

@@ -184,6 +184,24 @@ impl Targets {
         self.local(target).record_success(latency, ttft);
     }
 
+    /// An attempt cancelled before it answered (another, hedged, attempt answered first): no
+    /// verdict on the target, but a half-open probe it carried is given back, and the tail
+    /// estimate learns it was at least `waited` slow. What it took from the buckets stays
+    /// taken: the upstream saw the request.
+    pub fn abandon(
+        &self,
+        target: &TargetRef,
+        admission: Admission,
+        waited: Duration,
+        stream: bool,
+    ) {
+        let local = self.local(target);
+        if admission.probe {
+            local.release_probe();
+        }
+        local.record_unanswered(waited, stream);
+    }
+
     /// Record a failure; rate limits start a cooldown (see [`TargetState::record_failure`]).
     pub async fn record_failure(
         &self,

@@ -1,0 +1,327 @@
+//! One pass over a model's ordered targets: admit a target against its live state, start its
+//! attempt, and — when the model hedges (`hedge_after_ms`) — start the next admitted target
+//! beside an attempt that has not answered in time. The first attempt to answer (a stream's
+//! first chunk, or a whole answer) wins; every other one is dropped at once, which closes its
+//! connection and hands its plugin instance back, and is logged as cancelled. Failures move on
+//! as failover always did: a deterministic one ends the pass (and cancels the rest), a
+//! retryable one starts the next target once nothing else is running.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::config::{HedgeAfter, HedgePolicy, Provider, TargetRef};
+use crate::error::GatewayError;
+use crate::plugins::Plugin;
+use crate::state::{Admission, InFlight};
+use crate::telemetry::AttemptSpan;
+use crate::upstream::error::kind_name;
+use crate::upstream::{Attempt, AttemptError};
+
+use super::context::RequestContext;
+use super::record::LogSafe;
+use super::route_log::{RouteLog, RouteOutcome, refused_by_upstream};
+use super::streaming::{self, Success};
+use super::{Gateway, Snapshot};
+
+type Running<'a> =
+    Pin<Box<dyn Future<Output = (usize, Result<Success, AttemptError>)> + Send + 'a>>;
+
+/// An attempt under way, and what it holds until it ends.
+struct Live<'a> {
+    target: TargetRef,
+    provider: &'a Provider,
+    adapter: &'a Arc<Plugin>,
+    admission: Admission,
+    in_flight: InFlight,
+    started: Instant,
+    wall: SystemTime,
+    /// Started beside a slow attempt rather than after a failed one.
+    hedge: bool,
+}
+
+/// The attempt that answered, with what its commit needs.
+pub(super) struct Won<'a> {
+    pub target: TargetRef,
+    pub provider: &'a Provider,
+    pub success: Success,
+    pub admission: Admission,
+    pub in_flight: InFlight,
+    pub started: Instant,
+}
+
+pub(super) enum PassEnd<'a> {
+    Won(Won<'a>),
+    /// A failure no other target would do better with, or the request's deadline.
+    Stop(GatewayError),
+    /// Every target was refused or failed in a way another target might not.
+    Exhausted,
+}
+
+/// What a pass needs besides the request.
+#[derive(Clone, Copy)]
+pub(super) struct Pass<'a> {
+    pub snapshot: &'a Snapshot,
+    pub order: &'a [TargetRef],
+    pub body: &'a str,
+    pub estimated_tokens: u64,
+    pub hedge: Option<HedgePolicy>,
+}
+
+impl Gateway {
+    pub(super) async fn attempt_pass<'a>(
+        &'a self,
+        pass: Pass<'a>,
+        ctx: &mut RequestContext,
+        log: &mut RouteLog,
+    ) -> PassEnd<'a> {
+        let stream = ctx.info.stream;
+        let mut next = 0;
+        let mut running: FuturesUnordered<Running<'a>> = FuturesUnordered::new();
+        let mut live: Vec<Option<Live<'a>>> = Vec::new();
+        let mut hedges_left = pass.hedge.map_or(0, |h| h.max_hedges);
+        let mut hedge_at = None;
+        loop {
+            if running.is_empty() {
+                match self.start_next(&pass, ctx, log, &mut next, false).await {
+                    Ok(Some(started)) => {
+                        hedge_at = self.hedge_time(&pass, &started, stream, hedges_left);
+                        running.push(self.launch(&pass, &started, live.len(), ctx));
+                        live.push(Some(started));
+                    }
+                    Ok(None) => return PassEnd::Exhausted,
+                    Err(error) => return PassEnd::Stop(error),
+                }
+                continue;
+            }
+            tokio::select! {
+                Some((slot, outcome)) = running.next() => {
+                    let Some(ended) = live[slot].take() else { continue };
+                    ctx.record.attempts.push(span(&ended, outcome.as_ref().err()));
+                    let error = match outcome {
+                        Ok(success) => {
+                            self.cancel_losers(ctx, log, live, stream);
+                            if ended.hedge {
+                                self.metrics.hedges.with_label_values(&[&ctx.info.model, "won"]).inc();
+                            }
+                            push(log, &ended, RouteOutcome::Ok(ended.started.elapsed()));
+                            return PassEnd::Won(Won {
+                                target: ended.target,
+                                provider: ended.provider,
+                                success,
+                                admission: ended.admission,
+                                in_flight: ended.in_flight,
+                                started: ended.started,
+                            });
+                        }
+                        Err(error) => error,
+                    };
+                    let config = &pass.snapshot.config;
+                    // A failed request is accounted to the last target that answered it.
+                    ctx.record.target = Some(ended.target.clone());
+                    self.targets
+                        .record_failure(&ended.target, error.failure(), Instant::now(), ended.admission, &config.digest)
+                        .await;
+                    tracing::debug!(request_id = %LogSafe(&ctx.record.id), target = %ended.target, "attempt failed: {}", LogSafe(&error.message));
+                    push(log, &ended, RouteOutcome::Failed(error.clone()));
+                    if !error.retryable {
+                        self.cancel_losers(ctx, log, live, stream);
+                        return PassEnd::Stop(refused_by_upstream(&error));
+                    }
+                }
+                () = sleep_until(hedge_at) => {
+                    hedge_at = None;
+                    if next >= pass.order.len() {
+                        continue;
+                    }
+                    let model = ctx.info.model.clone();
+                    let budget = pass.hedge.map_or(0.0, |h| h.budget);
+                    if !self.hedge_budgets.spend(&model, budget, Instant::now()) {
+                        self.metrics.hedges.with_label_values(&[&model, "over_budget"]).inc();
+                        continue;
+                    }
+                    if let Ok(Some(started)) = self.start_next(&pass, ctx, log, &mut next, true).await {
+                        hedges_left -= 1;
+                        self.metrics.hedges.with_label_values(&[&model, "started"]).inc();
+                        tracing::debug!(request_id = %LogSafe(&ctx.record.id), target = %started.target, "hedging: no first token in time from the attempt before");
+                        hedge_at = self.hedge_time(&pass, &started, stream, hedges_left);
+                        running.push(self.launch(&pass, &started, live.len(), ctx));
+                        live.push(Some(started));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drop the attempts still running (their futures are gone once the pass returns) and
+    /// say so in the route log and the trace.
+    fn cancel_losers(
+        &self,
+        ctx: &mut RequestContext,
+        log: &mut RouteLog,
+        live: Vec<Option<Live<'_>>>,
+        stream: bool,
+    ) {
+        for loser in live.into_iter().flatten() {
+            let waited = loser.started.elapsed();
+            self.targets
+                .abandon(&loser.target, loser.admission, waited, stream);
+            ctx.record.attempts.push(AttemptSpan {
+                provider: loser.target.provider.clone(),
+                model: loser.target.model.clone(),
+                started: loser.wall,
+                ended: SystemTime::now(),
+                error: Some("cancelled".into()),
+            });
+            push(log, &loser, RouteOutcome::Cancelled(waited));
+        }
+    }
+
+    /// When to start a hedge beside `started`, if this request may still hedge.
+    fn hedge_time(
+        &self,
+        pass: &Pass<'_>,
+        started: &Live<'_>,
+        stream: bool,
+        hedges_left: u32,
+    ) -> Option<tokio::time::Instant> {
+        let policy = pass.hedge.filter(|_| hedges_left > 0)?;
+        let after = match policy.after {
+            HedgeAfter::Fixed(after) => after,
+            HedgeAfter::Auto => self
+                .targets
+                .local(&started.target)
+                .first_answer_p95(stream)?,
+        };
+        Some(tokio::time::Instant::from_std(started.started + after))
+    }
+
+    /// Admit the next target of the order that may be tried now; `None` when none is left.
+    /// Refusals go into the route log.
+    async fn start_next<'a>(
+        &'a self,
+        pass: &Pass<'a>,
+        ctx: &RequestContext,
+        log: &mut RouteLog,
+        next: &mut usize,
+        hedge: bool,
+    ) -> Result<Option<Live<'a>>, GatewayError> {
+        let config = &pass.snapshot.config;
+        while let Some(target) = pass.order.get(*next) {
+            *next += 1;
+            if tokio::time::Instant::now() >= ctx.deadline {
+                return Err(GatewayError::UpstreamTimeout {
+                    message: format!(
+                        "the request's deadline of {} ms (server.request_timeout_ms) passed: {}",
+                        config.deadlines.request.as_millis(),
+                        log.header_value()
+                    ),
+                });
+            }
+            let Some(provider) = config.providers.get(&target.provider) else {
+                continue;
+            };
+            let Some(adapter) = pass.snapshot.plugins.get(&provider.adapter) else {
+                log.push(
+                    target,
+                    RouteOutcome::Skipped(format!("adapter '{}' not loaded", provider.adapter)),
+                );
+                continue;
+            };
+            let limits = provider.limits(&target.model);
+            let admission = match self
+                .targets
+                .admit(
+                    target,
+                    limits,
+                    pass.estimated_tokens,
+                    &config.digest,
+                    Instant::now(),
+                )
+                .await
+            {
+                Ok(admission) => admission,
+                Err(refusal) => {
+                    log.push(target, RouteOutcome::from(refusal));
+                    continue;
+                }
+            };
+            if let Some(used) = admission.quota_crossed {
+                tracing::warn!(
+                    target = %target,
+                    quota_used = used,
+                    "{target} has used {:.0}% of its daily free allowance",
+                    used * 100.0
+                );
+            }
+            return Ok(Some(Live {
+                target: target.clone(),
+                provider,
+                adapter,
+                admission,
+                in_flight: InFlight::start(self.targets.local(target)),
+                started: Instant::now(),
+                wall: SystemTime::now(),
+                hedge,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The attempt itself, as a future the pass can race and drop.
+    fn launch<'a>(
+        &'a self,
+        pass: &Pass<'a>,
+        live: &Live<'a>,
+        slot: usize,
+        ctx: &RequestContext,
+    ) -> Running<'a> {
+        let target = live.target.clone();
+        let (provider, adapter) = (live.provider, live.adapter);
+        let (snapshot, body) = (pass.snapshot, pass.body);
+        let (deadline, stream, tenant) = (ctx.deadline, ctx.info.stream, ctx.tenant());
+        Box::pin(async move {
+            let attempt = Attempt {
+                upstream: &self.upstream,
+                targets: &self.targets,
+                adapter,
+                provider,
+                target: &target,
+                deadline,
+                max_response_bytes: snapshot.config.deadlines.max_response_bytes,
+                tenant,
+            };
+            let outcome = streaming::attempt(&attempt, &snapshot.learned, stream, body).await;
+            (slot, outcome)
+        })
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn push(log: &mut RouteLog, attempt: &Live<'_>, outcome: RouteOutcome) {
+    if attempt.hedge {
+        log.push_hedge(&attempt.target, outcome);
+    } else {
+        log.push(&attempt.target, outcome);
+    }
+}
+
+fn span(attempt: &Live<'_>, error: Option<&AttemptError>) -> AttemptSpan {
+    AttemptSpan {
+        provider: attempt.target.provider.clone(),
+        model: attempt.target.model.clone(),
+        started: attempt.wall,
+        ended: SystemTime::now(),
+        error: error.map(|e| kind_name(e.kind).to_string()),
+    }
+}

@@ -1,0 +1,179 @@
+"""Waiting for capacity (`models.<m>.queue_wait_ms`, `queue_max`): when every target of a model
+is rate-limited or cooling down and the gateway knows when one frees up — a bucket refill at the
+catalog's rate, the end of an upstream's Retry-After — the request waits for that moment in the
+model's line instead of failing, first come first served. A request that would wait past its
+limit gets a 429 with a Retry-After computed from the real refill time, in its client's dialect;
+a client that goes away leaves the line. Metrics: queue depth and wait time."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+import time
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+import mock_openai as mo
+from harness import base_config, keys_for, poll, provider, sample_sum, scrape
+
+
+@pytest.fixture
+def world(mocks, gateways) -> dict[str, Any]:
+    q = mocks.add("mock-q")
+    cfg = base_config(
+        admin={"listen": "127.0.0.1:0"},
+        providers={"mock-q": provider(q, {"gpt-q": {}, "gpt-rpm": {"rpm": 60}})},
+        models={
+            "waits": {"targets": ["mock-q/gpt-q"], "queue_wait_ms": 4000},
+            "impatient": {"targets": ["mock-q/gpt-q"], "queue_wait_ms": 500},
+            "short-line": {"targets": ["mock-q/gpt-q"], "queue_wait_ms": 4000, "queue_max": 1},
+            "metered": {"targets": ["mock-q/gpt-rpm"], "queue_wait_ms": 3000},
+            "fails-fast": {"targets": ["mock-q/gpt-q"]},
+        },
+    )
+    gw = gateways.start(cfg, env=keys_for(q))
+    gw.wait_admin()
+    return {"gw": gw, "q": q}
+
+
+def metrics(gw) -> list[Any]:
+    with gw.admin() as admin:
+        return scrape(admin.get("/metrics").text)
+
+
+def ask(gw, model: str, content: str = "hi", **kw: Any) -> Any:
+    return gw.client(**kw).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": content}])
+
+
+def start_cooldown(gw) -> None:
+    """Send one request to a model that does not wait: its 429 starts the target's cooldown."""
+    with gw.http() as http:
+        r = http.post("/v1/chat/completions", json={
+            "model": "fails-fast", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 429, r.text
+
+
+def test_a_request_waits_out_a_known_cooldown_instead_of_failing(world):
+    gw, q = world["gw"], world["q"]
+    q.script(mo.rate_limited(1, model="gpt-q"))
+    t0 = time.monotonic()
+    raw = ask(gw, "waits")
+    took = time.monotonic() - t0
+    assert raw.parse().choices[0].message.content == "hello from mock-q"
+    assert 0.9 <= took < 2.0, took
+    route = raw.headers["x-freeway-route"]
+    assert "mock-q/gpt-q: 429" in route and "queue: waited" in route, route
+    first, second = q.chat_requests
+    assert 0.95 <= second.at - first.at < 1.3, "woken at the cooldown's end, not later"
+    samples = metrics(gw)
+    assert sample_sum(samples, "freeway_queue_wait_seconds_count", model="waits") == 1
+    assert sample_sum(samples, "freeway_queue_depth", model="waits") == 0
+
+
+def test_a_request_over_the_catalog_rate_waits_for_the_bucket_to_refill(world):
+    gw, q = world["gw"], world["q"]
+    with gw.http() as http:
+        def one(_: int) -> int:
+            return http.post("/v1/chat/completions", json={
+                "model": "metered", "messages": [{"role": "user", "content": "x"}]}).status_code
+
+        # rpm = 60: the bucket holds 60 and refills one a second; drain it well within it.
+        with ThreadPoolExecutor(6) as pool:
+            assert set(pool.map(one, range(60))) == {200}
+        r = http.post("/v1/chat/completions", json={
+            "model": "metered", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 200, r.text
+    assert "requests per minute limit" in r.headers["x-freeway-route"]
+    calls = q.chat_requests
+    assert len(calls) == 61
+    # The bucket had one request again a second after the first was taken.
+    assert 0.95 <= calls[-1].at - calls[0].at < 1.3, calls[-1].at - calls[0].at
+
+
+def test_fifo_within_the_line(world):
+    gw, q = world["gw"], world["q"]
+    q.script(mo.rate_limited(1, model="gpt-q"))
+    start_cooldown(gw)
+    order: list[str] = []
+
+    def call(name: str) -> None:
+        ask(gw, "waits", content=name)
+        order.append(name)
+
+    threads = []
+    for name in ("first", "second", "third"):
+        t = threading.Thread(target=call, args=(name,))
+        t.start()
+        threads.append(t)
+        time.sleep(0.1)
+    for t in threads:
+        t.join(10)
+    served = [r.json["messages"][0]["content"] for r in q.chat_requests[1:]]
+    assert served == ["first", "second", "third"], served
+
+
+@pytest.mark.parametrize("dialect", ["chat", "messages", "responses"])
+def test_a_wait_past_the_limit_is_a_429_with_the_real_retry_after(world, dialect):
+    gw, q = world["gw"], world["q"]
+    q.script(mo.rate_limited(3, model="gpt-q"))
+    t0 = time.monotonic()
+    if dialect == "messages":
+        sdk = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0)
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            sdk.messages.create(model="impatient", max_tokens=10,
+                                messages=[{"role": "user", "content": "hi"}])
+        assert caught.value.body["error"]["type"] == "rate_limit_error"
+    elif dialect == "responses":
+        with pytest.raises(openai.RateLimitError) as caught:
+            gw.client().responses.create(model="impatient", input="hi")
+    else:
+        with pytest.raises(openai.RateLimitError) as caught:
+            ask(gw, "impatient")
+        assert caught.value.code == "rate_limited"
+    assert time.monotonic() - t0 < 1.5, "a wait that cannot succeed (3 s > 500 ms) is refused at once"
+    assert caught.value.response.headers["retry-after"] == "3"
+    assert "queue_wait_ms of 500 ms" in str(caught.value)
+
+
+def test_a_full_line_refuses_at_once(world):
+    gw, q = world["gw"], world["q"]
+    q.script(mo.rate_limited(2, model="gpt-q"))
+    start_cooldown(gw)
+    waiter = threading.Thread(target=ask, args=(gw, "short-line"))
+    waiter.start()
+    poll(lambda: sample_sum(metrics(gw), "freeway_queue_depth", model="short-line") == 1,
+         what="the first request waiting")
+    with pytest.raises(openai.RateLimitError) as caught:
+        ask(gw, "short-line")
+    assert "queue_max" in str(caught.value)
+    waiter.join(10)
+
+
+def test_a_client_that_goes_away_leaves_the_line(world):
+    gw, q = world["gw"], world["q"]
+    q.script(mo.rate_limited(3, model="gpt-q"))
+    start_cooldown(gw)
+    with pytest.raises(httpx.ReadTimeout):
+        with gw.http() as http:
+            http.post("/v1/chat/completions", timeout=0.5, json={
+                "model": "waits", "messages": [{"role": "user", "content": "bye"}]})
+    poll(lambda: sample_sum(metrics(gw), "freeway_queue_depth", model="waits") == 0,
+         what="the abandoned request leaving the line")
+    time.sleep(3)
+    assert len(q.chat_requests) == 1, "nobody waits for the cooldown's end any more"
+
+
+def test_queue_settings_are_validated(gateways, mocks):
+    m = mocks.add("m")
+    for bad, says in [({"queue_wait_ms": 0}, "queue_wait_ms"),
+                      ({"queue_max": 3}, "queue_wait_ms"),
+                      ({"queue_wait_ms": 100, "queue_max": 0}, "queue_max")]:
+        cfg = base_config(providers={"m": provider(m, ["x"])},
+                          models={"x": {"targets": ["m/x"], **bad}})
+        out = gateways.start_refused(cfg, env=keys_for(m))
+        assert f"models.x.{says}" in out, out
