@@ -16,12 +16,6 @@ use freeway::cli::keys::KeysCommand;
 use freeway::pipeline::Gateway;
 use freeway::{cli, pipeline, reload, server};
 
-/// mimalloc rather than glibc's malloc: a request makes a few hundred short-lived allocations
-/// (JSON values, header maps, canonical-ABI strings) across tokio's worker threads, where
-/// glibc's arenas spent ~12% of the gateway's CPU at saturation (`perf`, pooled mode).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "freeway",
