@@ -372,7 +372,7 @@ def test_plugin_built_for_another_contract_version_is_refused_and_listed(gateway
         line = gw.wait_for_log(re.compile(r"refused"), since=mark, timeout=DETECT)
         load.wait_count(len(load.snapshot()) + 20)
     load.assert_no_failures()
-    assert "built for freeway:plugin@0.1.9" in line and "speaks freeway:plugin@0.2.0" in line, line
+    assert "built for freeway:plugin@0.1.9" in line and "speaks freeway:plugin@0.2.1" in line, line
     assert "rebuild it against wit/freeway.wit" in line, line
     assert loaded(gw)["flip-router"]["version"] == "1.0.0"
     rejected = [r for r in admin_plugins(gw)["rejected"] if r["file"].endswith("/flip-router.wasm")]

@@ -257,4 +257,11 @@ pub struct Model {
     pub log_content: Option<LogContent>,
     /// Which requests the response cache may answer: "auto" (temperature 0), "always", "never".
     pub cache: Option<CachePolicy>,
+    /// "refuse" (default) or the name of a fitter plugin ("middle-out", "summarize").
+    pub context_fit: Option<String>,
+    /// Settings handed to the fitter plugin.
+    pub context_fit_settings: Option<toml::Table>,
+    pub max_input_tokens: Option<u32>,
+    #[serde(default)]
+    pub escalate_on: Vec<super::EscalateOn>,
 }

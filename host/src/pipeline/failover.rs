@@ -1,7 +1,9 @@
 //! The failover loop: resolve the model, run the request filters, ask the router for an
 //! order (a sticky session's target first), then try each target — admission against its
-//! live state, one upstream attempt, its outcome recorded — until one commits or a failure
-//! says no other target would do better. Every target's outcome goes into the route log.
+//! live state, the body fitted to its limits, one upstream attempt, its outcome recorded —
+//! until one commits or a failure says no other target would do better; a whole answer the
+//! model escalates on moves on too, kept in case nothing better comes. Every target's outcome
+//! goes into the route log.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -19,7 +21,9 @@ use crate::upstream::{Attempt, OpenStream};
 use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
 use super::context::RequestContext;
+use super::escalate;
 use super::filters::{self, ActiveFilter};
+use super::fit::{FitBody, Fits};
 use super::record::{LogSafe, log_text};
 use super::resolve::resolve;
 use super::route_log::{RouteLog, RouteOutcome, refused_by_upstream};
@@ -48,6 +52,14 @@ pub(super) struct CommittedStream {
     pub in_flight: InFlight,
     pub attempt_started: Instant,
     pub admission: Admission,
+}
+
+/// An escalated answer kept in case no later target does better.
+struct Kept {
+    worth: u8,
+    target: TargetRef,
+    completion: adapter::Completion,
+    fit: Option<String>,
 }
 
 enum Success {
@@ -94,7 +106,9 @@ impl Gateway {
             return Ok(Committed::Cached(Box::new(hit)));
         }
 
-        let mut order = self.order_targets(snapshot, &route, ctx, log).await?;
+        let mut order = self
+            .order_targets(snapshot, &route, ctx, &body, log)
+            .await?;
         let sticky_key = (!config.sticky_ttl.is_zero())
             .then(|| ctx.sticky_key())
             .flatten();
@@ -117,8 +131,12 @@ impl Gateway {
                 .await
                 .map_err(|refusal| refused(&caller.name, refusal))?;
         }
-        let estimated_tokens = u64::from(ctx.info.prompt_tokens)
-            + u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
+        let output_tokens = u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
+        let mut fits = Fits::default();
+        let escalating = !route.escalate_on.is_empty() && !ctx.info.stream;
+        let wants_json = escalating && escalate::wants_json(&body);
+        // The best escalated answer so far, with its worth: served if nothing better comes.
+        let mut kept: Option<Kept> = None;
         for target in order {
             if tokio::time::Instant::now() >= ctx.deadline {
                 return Err(GatewayError::UpstreamTimeout {
@@ -132,6 +150,31 @@ impl Gateway {
             let Some(provider) = config.providers.get(&target.provider) else {
                 continue;
             };
+            let fitted = match self
+                .fit_for(
+                    snapshot,
+                    route.context_fit,
+                    route.max_input_tokens,
+                    ctx,
+                    provider,
+                    &target,
+                    &body,
+                    &mut fits,
+                )
+                .await
+            {
+                Ok(FitBody::AsIs) => None,
+                Ok(FitBody::Fitted(fitted, report)) => Some((fitted, report)),
+                Err(outcome) => {
+                    log.push(&target, outcome);
+                    continue;
+                }
+            };
+            let (send, prompt_tokens) = match &fitted {
+                Some((fitted, report)) => (&**fitted, report.prompt_tokens),
+                None => (body.as_str(), ctx.info.prompt_tokens),
+            };
+            let estimated_tokens = u64::from(prompt_tokens) + output_tokens;
             let limits = provider.limits(&target.model);
             let admission = match self
                 .targets
@@ -179,11 +222,11 @@ impl Gateway {
             let in_flight = InFlight::start(self.targets.local(&target));
             let outcome = if ctx.info.stream {
                 attempt
-                    .stream(&body)
+                    .stream(send)
                     .await
                     .map(|open| Success::Stream(Box::new(open)))
             } else {
-                attempt.json(&body).await.map(Success::Json)
+                attempt.json(send).await.map(Success::Json)
             };
             ctx.record.attempts.push(AttemptSpan {
                 provider: target.provider.clone(),
@@ -196,8 +239,35 @@ impl Gateway {
                     .map(|e| kind_name(e.kind).to_string()),
             });
             let error = match outcome {
+                Ok(Success::Json(completion))
+                    if let Some(why) =
+                        escalate::reason(route.escalate_on, wants_json, &completion.body) =>
+                {
+                    // An answer, but one worth another target's try: keep the best such
+                    // answer and move on; it is served when no later target does better.
+                    let took = attempt_started.elapsed();
+                    drop(in_flight);
+                    let used = completion
+                        .usage
+                        .map(|u| u64::from(u.prompt_tokens) + u64::from(u.completion_tokens));
+                    self.targets
+                        .record_success(&target, took, None, admission, used)
+                        .await;
+                    ctx.record.add_escalated_usage(completion.usage);
+                    log.push(&target, RouteOutcome::Escalated(why.as_str(), took));
+                    if kept.as_ref().is_none_or(|k| escalate::worth(why) > k.worth) {
+                        kept = Some(Kept {
+                            worth: escalate::worth(why),
+                            fit: fitted.as_ref().map(|(_, report)| report.describe()),
+                            target,
+                            completion,
+                        });
+                    }
+                    continue;
+                }
                 Ok(success) => {
                     let took = attempt_started.elapsed();
+                    ctx.record.fit = fitted.as_ref().map(|(_, report)| report.describe());
                     if let Some(key) = sticky_key {
                         self.shared
                             .sessions
@@ -207,7 +277,7 @@ impl Gateway {
                     log.push(&target, RouteOutcome::Ok(took));
                     ctx.log_content = ctx.content_policy(config, provider);
                     if ctx.log_content.prompts() {
-                        log_text(&ctx.record.id, "prompt", &body);
+                        log_text(&ctx.record.id, "prompt", send);
                     }
                     ctx.record.prices = provider
                         .model_info
@@ -217,7 +287,7 @@ impl Gateway {
                     return Ok(match success {
                         Success::Json(completion) => {
                             drop(in_flight);
-                            ctx.record.usage = completion.usage;
+                            ctx.record.set_usage(completion.usage);
                             self.targets
                                 .record_success(
                                     &target,
@@ -259,9 +329,35 @@ impl Gateway {
             tracing::debug!(request_id = %LogSafe(&ctx.record.id), target = %target, "attempt failed: {}", LogSafe(&error.message));
             let retryable = error.retryable;
             log.push(&target, RouteOutcome::Failed(error.clone()));
-            if !retryable {
+            if !retryable && kept.is_none() {
                 return Err(refused_by_upstream(&error));
             }
+            if !retryable {
+                break;
+            }
+        }
+        if let Some(Kept {
+            target,
+            completion,
+            fit,
+            ..
+        }) = kept
+        {
+            // Nothing better came: the best escalated answer is the client's (its usage is
+            // already among the escalated answers').
+            ctx.record.fit = fit;
+            let provider = config.providers.get(&target.provider);
+            ctx.log_content = provider.map_or(ctx.log_content, |p| ctx.content_policy(config, p));
+            ctx.record.prices = provider
+                .and_then(|p| p.model_info.get(&target.model))
+                .and_then(|m| Some((m.input_price?, m.output_price?)));
+            ctx.record.target = Some(target.clone());
+            ctx.record.set_usage(None);
+            return Ok(Committed::Json {
+                target,
+                completion,
+                filters,
+            });
         }
         Err(log.exhausted(&ctx.info.model))
     }

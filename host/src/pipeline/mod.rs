@@ -10,23 +10,30 @@
 //! [`record::RequestRecord`], finished once.
 //!
 //! Files, in the order a request meets them: `canonical` (what a request is), `resolve`
-//! (public model → route), `filters`, `order` (router call), `failover` (the attempt loop),
-//! `relay` (a committed stream), `route_log` (the explanation and the final error), `record`
-//! (the accounting); `health` runs beside them.
+//! (public model → route), `filters`, `order` (router call), `judge` (a judging router's
+//! question), `failover` (the attempt loop), `fit` (context fitting per target), `escalate`
+//! (answers worth retrying elsewhere), `relay` (a committed stream), `route_log` (the
+//! explanation and the final error), `record` (the accounting); `side_call` runs the model
+//! calls the gateway makes for a request (judge, summary) through itself; `health` runs
+//! beside them.
 
 mod assemble;
 mod cached;
 pub mod caller;
 pub mod canonical;
 mod context;
+mod escalate;
 mod failover;
 mod filters;
+pub mod fit;
 pub mod health;
+mod judge;
 mod order;
 pub mod record;
 mod relay;
 pub mod resolve;
 pub mod route_log;
+pub mod side_call;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -96,6 +103,8 @@ pub struct Gateway {
     pub cache: ResponseCache,
     /// Finished requests and reloads, for the dashboard.
     pub feed: Feed,
+    /// Answers of judge and summary calls, by what they asked.
+    pub side_answers: side_call::SideAnswers,
 }
 
 impl Gateway {
@@ -123,6 +132,7 @@ impl Gateway {
             redis,
             cache,
             feed: Feed::default(),
+            side_answers: side_call::SideAnswers::default(),
         })
     }
 }
@@ -167,6 +177,8 @@ pub struct Served {
     /// What the response cache did (`x-freeway-cache`), and the age of a cached answer.
     pub cache: CacheStatus,
     pub age_s: Option<u64>,
+    /// What context fitting left out of the request the target got (`x-freeway-fit`).
+    pub fit: Option<String>,
 }
 
 pub enum Answer {
@@ -195,6 +207,17 @@ impl Gateway {
         self: &Arc<Self>,
         meta: RequestMeta,
         decoded: Result<Decoded, GatewayError>,
+    ) -> Result<Answer, Failed> {
+        self.chat_as(meta, decoded, None).await
+    }
+
+    /// Serve a chat request, or, with `side_call`, a model call the gateway makes on another
+    /// request's behalf (which is never judged or summarized itself).
+    async fn chat_as(
+        self: &Arc<Self>,
+        meta: RequestMeta,
+        decoded: Result<Decoded, GatewayError>,
+        side_call: Option<side_call::SideCall>,
     ) -> Result<Answer, Failed> {
         let mut record = RequestRecord::start(meta.id, meta.caller, meta.started);
         let decoded = match decoded {
@@ -237,6 +260,7 @@ impl Gateway {
             cache: Plan::off(),
             record,
             deadline,
+            side_call,
         };
         let committed = self.failover(&snapshot, &mut ctx, decoded.body).await;
         match committed {
@@ -302,5 +326,6 @@ fn served(record: &RequestRecord, target: TargetRef) -> Served {
         route: record.route.header_value(),
         cache: record.cache,
         age_s: None,
+        fit: record.fit.clone(),
     }
 }

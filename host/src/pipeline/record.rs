@@ -37,6 +37,16 @@ pub enum Outcome {
     ClientClosed,
 }
 
+fn sum_usage(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Usage {
+            prompt_tokens: a.prompt_tokens.saturating_add(b.prompt_tokens),
+            completion_tokens: a.completion_tokens.saturating_add(b.completion_tokens),
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The status logged for a request whose client left mid-stream (nginx's convention): the
 /// client saw 200, but it did not get the answer.
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
@@ -58,6 +68,8 @@ pub struct RequestRecord {
     pub target: Option<TargetRef>,
     pub route: RouteLog,
     pub usage: Option<Usage>,
+    /// Tokens of whole answers the model escalated past (`escalate_on`): part of `usage`.
+    pub escalated_usage: Option<Usage>,
     /// Prompt tokens the upstream served from its cache, when it says
     /// (`usage.prompt_tokens_details.cached_tokens` of the canonical answer).
     pub cached_tokens: Option<u32>,
@@ -78,6 +90,8 @@ pub struct RequestRecord {
     pub finish_reasons: Vec<String>,
     /// What the response cache did for this request.
     pub cache: CacheStatus,
+    /// What context fitting left out of the body the serving target got.
+    pub fit: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -94,6 +108,7 @@ impl RequestRecord {
             target: None,
             route: RouteLog::default(),
             usage: None,
+            escalated_usage: None,
             cached_tokens: None,
             prices: None,
             ttft: None,
@@ -104,8 +119,19 @@ impl RequestRecord {
             attempts: Vec::new(),
             finish_reasons: Vec::new(),
             cache: CacheStatus::Off,
+            fit: None,
             outcome: Outcome::Served,
         }
+    }
+
+    /// The serving answer's usage, plus that of the answers escalated past.
+    pub fn set_usage(&mut self, usage: Option<Usage>) {
+        self.usage = sum_usage(usage, self.escalated_usage);
+    }
+
+    /// Count an escalated answer's tokens (the request spent them).
+    pub fn add_escalated_usage(&mut self, usage: Option<Usage>) {
+        self.escalated_usage = sum_usage(self.escalated_usage, usage);
     }
 
     /// Tokens the answer used, as the upstream reported them.
@@ -320,6 +346,7 @@ impl RequestRecord {
             route = %LogSafe(&route),
             cache = matches!(self.cache, CacheStatus::Hit | CacheStatus::Miss)
                 .then(|| self.cache.as_str()),
+            fit = self.fit.as_deref().map(LogSafe).map(tracing::field::display),
             error = error.map(LogSafe).map(tracing::field::display),
             message = %LogSafe(&message),
         );

@@ -3,7 +3,7 @@
 //! says of it rules this request out. Unknown facts never exclude a target: the upstream
 //! decides.
 
-use crate::config::{Config, OnRouterError, Provider, TargetRef};
+use crate::config::{Config, ContextFit, EscalateOn, OnRouterError, Provider, TargetRef};
 
 use super::canonical::ChatRequestInfo;
 
@@ -14,7 +14,13 @@ pub struct Route<'a> {
     pub on_router_error: OnRouterError,
     pub filters: Vec<&'a str>,
     pub targets: Vec<TargetRef>,
+    pub context_fit: &'a ContextFit,
+    pub max_input_tokens: Option<u32>,
+    pub escalate_on: &'a [EscalateOn],
 }
+
+/// A direct `provider/model` request is never fitted.
+static REFUSE: ContextFit = ContextFit::Refuse;
 
 pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
     let global = config.filters.iter().map(String::as_str);
@@ -27,6 +33,9 @@ pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
                 .chain(public.filters.iter().map(String::as_str))
                 .collect(),
             targets: public.targets.clone(),
+            context_fit: &public.context_fit,
+            max_input_tokens: public.max_input_tokens,
+            escalate_on: &public.escalate_on,
         });
     }
     // "provider/model" reaches one provider model directly.
@@ -41,6 +50,9 @@ pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
             provider: provider.to_string(),
             model: upstream_model.to_string(),
         }],
+        context_fit: &REFUSE,
+        max_input_tokens: None,
+        escalate_on: &[],
     })
 }
 
@@ -59,11 +71,13 @@ pub fn model_ids(config: &Config) -> Vec<String> {
     ids
 }
 
-/// Why this target cannot serve this request, from what the catalog says of its model.
+/// Why this target cannot serve this request, from what the catalog says of its model. With
+/// `fitted`, a prompt over the window is no reason: the model's fitter will trim it.
 pub fn incapability(
     provider: &Provider,
     target: &TargetRef,
     info: &ChatRequestInfo,
+    fitted: bool,
 ) -> Option<String> {
     let model = provider.model_info.get(&target.model)?;
     if info.has_images && model.vision == Some(false) {
@@ -72,7 +86,7 @@ pub fn incapability(
     if info.has_tools && model.tools == Some(false) {
         return Some("the model does not support tools".into());
     }
-    if let Some(window) = model.context_window {
+    if let Some(window) = model.context_window.filter(|_| !fitted) {
         let needed = u64::from(info.prompt_tokens) + u64::from(info.max_tokens.unwrap_or(0));
         if needed > u64::from(window) {
             return Some(format!(

@@ -17,6 +17,8 @@ use crate::upstream::{AttemptError, Source};
 #[derive(Debug, Default, Clone)]
 pub struct RouteLog {
     entries: Vec<(String, RouteOutcome)>,
+    /// How the order was chosen, when there is something to say (a judge's verdict).
+    notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +33,9 @@ pub enum RouteOutcome {
     OverLimit(&'static str, Duration),
     /// The response cache held this target's answer, stored this long ago.
     Cached(Duration),
+    /// A whole answer the model escalates on (`escalate_on`: "length", "empty",
+    /// "invalid_json"), after this long; the next target was tried.
+    Escalated(&'static str, Duration),
 }
 
 impl From<Refusal> for RouteOutcome {
@@ -65,6 +70,9 @@ impl RouteOutcome {
                 format!("skipped ({limit} limit reached, frees in {})", human(*wait))
             }
             RouteOutcome::Cached(age) => format!("cached answer, stored {} ago", human(*age)),
+            RouteOutcome::Escalated(why, took) => {
+                format!("escalated ({why}) {} ms", took.as_millis())
+            }
         }
     }
 
@@ -77,6 +85,7 @@ impl RouteOutcome {
             RouteOutcome::Cooling(_) => "cooling",
             RouteOutcome::OverLimit(..) => "over-limit",
             RouteOutcome::Cached(_) => "cached",
+            RouteOutcome::Escalated(..) => "escalated",
         }
     }
 }
@@ -86,19 +95,34 @@ impl RouteLog {
         self.entries.push((target.to_string(), outcome));
     }
 
+    /// Say how the order was chosen (shown before the targets).
+    pub fn note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
     pub fn attempts(&self) -> usize {
         self.entries
             .iter()
-            .filter(|(_, o)| matches!(o, RouteOutcome::Ok(_) | RouteOutcome::Failed(_)))
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    RouteOutcome::Ok(_) | RouteOutcome::Failed(_) | RouteOutcome::Escalated(..)
+                )
+            })
             .count()
     }
 
     /// Header-safe: printable ASCII only.
     pub fn header_value(&self) -> String {
         let text = self
-            .entries
+            .notes
             .iter()
-            .map(|(target, outcome)| format!("{target}: {}", outcome.describe()))
+            .cloned()
+            .chain(
+                self.entries
+                    .iter()
+                    .map(|(target, outcome)| format!("{target}: {}", outcome.describe())),
+            )
             .collect::<Vec<_>>()
             .join("; ");
         text.chars()
