@@ -4,7 +4,9 @@ prints figures, not a test; low CPU (a few hundred requests), so it can run besi
 
   fitting   a chat session of N turns, the whole history resent every turn (as chat clients
             do), to a target with an 8k window: the tokens sent upstream without fitting (the
-            request goes to a 1M-window target whole), with middle-out, and with summarize.
+            request goes to a 1M-window target whole), with middle-out, and with summarize
+            (its summary calls: every turn drops a longer span, so few hit the cache), and each
+            request's latency through the gateway (p50, mocks answering at once).
   judge     what a cascade's judge costs per request: latency added over the same model
             without a judge (p50/p95, judge answering at once), on a verdict-cache miss and a
             hit, and the extra upstream calls and tokens the judge calls take.
@@ -73,7 +75,7 @@ def run_fitting(gw, mocks: dict, turns: int) -> None:
     print(f"\n== fitting: a {turns}-turn chat session resent whole every turn, "
           f"8k window, max_tokens {ANSWER_TOKENS}")
     print(f"{'model':<14}{'tokens sent':>14}{'last request':>14}{'vs whole':>10}"
-          f"{'summary calls':>15}{'added ms p50':>14}")
+          f"{'summary calls':>15}{'p50 ms':>9}")
     client = gw.client(timeout=60)
     requests = session(turns)
     baseline = None
@@ -94,7 +96,7 @@ def run_fitting(gw, mocks: dict, turns: int) -> None:
         baseline = baseline or total
         summaries = len(mocks["mock-sum"].chat_requests)
         print(f"{model:<14}{total:>14,}{sent[-1]:>14,}{total / baseline:>10.2f}"
-              f"{summaries:>15}{statistics.median(took):>14.1f}")
+              f"{summaries:>15}{statistics.median(took):>9.1f}")
 
 
 def run_judge(gw, mocks: dict, n: int) -> None:
@@ -104,6 +106,8 @@ def run_judge(gw, mocks: dict, n: int) -> None:
     client = gw.client(timeout=60)
     mocks["mock-judge"].respond_with(
         lambda body: mo.text("hard" if "prove" in mo.last_user_text(body) else "easy"))
+    for _ in range(20):  # warm connections and plugin instances before measuring
+        client.chat.completions.create(model="direct", messages=[{"role": "user", "content": "hi"}])
     rows = {}
     for label, model, unique in (("no judge", "direct", True),
                                  ("cascade, cache miss", "auto", True),

@@ -46,20 +46,23 @@ const CACHED_ANSWERS: usize = 4096;
 /// How long a cached answer is reused.
 const ANSWER_TTL: Duration = Duration::from_secs(3600);
 
-/// Side-call answers by the SHA-256 of the call's body.
+/// The SHA-256 of a side call's body.
+type Question = [u8; 32];
+
+/// Side-call answers by the SHA-256 of the call's body, with when they were stored.
 #[derive(Default)]
 pub struct SideAnswers {
-    answers: Mutex<HashMap<[u8; 32], (Arc<str>, Instant)>>,
+    answers: Mutex<HashMap<Question, (Arc<str>, Instant)>>,
 }
 
 impl SideAnswers {
-    fn get(&self, key: &[u8; 32]) -> Option<Arc<str>> {
+    fn get(&self, key: &Question) -> Option<Arc<str>> {
         let answers = self.answers.lock().ok()?;
         let (answer, at) = answers.get(key)?;
         (at.elapsed() < ANSWER_TTL).then(|| answer.clone())
     }
 
-    fn put(&self, key: [u8; 32], answer: Arc<str>) {
+    fn put(&self, key: Question, answer: Arc<str>) {
         let Ok(mut answers) = self.answers.lock() else {
             return;
         };
@@ -109,7 +112,7 @@ impl Gateway {
         object.insert("stream".into(), Value::Bool(false));
         object.remove("stream_options");
         let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
-        let key: [u8; 32] = Sha256::digest(&bytes).into();
+        let key: Question = Sha256::digest(&bytes).into();
         if let Some(text) = self.side_answers.get(&key) {
             return Ok(SideAnswer {
                 text,
