@@ -9,7 +9,7 @@ VENV        := .venv
 WASM_TARGET := wasm32-wasip2
 WASM_OUT    := target/$(WASM_TARGET)/wasm
 # Bundled plugins: crate name -> plugins/dist/<name>.wasm
-BUNDLED     := openai-compatible anthropic gemini pii priority-fallback weighted least-busy lowest-latency most-capacity cheapest classify
+BUNDLED     := openai-compatible anthropic gemini pii priority-fallback weighted least-busy lowest-latency most-capacity cheapest classify middle-out summarize cascade
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard greedy
 

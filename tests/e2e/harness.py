@@ -45,6 +45,8 @@ TESTING = ("hostile", "hostile-router", "test-guard")
 # Bundled filters: built into FREEWAY_PLUGINS_DIR by `make plugins`, copied into a gateway's
 # plugin folder only when a test asks for them.
 FILTERS = ("pii",)
+# Bundled context fitters and the cascade router (0.2.1), copied in when a test asks for them.
+FITTERS = ("middle-out", "summarize", "cascade")
 # Plugins written in Python and JavaScript, built by `make test-plugins` (polyglot-plugins).
 POLYGLOT = ("keyword-guard", "tag-router")
 
@@ -291,7 +293,7 @@ def gateway_env(env: Optional[dict[str, str]]) -> dict[str, str]:
 
 def plugin_path(plugin: str) -> Path:
     """Where the built `.wasm` of `plugin` is: bundled plugins and adapters, or testing ones."""
-    bundled = plugin in BUNDLED or plugin in ADAPTERS or plugin in FILTERS
+    bundled = plugin in BUNDLED or plugin in ADAPTERS or plugin in FILTERS or plugin in FITTERS
     return (PLUGINS_DIR if bundled else TEST_PLUGINS_DIR) / f"{plugin}.wasm"
 
 

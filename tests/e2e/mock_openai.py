@@ -39,7 +39,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -156,6 +156,29 @@ def context_length_exceeded() -> Behaviour:
         "This model's maximum context length is 128000 tokens. However, your messages resulted "
         "in 130517 tokens. Please reduce the length of the messages.",
         param="messages", code="context_length_exceeded")
+
+
+def cut_off(content: str, **kw: Any) -> Behaviour:
+    """An answer cut off by the token limit (`finish_reason: "length"`), as OpenAI sends one
+    when `max_tokens` runs out mid-answer."""
+    return text(content, finish_reason="length", **kw)
+
+
+def empty(**kw: Any) -> Behaviour:
+    """An answer with no text at all (`content: ""`, finish_reason "stop"), as small models
+    on free tiers sometimes send."""
+    return text("", completion_tokens=0, **kw)
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The newest user message's text of a chat request (what a judge is asked about)."""
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content or ""
+    return ""
 
 
 def stream_then_drop(content: str, events_before_drop: int, *,
@@ -352,7 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "This endpoint only supports streaming: 'stream' must be true.",
                 "invalid_request_error", param="stream", code="unsupported_value"))
 
-        b = mock._next_behaviour()
+        b = mock._next_behaviour(body)
         if b.delay:
             # Interruptible, so stopping the mock never waits for a scripted delay.
             if mock._stopping.wait(b.delay):
@@ -477,6 +500,8 @@ class MockOpenAI:
         }
         self._lock = threading.Condition()
         self._queue: list[Behaviour] = []
+        # Answers requests the script does not cover from what they ask (a scripted judge).
+        self._rule: Optional[Callable[[dict[str, Any]], Behaviour]] = None
         self._requests: list[Recorded] = []
         self._stopping = threading.Event()
         self._server: Optional[_Server] = None
@@ -523,11 +548,21 @@ class MockOpenAI:
             self._queue.extend(behaviours)
         return self
 
+    def respond_with(self, rule: Optional[Callable[[dict[str, Any]], Behaviour]]
+                     ) -> "MockOpenAI":
+        """Answer every request the script does not cover with `rule(request_body)`: a
+        scripted judge or summarizer that answers from what it is asked. None: the default
+        answer again."""
+        with self._lock:
+            self._rule = rule
+        return self
+
     def reset(self) -> None:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
             self.streaming = "both"
+            self._rule = None
 
     @property
     def pending(self) -> int:
@@ -535,10 +570,13 @@ class MockOpenAI:
         with self._lock:
             return len(self._queue)
 
-    def _next_behaviour(self) -> Behaviour:
+    def _next_behaviour(self, body: Optional[dict[str, Any]] = None) -> Behaviour:
         with self._lock:
             if self._queue:
                 return self._queue.pop(0)
+            rule = self._rule
+        if rule is not None and body is not None:
+            return rule(body)
         return text(f"hello from {self.name}")
 
     # -- recording ----------------------------------------------------------------------------

@@ -132,6 +132,9 @@ fn route_headers(headers: &mut HeaderMap, served: &Served) {
     if let Some(age) = served.age_s {
         set_header(headers, "age", &age.to_string());
     }
+    if let Some(fit) = &served.fit {
+        set_header(headers, "x-freeway-fit", fit);
+    }
 }
 
 fn respond<D: Dialect>(dialect: D, answer: Answer) -> Response<ResponseBody> {

@@ -346,6 +346,39 @@ pub enum OnRouterError {
     ConfiguredOrder,
 }
 
+/// What happens to a request that does not fit a target's limits (`models.<m>.context_fit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextFit {
+    /// The target is skipped (`"refuse"`, the default); a 400 when no target fits.
+    Refuse,
+    /// A fitter plugin makes the request fit each target (`"middle-out"`, `"summarize"`, or
+    /// an operator's own), with `context_fit_settings` as a JSON object.
+    Plugin { name: String, settings: Arc<str> },
+}
+
+/// An answer a model retries on its next target (`models.<m>.escalate_on`), for requests that
+/// are not streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalateOn {
+    /// Cut off by the token limit (`finish_reason: "length"`).
+    Length,
+    /// No text and no tool call.
+    Empty,
+    /// Not valid JSON although the request asked for a JSON response format.
+    InvalidJson,
+}
+
+impl EscalateOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalateOn::Length => "length",
+            EscalateOn::Empty => "empty",
+            EscalateOn::InvalidJson => "invalid_json",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PublicModel {
     pub name: String,
@@ -363,6 +396,10 @@ pub struct PublicModel {
     pub hedge: Option<HedgePolicy>,
     /// Wait for capacity instead of failing at once.
     pub queue: Option<QueuePolicy>,
+    pub context_fit: ContextFit,
+    /// A cap on prompt tokens (estimated) below any window, to protect free quotas.
+    pub max_input_tokens: Option<u32>,
+    pub escalate_on: Vec<EscalateOn>,
 }
 
 #[derive(Debug, Clone)]

@@ -272,4 +272,11 @@ pub struct Model {
     pub queue_wait_ms: Option<u64>,
     /// Requests that may wait at once (default 100).
     pub queue_max: Option<usize>,
+    /// "refuse" (default) or the name of a fitter plugin ("middle-out", "summarize").
+    pub context_fit: Option<String>,
+    /// Settings handed to the fitter plugin.
+    pub context_fit_settings: Option<toml::Table>,
+    pub max_input_tokens: Option<u32>,
+    #[serde(default)]
+    pub escalate_on: Vec<super::EscalateOn>,
 }

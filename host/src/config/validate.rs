@@ -301,6 +301,31 @@ pub(super) fn validate(
         };
         let hedge = routing::hedge_policy(&path, &policies)?;
         let queue = routing::queue_policy(&path, &policies)?;
+        let context_fit = match (m.context_fit.as_deref(), m.context_fit_settings) {
+            (None | Some("refuse"), Some(_)) => {
+                return Err(error(
+                    format!("{path}.context_fit_settings"),
+                    "settings for a fitter, but context_fit names none (\"middle-out\", \"summarize\", ...)",
+                ));
+            }
+            (None | Some("refuse"), None) => ContextFit::Refuse,
+            (Some(""), _) => {
+                return Err(error(
+                    format!("{path}.context_fit"),
+                    "\"refuse\" or the name of a fitter plugin (\"middle-out\", \"summarize\")",
+                ));
+            }
+            (Some(plugin), settings) => ContextFit::Plugin {
+                name: plugin.to_string(),
+                settings: table_to_json(settings),
+            },
+        };
+        if m.max_input_tokens == Some(0) {
+            return Err(error(
+                format!("{path}.max_input_tokens"),
+                "must be at least 1 (leave it out for no cap)",
+            ));
+        }
         models.insert(
             name.clone(),
             PublicModel {
@@ -314,6 +339,9 @@ pub(super) fn validate(
                 cache: m.cache.unwrap_or_default(),
                 hedge,
                 queue,
+                context_fit,
+                max_input_tokens: m.max_input_tokens,
+                escalate_on: m.escalate_on,
             },
         );
     }

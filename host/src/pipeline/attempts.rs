@@ -4,7 +4,9 @@
 //! first chunk, or a whole answer) wins; every other one is dropped at once, which closes its
 //! connection and hands its plugin instance back, and is logged as cancelled. Failures move on
 //! as failover always did: a deterministic one ends the pass (and cancels the rest), a
-//! retryable one starts the next target once nothing else is running.
+//! retryable one starts the next target once nothing else is running. Each target gets the body
+//! fitted to its limits (`fit`) before it is admitted; a whole answer the model escalates on is
+//! accounted, kept if it is the best so far, and the pass moves on as after a retryable failure.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,15 +16,18 @@ use std::time::{Instant, SystemTime};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::config::{HedgeAfter, HedgePolicy, Provider, TargetRef};
+use crate::config::{ContextFit, EscalateOn, HedgeAfter, HedgePolicy, Provider, TargetRef};
 use crate::error::GatewayError;
 use crate::plugins::Plugin;
+use crate::plugins::bindings::adapter;
 use crate::state::{Admission, InFlight};
 use crate::telemetry::AttemptSpan;
 use crate::upstream::error::kind_name;
 use crate::upstream::{Attempt, AttemptError};
 
 use super::context::RequestContext;
+use super::escalate;
+use super::fit::{FitBody, Fits};
 use super::record::LogSafe;
 use super::route_log::{RouteLog, RouteOutcome, refused_by_upstream};
 use super::streaming::{self, Success};
@@ -42,6 +47,8 @@ struct Live<'a> {
     wall: SystemTime,
     /// Started beside a slow attempt rather than after a failed one.
     hedge: bool,
+    /// The body fitted to this target's limits, and what fitting left out.
+    fitted: Option<(Arc<str>, String)>,
 }
 
 /// The attempt that answered, with what its commit needs.
@@ -52,10 +59,24 @@ pub(super) struct Won<'a> {
     pub admission: Admission,
     pub in_flight: InFlight,
     pub started: Instant,
+    /// What context fitting left out of the body this target got.
+    pub fit: Option<String>,
+    /// That fitted body, when it is not the request's own.
+    pub sent: Option<Arc<str>>,
+}
+
+/// An escalated answer kept in case no later target does better.
+pub(super) struct Kept {
+    worth: u8,
+    pub target: TargetRef,
+    pub completion: adapter::Completion,
+    pub fit: Option<String>,
 }
 
 pub(super) enum PassEnd<'a> {
     Won(Won<'a>),
+    /// Every answer was escalated past and nothing better came: the best of them.
+    Escalated(Box<Kept>),
     /// A failure no other target would do better with, or the request's deadline.
     Stop(GatewayError),
     /// Every target was refused or failed in a way another target might not.
@@ -68,18 +89,26 @@ pub(super) struct Pass<'a> {
     pub snapshot: &'a Snapshot,
     pub order: &'a [TargetRef],
     pub body: &'a str,
-    pub estimated_tokens: u64,
+    /// Output tokens expected (`max_tokens`, or a default), for admission.
+    pub output_tokens: u64,
     pub hedge: Option<HedgePolicy>,
+    pub context_fit: &'a ContextFit,
+    pub max_input_tokens: Option<u32>,
+    /// Empty for a request that is not escalated (streams, models without `escalate_on`).
+    pub escalate_on: &'a [EscalateOn],
+    pub wants_json: bool,
 }
 
 impl Gateway {
     pub(super) async fn attempt_pass<'a>(
-        &'a self,
+        self: &'a Arc<Self>,
         pass: Pass<'a>,
         ctx: &mut RequestContext,
         log: &mut RouteLog,
+        fits: &mut Fits,
     ) -> PassEnd<'a> {
         let stream = ctx.info.stream;
+        let mut kept: Option<Kept> = None;
         let mut next = 0;
         let mut running: FuturesUnordered<Running<'a>> = FuturesUnordered::new();
         let mut live: Vec<Option<Live<'a>>> = Vec::new();
@@ -87,14 +116,22 @@ impl Gateway {
         let mut hedge_at = None;
         loop {
             if running.is_empty() {
-                match self.start_next(&pass, ctx, log, &mut next, false).await {
+                match self
+                    .start_next(&pass, ctx, log, &mut next, false, fits)
+                    .await
+                {
                     Ok(Some(started)) => {
                         hedge_at = self.hedge_time(&pass, &started, stream, hedges_left);
                         running.push(self.launch(&pass, &started, live.len(), ctx));
                         live.push(Some(started));
                     }
-                    Ok(None) => return PassEnd::Exhausted,
-                    Err(error) => return PassEnd::Stop(error),
+                    Ok(None) => {
+                        return kept.map_or(PassEnd::Exhausted, |k| PassEnd::Escalated(Box::new(k)));
+                    }
+                    Err(error) => {
+                        return kept
+                            .map_or(PassEnd::Stop(error), |k| PassEnd::Escalated(Box::new(k)));
+                    }
                 }
                 continue;
             }
@@ -103,6 +140,37 @@ impl Gateway {
                     let Some(ended) = live[slot].take() else { continue };
                     ctx.record.attempts.push(span(&ended, outcome.as_ref().err()));
                     let error = match outcome {
+                        Ok(Success::Json(completion))
+                            if let Some(why) =
+                                escalate::reason(pass.escalate_on, pass.wants_json, &completion.body) =>
+                        {
+                            // An answer, but one worth another target's try: account for it,
+                            // keep the best such answer, and move on.
+                            let took = ended.started.elapsed();
+                            drop(ended.in_flight);
+                            let used = completion
+                                .usage
+                                .map(|u| u64::from(u.prompt_tokens) + u64::from(u.completion_tokens));
+                            self.targets
+                                .record_success(&ended.target, took, None, ended.admission, used)
+                                .await;
+                            ctx.record.add_escalated_usage(completion.usage);
+                            let outcome = RouteOutcome::Escalated(why.as_str(), took);
+                            if ended.hedge {
+                                log.push_hedge(&ended.target, outcome);
+                            } else {
+                                log.push(&ended.target, outcome);
+                            }
+                            if kept.as_ref().is_none_or(|k| escalate::worth(why) > k.worth) {
+                                kept = Some(Kept {
+                                    worth: escalate::worth(why),
+                                    target: ended.target,
+                                    completion,
+                                    fit: ended.fitted.map(|(_, fit)| fit),
+                                });
+                            }
+                            continue;
+                        }
                         Ok(success) => {
                             self.cancel_losers(ctx, log, live, stream);
                             if ended.hedge {
@@ -116,6 +184,8 @@ impl Gateway {
                                 admission: ended.admission,
                                 in_flight: ended.in_flight,
                                 started: ended.started,
+                                fit: ended.fitted.as_ref().map(|(_, fit)| fit.clone()),
+                                sent: ended.fitted.map(|(body, _)| body),
                             });
                         }
                         Err(error) => error,
@@ -130,7 +200,10 @@ impl Gateway {
                     push(log, &ended, RouteOutcome::Failed(error.clone()));
                     if !error.retryable {
                         self.cancel_losers(ctx, log, live, stream);
-                        return PassEnd::Stop(refused_by_upstream(&error));
+                        return match kept {
+                            Some(kept) => PassEnd::Escalated(Box::new(kept)),
+                            None => PassEnd::Stop(refused_by_upstream(&error)),
+                        };
                     }
                 }
                 () = sleep_until(hedge_at) => {
@@ -144,7 +217,7 @@ impl Gateway {
                         self.metrics.hedges.with_label_values(&[&model, "over_budget"]).inc();
                         continue;
                     }
-                    if let Ok(Some(started)) = self.start_next(&pass, ctx, log, &mut next, true).await {
+                    if let Ok(Some(started)) = self.start_next(&pass, ctx, log, &mut next, true, fits).await {
                         hedges_left -= 1;
                         self.metrics.hedges.with_label_values(&[&model, "started"]).inc();
                         tracing::debug!(request_id = %LogSafe(&ctx.record.id), target = %started.target, "hedging: no first token in time from the attempt before");
@@ -203,12 +276,13 @@ impl Gateway {
     /// Admit the next target of the order that may be tried now; `None` when none is left.
     /// Refusals go into the route log.
     async fn start_next<'a>(
-        &'a self,
+        self: &'a Arc<Self>,
         pass: &Pass<'a>,
         ctx: &RequestContext,
         log: &mut RouteLog,
         next: &mut usize,
         hedge: bool,
+        fits: &mut Fits,
     ) -> Result<Option<Live<'a>>, GatewayError> {
         let config = &pass.snapshot.config;
         while let Some(target) = pass.order.get(*next) {
@@ -232,13 +306,36 @@ impl Gateway {
                 );
                 continue;
             };
+            let fitted = match self
+                .fit_for(
+                    pass.snapshot,
+                    pass.context_fit,
+                    pass.max_input_tokens,
+                    ctx,
+                    provider,
+                    target,
+                    pass.body,
+                    fits,
+                )
+                .await
+            {
+                Ok(FitBody::AsIs) => None,
+                Ok(FitBody::Fitted(body, report)) => Some((body, report)),
+                Err(outcome) => {
+                    log.push(target, outcome);
+                    continue;
+                }
+            };
+            let prompt_tokens = fitted
+                .as_ref()
+                .map_or(ctx.info.prompt_tokens, |(_, report)| report.prompt_tokens);
             let limits = provider.limits(&target.model);
             let admission = match self
                 .targets
                 .admit(
                     target,
                     limits,
-                    pass.estimated_tokens,
+                    u64::from(prompt_tokens) + pass.output_tokens,
                     &config.digest,
                     Instant::now(),
                 )
@@ -267,6 +364,7 @@ impl Gateway {
                 started: Instant::now(),
                 wall: SystemTime::now(),
                 hedge,
+                fitted: fitted.map(|(body, report)| (body, report.describe())),
             }));
         }
         Ok(None)
@@ -282,7 +380,8 @@ impl Gateway {
     ) -> Running<'a> {
         let target = live.target.clone();
         let (provider, adapter) = (live.provider, live.adapter);
-        let (snapshot, body) = (pass.snapshot, pass.body);
+        let (snapshot, whole) = (pass.snapshot, pass.body);
+        let fitted: Option<Arc<str>> = live.fitted.as_ref().map(|(body, _)| body.clone());
         let (deadline, stream, tenant) = (ctx.deadline, ctx.info.stream, ctx.tenant());
         Box::pin(async move {
             let attempt = Attempt {
@@ -295,6 +394,7 @@ impl Gateway {
                 max_response_bytes: snapshot.config.deadlines.max_response_bytes,
                 tenant,
             };
+            let body = fitted.as_deref().unwrap_or(whole);
             let outcome = streaming::attempt(&attempt, &snapshot.learned, stream, body).await;
             (slot, outcome)
         })

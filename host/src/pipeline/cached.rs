@@ -120,6 +120,7 @@ impl Gateway {
             route: record.route.header_value(),
             cache: CacheStatus::Hit,
             age_s: Some(age_s),
+            fit: None,
         };
         self.finish(ctx.record).await;
         match replay {

@@ -24,6 +24,9 @@ pub struct RequestContext {
     pub record: RequestRecord,
     /// When the whole request must be over (`server.request_timeout_ms` from its start).
     pub deadline: tokio::time::Instant,
+    /// Set when this request is a model call the gateway makes for another one (depth 1: it
+    /// is never judged or summarized itself).
+    pub side_call: Option<super::side_call::SideCall>,
 }
 
 impl RequestContext {

@@ -1,7 +1,9 @@
 //! The failover loop: resolve the model, run the request filters, ask the router for an
 //! order (a sticky session's target first), then pass over the targets (`attempts`: admission
 //! against live state, one upstream attempt each, hedged when the model says so) until one
-//! commits or a failure says no other target would do better. When every target is out of
+//! commits or a failure says no other target would do better. Each target gets the body fitted
+//! to its limits (`fit`); a whole answer the model escalates on (`escalate_on`) moves on to the
+//! next target, kept in case nothing better comes. When every target is out of
 //! capacity and the model has `queue_wait_ms`, the request waits in the model's line (`queue`)
 //! until the soonest known refill and passes again. Every outcome goes into the route log.
 
@@ -16,11 +18,13 @@ use crate::plugins::bindings::adapter;
 use crate::state::{Admission, InFlight};
 use crate::upstream::OpenStream;
 
-use super::attempts::{Pass, PassEnd, Won};
+use super::attempts::{Kept, Pass, PassEnd, Won};
 use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
 use super::context::RequestContext;
+use super::escalate;
 use super::filters::{self, ActiveFilter};
+use super::fit::Fits;
 use super::queue::Place;
 use super::record::log_text;
 use super::resolve::resolve;
@@ -105,8 +109,10 @@ impl Gateway {
         let sticky_key = (!config.sticky_ttl.is_zero())
             .then(|| ctx.sticky_key())
             .flatten();
-        let estimated_tokens = u64::from(ctx.info.prompt_tokens)
-            + u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
+        let output_tokens = u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
+        let mut fits = Fits::default();
+        let escalating = !route.escalate_on.is_empty() && !ctx.info.stream;
+        let wants_json = escalating && escalate::wants_json(&body);
         if route.hedge.is_some() {
             self.hedge_budgets.request(&ctx.info.model, Instant::now());
         }
@@ -116,7 +122,9 @@ impl Gateway {
         // the router again, as the targets' state changed meanwhile.
         loop {
             let from = log.len();
-            let mut order = self.order_targets(snapshot, &route, ctx, log).await?;
+            let mut order = self
+                .order_targets(snapshot, &route, ctx, &body, log)
+                .await?;
             if let Some(key) = &sticky_key
                 && let Some(target) = self.shared.sessions.get(key).await
                 && let Some(at) = order.iter().position(|t| *t == target)
@@ -142,11 +150,18 @@ impl Gateway {
                 snapshot,
                 order: &order,
                 body: &body,
-                estimated_tokens,
+                output_tokens,
                 hedge: route.hedge,
+                context_fit: route.context_fit,
+                max_input_tokens: route.max_input_tokens,
+                escalate_on: if escalating { route.escalate_on } else { &[] },
+                wants_json,
             };
-            let won = match self.attempt_pass(pass, ctx, log).await {
+            let won = match self.attempt_pass(pass, ctx, log, &mut fits).await {
                 PassEnd::Won(won) => won,
+                PassEnd::Escalated(kept) => {
+                    return Ok(self.serve_kept(snapshot, ctx, *kept, filters));
+                }
                 PassEnd::Stop(error) => return Err(error),
                 PassEnd::Exhausted => {
                     let (Some(queue), Some(soonest)) = (route.queue, log.capacity_returns_in(from))
@@ -200,6 +215,37 @@ impl Gateway {
         }
     }
 
+    /// Nothing better came after escalating: the best escalated answer is the client's (its
+    /// target state and usage were accounted when it was escalated past).
+    fn serve_kept(
+        &self,
+        snapshot: &Snapshot,
+        ctx: &mut RequestContext,
+        kept: Kept,
+        filters: Vec<ActiveFilter>,
+    ) -> Committed {
+        let config = &snapshot.config;
+        let Kept {
+            target,
+            completion,
+            fit,
+            ..
+        } = kept;
+        ctx.record.fit = fit;
+        let provider = config.providers.get(&target.provider);
+        ctx.log_content = provider.map_or(ctx.log_content, |p| ctx.content_policy(config, p));
+        ctx.record.prices = provider
+            .and_then(|p| p.model_info.get(&target.model))
+            .and_then(|m| Some((m.input_price?, m.output_price?)));
+        ctx.record.target = Some(target.clone());
+        ctx.record.set_usage(None);
+        Committed::Json {
+            target,
+            completion,
+            filters,
+        }
+    }
+
     /// The answering attempt becomes the request's: sticky session, content policy, prices,
     /// and either the whole answer (target state updated now) or the stream to relay.
     async fn commit(
@@ -219,7 +265,10 @@ impl Gateway {
             admission,
             in_flight,
             started,
+            fit,
+            sent,
         } = won;
+        ctx.record.fit = fit;
         if let Some(key) = sticky_key {
             self.shared
                 .sessions
@@ -228,7 +277,7 @@ impl Gateway {
         }
         ctx.log_content = ctx.content_policy(config, provider);
         if ctx.log_content.prompts() {
-            log_text(&ctx.record.id, "prompt", body);
+            log_text(&ctx.record.id, "prompt", sent.as_deref().unwrap_or(body));
         }
         ctx.record.prices = provider
             .model_info
@@ -238,7 +287,7 @@ impl Gateway {
         let source = match success {
             Success::Json(completion) => {
                 drop(in_flight);
-                ctx.record.usage = completion.usage;
+                ctx.record.set_usage(completion.usage);
                 self.targets
                     .record_success(
                         &target,
@@ -256,7 +305,7 @@ impl Gateway {
             }
             Success::Stream(open) => StreamSource::Upstream(open),
             Success::Replayed(completion) => {
-                ctx.record.usage = completion.usage;
+                ctx.record.set_usage(completion.usage);
                 match streaming::replay(&completion, ctx.info.include_usage) {
                     Ok(chunks) => StreamSource::Replayed(chunks),
                     Err(error) => StreamSource::Broken(error.message),

@@ -10,11 +10,13 @@
 //! [`record::RequestRecord`], finished once.
 //!
 //! Files, in the order a request meets them: `canonical` (what a request is), `resolve`
-//! (public model → route), `filters`, `order` (router call), `failover` (the attempt loop),
-//! `attempts` (one pass over the targets, hedged), `hedge` (the hedge budget), `queue`
-//! (waiting for capacity), `streaming` (targets that cannot stream, or only stream), `relay`
-//! (a committed stream), `route_log` (the explanation and the final error), `record` (the
-//! accounting); `health` runs beside them.
+//! (public model → route), `filters`, `order` (router call), `judge` (a judging router's
+//! question), `failover` (the attempt loop), `attempts` (one pass over the targets, hedged),
+//! `fit` (context fitting per target), `escalate` (answers worth retrying elsewhere), `hedge`
+//! (the hedge budget), `queue` (waiting for capacity), `streaming` (targets that cannot stream,
+//! or only stream), `relay` (a committed stream), `route_log` (the explanation and the final
+//! error), `record` (the accounting); `side_call` runs the model calls the gateway makes for a
+//! request (judge, summary) through itself; `health` runs beside them.
 
 mod assemble;
 mod attempts;
@@ -22,16 +24,20 @@ mod cached;
 pub mod caller;
 pub mod canonical;
 mod context;
+mod escalate;
 mod failover;
 mod filters;
+pub mod fit;
 pub mod health;
 mod hedge;
+mod judge;
 mod order;
 pub mod queue;
 pub mod record;
 mod relay;
 pub mod resolve;
 pub mod route_log;
+pub mod side_call;
 mod streaming;
 
 use std::sync::Arc;
@@ -112,6 +118,8 @@ pub struct Gateway {
     pub waiting_room: WaitingRoom,
     /// How many hedged attempts each model may still start.
     hedge_budgets: HedgeBudgets,
+    /// Answers of judge and summary calls, by what they asked.
+    pub side_answers: side_call::SideAnswers,
 }
 
 impl Gateway {
@@ -141,6 +149,7 @@ impl Gateway {
             feed: Feed::default(),
             waiting_room: WaitingRoom::default(),
             hedge_budgets: HedgeBudgets::default(),
+            side_answers: side_call::SideAnswers::default(),
         })
     }
 }
@@ -185,6 +194,8 @@ pub struct Served {
     /// What the response cache did (`x-freeway-cache`), and the age of a cached answer.
     pub cache: CacheStatus,
     pub age_s: Option<u64>,
+    /// What context fitting left out of the request the target got (`x-freeway-fit`).
+    pub fit: Option<String>,
 }
 
 pub enum Answer {
@@ -213,6 +224,17 @@ impl Gateway {
         self: &Arc<Self>,
         meta: RequestMeta,
         decoded: Result<Decoded, GatewayError>,
+    ) -> Result<Answer, Failed> {
+        self.chat_as(meta, decoded, None).await
+    }
+
+    /// Serve a chat request, or, with `side_call`, a model call the gateway makes on another
+    /// request's behalf (which is never judged or summarized itself).
+    async fn chat_as(
+        self: &Arc<Self>,
+        meta: RequestMeta,
+        decoded: Result<Decoded, GatewayError>,
+        side_call: Option<side_call::SideCall>,
     ) -> Result<Answer, Failed> {
         let mut record = RequestRecord::start(meta.id, meta.caller, meta.started);
         record.arm(self);
@@ -256,6 +278,7 @@ impl Gateway {
             cache: Plan::off(),
             record,
             deadline,
+            side_call,
         };
         let committed = self.failover(&snapshot, &mut ctx, decoded.body).await;
         match committed {
@@ -321,5 +344,6 @@ fn served(record: &RequestRecord, target: TargetRef) -> Served {
         route: record.route.header_value(),
         cache: record.cache,
         age_s: None,
+        fit: record.fit.clone(),
     }
 }

@@ -1,15 +1,18 @@
 //! Which targets to try, in which order: the model's targets minus those that are disabled,
 //! cannot serve this request, or may not see it (trusted-only labels), ordered by the model's
-//! router plugin with every candidate's live state as input.
+//! router plugin with every candidate's live state as input (and, for a router that judges,
+//! its judge's verdict: see `judge`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::{OnRouterError, TargetRef};
+use crate::config::{ContextFit, OnRouterError, TargetRef};
 use crate::error::GatewayError;
 use crate::plugin_call;
 use crate::plugins::bindings::policy;
 
 use super::context::RequestContext;
+use super::judge::JUDGEMENT_KEY;
 use super::resolve::{Route, candidate_tags, incapability};
 use super::route_log::{RouteLog, RouteOutcome};
 use super::{Gateway, Snapshot};
@@ -17,16 +20,18 @@ use super::{Gateway, Snapshot};
 impl Gateway {
     /// Enabled targets in the order the model's router chooses.
     pub(super) async fn order_targets(
-        &self,
+        self: &Arc<Self>,
         snapshot: &Snapshot,
         route: &Route<'_>,
         ctx: &RequestContext,
+        body: &str,
         log: &mut RouteLog,
     ) -> Result<Vec<TargetRef>, GatewayError> {
         let config = &snapshot.config;
         let now = Instant::now();
         let mut enabled = Vec::with_capacity(route.targets.len());
         let sensitive = ctx.trusted_only_tag(config);
+        let fitted = matches!(route.context_fit, ContextFit::Plugin { .. });
         for target in &route.targets {
             let Some(provider) = config.providers.get(&target.provider) else {
                 log.push(
@@ -37,7 +42,9 @@ impl Gateway {
             };
             match (
                 &provider.disabled,
-                incapability(provider, target, &ctx.info),
+                incapability(provider, target, &ctx.info, fitted).or_else(|| {
+                    over_input_cap(route.max_input_tokens, fitted, ctx.info.prompt_tokens)
+                }),
             ) {
                 (Some(why), _) => log.push(
                     target,
@@ -93,6 +100,18 @@ impl Gateway {
                 tags: provider.map(candidate_tags).unwrap_or_default(),
             });
         }
+        let mut metadata = ctx.info.metadata.clone();
+        match self
+            .judgement(router, route.router_settings, ctx, body, log)
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(label)) => {
+                metadata.retain(|(key, _)| key != JUDGEMENT_KEY);
+                metadata.push((JUDGEMENT_KEY.to_string(), label));
+            }
+            Err(why) => return router_failed(ctx, route, enabled, why),
+        }
         let request = policy::RequestInfo {
             model: ctx.info.model.clone(),
             prompt_tokens: ctx.info.prompt_tokens,
@@ -101,7 +120,7 @@ impl Gateway {
             has_tools: ctx.info.has_tools,
             has_images: ctx.info.has_images,
             tags: ctx.tags.clone(),
-            metadata: ctx.info.metadata.clone(),
+            metadata,
             session: ctx.session.clone(),
         };
         let ordered = match router.lease_for(ctx.tenant()).await {
@@ -144,6 +163,15 @@ impl Gateway {
         }
         Ok(order)
     }
+}
+
+/// Without a fitter, a prompt over the model's `max_input_tokens` is refused like one over a
+/// context window.
+fn over_input_cap(cap: Option<u32>, fitted: bool, prompt_tokens: u32) -> Option<String> {
+    let cap = cap.filter(|_| !fitted)?;
+    (prompt_tokens > cap).then(|| {
+        format!("the prompt needs about {prompt_tokens} tokens, over the model's max_input_tokens of {cap}")
+    })
 }
 
 /// A router that errs or faults fails the request closed by default: routers may carry

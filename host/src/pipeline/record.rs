@@ -37,6 +37,16 @@ pub enum Outcome {
     ClientClosed,
 }
 
+fn sum_usage(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Usage {
+            prompt_tokens: a.prompt_tokens.saturating_add(b.prompt_tokens),
+            completion_tokens: a.completion_tokens.saturating_add(b.completion_tokens),
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The status logged for a request whose client left mid-stream (nginx's convention): the
 /// client saw 200, but it did not get the answer.
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
@@ -58,6 +68,8 @@ pub struct RequestRecord {
     pub target: Option<TargetRef>,
     pub route: RouteLog,
     pub usage: Option<Usage>,
+    /// Tokens of whole answers the model escalated past (`escalate_on`): part of `usage`.
+    pub escalated_usage: Option<Usage>,
     /// Prompt tokens the upstream served from its cache, when it says
     /// (`usage.prompt_tokens_details.cached_tokens` of the canonical answer).
     pub cached_tokens: Option<u32>,
@@ -78,6 +90,8 @@ pub struct RequestRecord {
     pub finish_reasons: Vec<String>,
     /// What the response cache did for this request.
     pub cache: CacheStatus,
+    /// What context fitting left out of the body the serving target got.
+    pub fit: Option<String>,
     pub outcome: Outcome,
     /// Armed while the request is in progress: a record dropped before [`finish`] (the client
     /// closed its connection, and the server dropped the request's future mid-flight) is
@@ -110,6 +124,7 @@ impl RequestRecord {
             target: None,
             route: RouteLog::default(),
             usage: None,
+            escalated_usage: None,
             cached_tokens: None,
             prices: None,
             ttft: None,
@@ -120,6 +135,7 @@ impl RequestRecord {
             attempts: Vec::new(),
             finish_reasons: Vec::new(),
             cache: CacheStatus::Off,
+            fit: None,
             outcome: Outcome::Served,
             guard: None,
         }
@@ -128,6 +144,16 @@ impl RequestRecord {
     /// Finish this record through `gateway` even if it is dropped unfinished.
     pub fn arm(&mut self, gateway: &Arc<Gateway>) {
         self.guard = Some(FinishGuard(gateway.clone()));
+    }
+
+    /// The serving answer's usage, plus that of the answers escalated past.
+    pub fn set_usage(&mut self, usage: Option<Usage>) {
+        self.usage = sum_usage(usage, self.escalated_usage);
+    }
+
+    /// Count an escalated answer's tokens (the request spent them).
+    pub fn add_escalated_usage(&mut self, usage: Option<Usage>) {
+        self.escalated_usage = sum_usage(self.escalated_usage, usage);
     }
 
     /// Tokens the answer used, as the upstream reported them.
@@ -343,6 +369,7 @@ impl RequestRecord {
             route = %LogSafe(&route),
             cache = matches!(self.cache, CacheStatus::Hit | CacheStatus::Miss)
                 .then(|| self.cache.as_str()),
+            fit = self.fit.as_deref().map(LogSafe).map(tracing::field::display),
             error = error.map(LogSafe).map(tracing::field::display),
             message = %LogSafe(&message),
         );

@@ -3,7 +3,9 @@
 //! says of it rules this request out. Unknown facts never exclude a target: the upstream
 //! decides.
 
-use crate::config::{Config, HedgePolicy, OnRouterError, Provider, QueuePolicy, TargetRef};
+use crate::config::{
+    Config, ContextFit, EscalateOn, HedgePolicy, OnRouterError, Provider, QueuePolicy, TargetRef,
+};
 
 use super::canonical::ChatRequestInfo;
 
@@ -16,7 +18,13 @@ pub struct Route<'a> {
     pub targets: Vec<TargetRef>,
     pub hedge: Option<HedgePolicy>,
     pub queue: Option<QueuePolicy>,
+    pub context_fit: &'a ContextFit,
+    pub max_input_tokens: Option<u32>,
+    pub escalate_on: &'a [EscalateOn],
 }
+
+/// A direct `provider/model` request is never fitted.
+static REFUSE: ContextFit = ContextFit::Refuse;
 
 pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
     let global = config.filters.iter().map(String::as_str);
@@ -31,6 +39,9 @@ pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
             targets: public.targets.clone(),
             hedge: public.hedge,
             queue: public.queue,
+            context_fit: &public.context_fit,
+            max_input_tokens: public.max_input_tokens,
+            escalate_on: &public.escalate_on,
         });
     }
     // "provider/model" reaches one provider model directly.
@@ -47,6 +58,9 @@ pub fn resolve<'a>(config: &'a Config, model: &str) -> Option<Route<'a>> {
         }],
         hedge: None,
         queue: None,
+        context_fit: &REFUSE,
+        max_input_tokens: None,
+        escalate_on: &[],
     })
 }
 
@@ -65,11 +79,13 @@ pub fn model_ids(config: &Config) -> Vec<String> {
     ids
 }
 
-/// Why this target cannot serve this request, from what the catalog says of its model.
+/// Why this target cannot serve this request, from what the catalog says of its model. With
+/// `fitted`, a prompt over the window is no reason: the model's fitter will trim it.
 pub fn incapability(
     provider: &Provider,
     target: &TargetRef,
     info: &ChatRequestInfo,
+    fitted: bool,
 ) -> Option<String> {
     let model = provider.model_info.get(&target.model)?;
     if info.has_images && model.vision == Some(false) {
@@ -78,7 +94,7 @@ pub fn incapability(
     if info.has_tools && model.tools == Some(false) {
         return Some("the model does not support tools".into());
     }
-    if let Some(window) = model.context_window {
+    if let Some(window) = model.context_window.filter(|_| !fitted) {
         let needed = u64::from(info.prompt_tokens) + u64::from(info.max_tokens.unwrap_or(0));
         if needed > u64::from(window) {
             return Some(format!(

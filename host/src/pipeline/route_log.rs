@@ -17,6 +17,8 @@ use crate::upstream::{AttemptError, Source};
 #[derive(Debug, Default, Clone)]
 pub struct RouteLog {
     entries: Vec<(String, RouteOutcome)>,
+    /// How the order was chosen, when there is something to say (a judge's verdict).
+    notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,9 @@ pub enum RouteOutcome {
     Cancelled(Duration),
     /// The request waited this long for capacity (`queue_wait_ms`) before the next pass.
     Waited(Duration),
+    /// A whole answer the model escalates on (`escalate_on`: "length", "empty",
+    /// "invalid_json"), after this long; the next target was tried.
+    Escalated(&'static str, Duration),
 }
 
 impl From<Refusal> for RouteOutcome {
@@ -76,6 +81,9 @@ impl RouteOutcome {
             RouteOutcome::Waited(waited) => {
                 format!("waited {} ms for capacity", waited.as_millis())
             }
+            RouteOutcome::Escalated(why, took) => {
+                format!("escalated ({why}) {} ms", took.as_millis())
+            }
         }
     }
 
@@ -90,6 +98,7 @@ impl RouteOutcome {
             RouteOutcome::Cached(_) => "cached",
             RouteOutcome::Cancelled(_) => "cancelled",
             RouteOutcome::Waited(_) => "waited",
+            RouteOutcome::Escalated(..) => "escalated",
         }
     }
 }
@@ -110,14 +119,22 @@ impl RouteLog {
             .push(("queue".to_string(), RouteOutcome::Waited(waited)));
     }
 
-    /// Upstream requests made: answered, failed, or cancelled when a hedge won.
+    /// Say how the order was chosen (shown before the targets).
+    pub fn note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
+    /// Upstream requests made: answered, failed, escalated past, or cancelled when a hedge won.
     pub fn attempts(&self) -> usize {
         self.entries
             .iter()
             .filter(|(_, o)| {
                 matches!(
                     o,
-                    RouteOutcome::Ok(_) | RouteOutcome::Failed(_) | RouteOutcome::Cancelled(_)
+                    RouteOutcome::Ok(_)
+                        | RouteOutcome::Failed(_)
+                        | RouteOutcome::Cancelled(_)
+                        | RouteOutcome::Escalated(..)
                 )
             })
             .count()
@@ -153,9 +170,14 @@ impl RouteLog {
     /// Header-safe: printable ASCII only.
     pub fn header_value(&self) -> String {
         let text = self
-            .entries
+            .notes
             .iter()
-            .map(|(target, outcome)| format!("{target}: {}", outcome.describe()))
+            .cloned()
+            .chain(
+                self.entries
+                    .iter()
+                    .map(|(target, outcome)| format!("{target}: {}", outcome.describe())),
+            )
             .collect::<Vec<_>>()
             .join("; ");
         text.chars()

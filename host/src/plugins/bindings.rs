@@ -1,6 +1,7 @@
-//! The host's one bindgen site: Rust types and call stubs for the three worlds of
-//! `wit/freeway.wit`. The `types` interface is generated once (in `provider`) and shared by the
-//! other two worlds, so an error or usage record is the same Rust type whichever plugin made it.
+//! The host's one bindgen site: Rust types and call stubs for the worlds of `wit/freeway.wit`
+//! (provider, router, filter, and since 0.2.1 fitter and the router's optional `judging`
+//! interface). The `types` interface is generated once (in `provider`) and shared by the other
+//! worlds, so an error or usage record is the same Rust type whichever plugin made it.
 //!
 //! Exports are called asynchronously (on a wasmtime fiber): WASI's blocking calls, such as the
 //! panic message a Rust guest writes to stderr before it traps, then await instead of blocking
@@ -32,7 +33,29 @@ pub mod filter {
     });
 }
 
+pub mod fitter {
+    wasmtime::component::bindgen!({
+        world: "fitter",
+        path: "../wit",
+        exports: { default: async },
+        with: { "freeway:plugin/types": crate::plugins::bindings::types },
+    });
+}
+
+/// Only its `judging` interface is used: a judged router is loaded as a router, and the
+/// interface's exports are looked up beside `policy` in the same instance.
+pub mod judged_router {
+    wasmtime::component::bindgen!({
+        world: "judged-router",
+        path: "../wit",
+        exports: { default: async },
+        with: { "freeway:plugin/types": crate::plugins::bindings::types },
+    });
+}
+
 pub use filter::exports::freeway::plugin::guard;
+pub use fitter::exports::freeway::plugin::fitting;
+pub use judged_router::exports::freeway::plugin::judging;
 pub use provider::exports::freeway::plugin::adapter;
 pub use provider::freeway::plugin::types;
 pub use router::exports::freeway::plugin::policy;

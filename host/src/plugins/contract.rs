@@ -1,5 +1,5 @@
 //! What a component must be for this gateway to load it — the contract, checked before
-//! anything runs: which of the three worlds it exports, the contract version it was built for
+//! anything runs: which of the four worlds it exports (and whether a router also judges), the contract version it was built for
 //! (and the compatibility policy: the same semver line loads), and the imports it may have
 //! (the contract's types and an empty WASI 0.2, nothing else). A refusal is typed, so the
 //! loader's log line and `freeway plugin check`'s exit code say the same thing.
@@ -8,13 +8,18 @@ use wasmtime::component::Component;
 
 use super::bindings::types;
 
-/// Which of the three worlds a component implements.
+/// Which world a component implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PluginWorld {
     Provider,
     Router,
     Filter,
+    /// 0.2.1: a context fitter.
+    Fitter,
 }
+
+/// The optional interface a router may export beside `policy` (0.2.1): it asks a judge.
+pub(super) const JUDGING_INTERFACE: &str = "freeway:plugin/judging@";
 
 impl PluginWorld {
     pub fn as_str(self) -> &'static str {
@@ -22,6 +27,7 @@ impl PluginWorld {
             PluginWorld::Provider => "provider",
             PluginWorld::Router => "router",
             PluginWorld::Filter => "filter",
+            PluginWorld::Fitter => "fitter",
         }
     }
 
@@ -30,6 +36,7 @@ impl PluginWorld {
             PluginWorld::Provider => "freeway:plugin/adapter@",
             PluginWorld::Router => "freeway:plugin/policy@",
             PluginWorld::Filter => "freeway:plugin/guard@",
+            PluginWorld::Fitter => "freeway:plugin/fitting@",
         }
     }
 
@@ -37,7 +44,9 @@ impl PluginWorld {
         match self {
             PluginWorld::Provider => types::PluginKind::Provider,
             PluginWorld::Router => types::PluginKind::Router,
-            PluginWorld::Filter => types::PluginKind::Filter,
+            // 0.2's `plugin-kind` has no fitter case (adding one would break older plugins'
+            // `metadata`): a fitter reports `filter` and is known by its `fitting` export.
+            PluginWorld::Filter | PluginWorld::Fitter => types::PluginKind::Filter,
         }
     }
 }
@@ -86,7 +95,7 @@ pub(super) fn refuse(kind: RefusalKind, message: impl Into<String>) -> anyhow::E
 }
 
 /// The version of the `freeway:plugin` package this gateway speaks (from `wit/freeway.wit`).
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.2.1";
 
 /// Whether a component built for contract version `spoken` runs on a gateway speaking `host`:
 /// both on the same compatibility line, as semver draws it (the major number from 1.0 on; the
@@ -123,6 +132,7 @@ pub(super) fn identify_world(
         PluginWorld::Provider,
         PluginWorld::Router,
         PluginWorld::Filter,
+        PluginWorld::Fitter,
     ]
     .into_iter()
     .filter(|world| exports.iter().any(|e| e.starts_with(world.interface())))
@@ -151,7 +161,7 @@ pub(super) fn identify_world(
         [] => Err(refuse(
             RefusalKind::WrongWorld,
             format!(
-                "it is not a Freeway plugin: it exports none of freeway:plugin/adapter, policy or guard (exports: {})",
+                "it is not a Freeway plugin: it exports none of freeway:plugin/adapter, policy, guard or fitting (exports: {})",
                 if exports.is_empty() {
                     "none".to_string()
                 } else {
@@ -164,6 +174,14 @@ pub(super) fn identify_world(
             "it exports more than one Freeway world; one component is one plugin",
         )),
     }
+}
+
+/// Whether a router component also exports the optional `judging` interface.
+pub(super) fn exports_judging(engine: &wasmtime::Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with(JUDGING_INTERFACE))
 }
 
 /// "0.2.x" for 0.2.0, "1.x" for 1.4.2: what `contract_compatible` accepts, for messages.

@@ -2,7 +2,7 @@
 //! loaded and of the right world, and must accept the settings it would be handed. Run at
 //! start, by `freeway check` and before every reload swaps anything in.
 
-use crate::config::{Config, ConfigError, error};
+use crate::config::{Config, ConfigError, ContextFit, error};
 
 use super::{PluginSet, PluginWorld};
 
@@ -59,6 +59,13 @@ pub fn check_plugins(config: &Config, plugins: &PluginSet) -> Result<(), ConfigE
                 format!("models.{name}.filters[{i}]"),
                 filter,
                 PluginWorld::Filter,
+            )?;
+        }
+        if let ContextFit::Plugin { name: fitter, .. } = &model.context_fit {
+            expect(
+                format!("models.{name}.context_fit"),
+                fitter,
+                PluginWorld::Fitter,
             )?;
         }
     }
@@ -121,6 +128,17 @@ pub async fn check_plugin_settings(
             &model.router,
             &model.router_settings,
         ));
+        if let ContextFit::Plugin {
+            name: fitter,
+            settings,
+        } = &model.context_fit
+        {
+            uses.push((
+                format!("models.{name}.context_fit_settings"),
+                fitter,
+                settings,
+            ));
+        }
     }
     for (path, plugin, settings) in uses {
         let Some(loaded) = plugins.get(plugin) else {

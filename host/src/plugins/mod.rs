@@ -336,6 +336,11 @@ impl Plugin {
         })
     }
 
+    /// Whether this router also exports `judging` (it asks a model before it routes).
+    pub fn judges(&self) -> bool {
+        matches!(self.pre, registry::WorldPre::JudgedRouter { .. })
+    }
+
     /// Ask the plugin whether `settings` suit it: `Ok(Err(why))` when it refuses them. Runs
     /// on its own instance under the plugin's limits, at load and reload only.
     pub async fn check_settings(

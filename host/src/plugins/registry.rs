@@ -16,22 +16,33 @@ use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::Component;
 
-use super::bindings::{adapter, filter, guard, policy, provider, router, types};
+use super::bindings::{
+    adapter, filter, fitter, fitting, guard, judging, policy, provider, router, types,
+};
 pub use super::contract::{PluginWorld, Refusal, RefusalKind, WIT_VERSION, contract_compatible};
-use super::contract::{identify_world, refuse, refuse_ungranted_imports};
+use super::contract::{exports_judging, identify_world, refuse, refuse_ungranted_imports};
 use super::{Plugin, PluginLimits, PluginState, PluginStats, Runtime};
 
 pub(super) enum WorldPre {
     Provider(provider::ProviderPre<PluginState>),
     Router(router::RouterPre<PluginState>),
+    /// A router that also exports `judging`: both sets of exports from one instance.
+    JudgedRouter {
+        pre: wasmtime::component::InstancePre<PluginState>,
+        router: router::RouterIndices,
+        judging: judging::GuestIndices,
+    },
     Filter(filter::FilterPre<PluginState>),
+    Fitter(fitter::FitterPre<PluginState>),
 }
 
 /// The typed exports of one live instance.
 pub enum WorldBindings {
     Provider(provider::Provider),
-    Router(router::Router),
+    /// A router, with its `judging` exports when it has them.
+    Router(router::Router, Option<judging::Guest>),
     Filter(filter::Filter),
+    Fitter(fitter::Fitter),
 }
 
 impl WorldPre {
@@ -41,8 +52,22 @@ impl WorldPre {
     ) -> wasmtime::Result<WorldBindings> {
         Ok(match self {
             WorldPre::Provider(pre) => WorldBindings::Provider(pre.instantiate_async(store).await?),
-            WorldPre::Router(pre) => WorldBindings::Router(pre.instantiate_async(store).await?),
+            WorldPre::Router(pre) => {
+                WorldBindings::Router(pre.instantiate_async(&mut *store).await?, None)
+            }
+            WorldPre::JudgedRouter {
+                pre,
+                router,
+                judging,
+            } => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                WorldBindings::Router(
+                    router.load(&mut *store, &instance)?,
+                    Some(judging.load(&mut *store, &instance)?),
+                )
+            }
             WorldPre::Filter(pre) => WorldBindings::Filter(pre.instantiate_async(store).await?),
+            WorldPre::Fitter(pre) => WorldBindings::Fitter(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -54,8 +79,9 @@ impl WorldBindings {
     ) -> wasmtime::Result<types::PluginMetadata> {
         match self {
             WorldBindings::Provider(b) => b.call_metadata(store).await,
-            WorldBindings::Router(b) => b.call_metadata(store).await,
+            WorldBindings::Router(b, _) => b.call_metadata(store).await,
             WorldBindings::Filter(b) => b.call_metadata(store).await,
+            WorldBindings::Fitter(b) => b.call_metadata(store).await,
         }
     }
 
@@ -67,8 +93,9 @@ impl WorldBindings {
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
             WorldBindings::Provider(b) => b.call_check_settings(store, settings).await,
-            WorldBindings::Router(b) => b.call_check_settings(store, settings).await,
+            WorldBindings::Router(b, _) => b.call_check_settings(store, settings).await,
             WorldBindings::Filter(b) => b.call_check_settings(store, settings).await,
+            WorldBindings::Fitter(b) => b.call_check_settings(store, settings).await,
         }
     }
 
@@ -84,8 +111,23 @@ impl WorldBindings {
 
     pub fn policy(&self) -> wasmtime::Result<&policy::Guest> {
         match self {
-            WorldBindings::Router(r) => Ok(r.freeway_plugin_policy()),
+            WorldBindings::Router(r, _) => Ok(r.freeway_plugin_policy()),
             _ => Err(wasmtime::Error::msg("this plugin is not a router")),
+        }
+    }
+
+    /// The router's `judging` exports, when it has them.
+    pub fn judging(&self) -> Option<&judging::Guest> {
+        match self {
+            WorldBindings::Router(_, judging) => judging.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn fitting(&self) -> wasmtime::Result<&fitting::Guest> {
+        match self {
+            WorldBindings::Fitter(f) => Ok(f.freeway_plugin_fitting()),
+            _ => Err(wasmtime::Error::msg("this plugin is not a context fitter")),
         }
     }
 
@@ -355,8 +397,14 @@ async fn load_bytes(
         PluginWorld::Provider => {
             WorldPre::Provider(provider::ProviderPre::new(pre).map_err(missing)?)
         }
+        PluginWorld::Router if exports_judging(engine, &component) => WorldPre::JudgedRouter {
+            router: router::RouterIndices::new(&pre).map_err(missing)?,
+            judging: judging::GuestIndices::new(&pre).map_err(missing)?,
+            pre,
+        },
         PluginWorld::Router => WorldPre::Router(router::RouterPre::new(pre).map_err(missing)?),
         PluginWorld::Filter => WorldPre::Filter(filter::FilterPre::new(pre).map_err(missing)?),
+        PluginWorld::Fitter => WorldPre::Fitter(fitter::FitterPre::new(pre).map_err(missing)?),
     };
 
     // Smoke test: instantiate once and ask who it is, under default-ish limits.

@@ -17,6 +17,8 @@
 //! translating adapters (`openai`), and what routing policies share, down to the export of a
 //! whole router (`routing`).
 
+#[cfg(feature = "fitting")]
+pub mod fitting;
 pub mod http;
 pub mod media;
 #[cfg(feature = "openai")]
@@ -29,11 +31,12 @@ pub mod stream;
 pub mod upstream;
 
 /// The shared `types` interface (errors, rate limits, usage, metadata), one Rust type for all
-/// three worlds so helpers work for every kind of plugin.
+/// worlds so helpers work for every kind of plugin.
 pub use provider::freeway::plugin::types;
 
 // The export macros at the crate root, where the example above names them.
 pub use filter::export_filter;
+pub use fitter::export_fitter;
 pub use provider::export_provider;
 pub use router::export_router;
 
@@ -56,7 +59,7 @@ pub mod router {
         pub_export_macro: true,
         export_macro_name: "export_router",
         default_bindings_module: "freeway_plugin_sdk::router",
-        with: { "freeway:plugin/types@0.2.0": crate::types },
+        with: { "freeway:plugin/types@0.2.1": crate::types },
     });
 }
 
@@ -68,6 +71,22 @@ pub mod filter {
         pub_export_macro: true,
         export_macro_name: "export_filter",
         default_bindings_module: "freeway_plugin_sdk::filter",
-        with: { "freeway:plugin/types@0.2.0": crate::types },
+        with: { "freeway:plugin/types@0.2.1": crate::types },
+    });
+}
+
+/// Bindings for the `fitter` world (context fitters, contract 0.2.1).
+///
+/// The `judged-router` world is not generated here: its `policy` export would define the
+/// same export glue as the `router` world's in one crate. A judging router generates it in its
+/// own crate (see `plugins/cascade`).
+pub mod fitter {
+    wit_bindgen::generate!({
+        world: "fitter",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_fitter",
+        default_bindings_module: "freeway_plugin_sdk::fitter",
+        with: { "freeway:plugin/types@0.2.1": crate::types },
     });
 }
