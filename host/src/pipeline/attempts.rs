@@ -126,7 +126,8 @@ impl Gateway {
                         live.push(Some(started));
                     }
                     Ok(None) => {
-                        return kept.map_or(PassEnd::Exhausted, |k| PassEnd::Escalated(Box::new(k)));
+                        return kept
+                            .map_or(PassEnd::Exhausted, |k| PassEnd::Escalated(Box::new(k)));
                     }
                     Err(error) => {
                         return kept
