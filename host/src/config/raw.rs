@@ -242,6 +242,9 @@ pub struct ModelInfo {
     pub tpd: Option<u64>,
     pub tools: Option<bool>,
     pub vision: Option<bool>,
+    /// The length of the vectors an embedding model returns (by default): set only for
+    /// embedding models, which then serve `POST /v1/embeddings` and never chat.
+    pub dimensions: Option<u32>,
 }
 
 #[derive(Deserialize)]

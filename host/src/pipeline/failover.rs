@@ -18,7 +18,9 @@ use crate::upstream::{Attempt, OpenStream};
 
 use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
+use super::canonical::Operation;
 use super::context::RequestContext;
+use super::embeddings;
 use super::filters::{self, ActiveFilter};
 use super::record::{LogSafe, log_text};
 use super::resolve::resolve;
@@ -88,7 +90,14 @@ impl Gateway {
         if config.cache.enabled {
             self.plan_cache(snapshot, &route, ctx, &body);
         }
-        let filters = filters::on_request(snapshot, &route.filters, ctx, &mut body).await?;
+        let filters = match ctx.info.operation {
+            Operation::Chat => {
+                filters::on_request(snapshot, &route.filters, ctx, &mut body).await?
+            }
+            Operation::Embeddings => {
+                embeddings::filter_input(snapshot, &route.filters, ctx, &mut body).await?
+            }
+        };
         ctx.record.prompt_bytes = body.len();
         if let Some(hit) = self.cached_answer(ctx).await {
             return Ok(Committed::Cached(Box::new(hit)));
@@ -177,13 +186,13 @@ impl Gateway {
             let attempt_started = Instant::now();
             let attempt_wall = SystemTime::now();
             let in_flight = InFlight::start(self.targets.local(&target));
-            let outcome = if ctx.info.stream {
-                attempt
+            let outcome = match (ctx.info.operation, ctx.info.stream) {
+                (Operation::Embeddings, _) => attempt.embeddings(&body).await.map(Success::Json),
+                (Operation::Chat, true) => attempt
                     .stream(&body)
                     .await
-                    .map(|open| Success::Stream(Box::new(open)))
-            } else {
-                attempt.json(&body).await.map(Success::Json)
+                    .map(|open| Success::Stream(Box::new(open))),
+                (Operation::Chat, false) => attempt.json(&body).await.map(Success::Json),
             };
             ctx.record.attempts.push(AttemptSpan {
                 provider: target.provider.clone(),
@@ -217,7 +226,16 @@ impl Gateway {
                     return Ok(match success {
                         Success::Json(completion) => {
                             drop(in_flight);
-                            ctx.record.usage = completion.usage;
+                            // An upstream that does not count embedded tokens (Gemini's
+                            // embedContent) is accounted at the gateway's estimate.
+                            ctx.record.usage = completion.usage.or_else(|| {
+                                (ctx.info.operation == Operation::Embeddings).then_some(
+                                    adapter::Usage {
+                                        prompt_tokens: ctx.info.prompt_tokens,
+                                        completion_tokens: 0,
+                                    },
+                                )
+                            });
                             self.targets
                                 .record_success(
                                     &target,

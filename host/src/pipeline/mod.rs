@@ -10,7 +10,8 @@
 //! [`record::RequestRecord`], finished once.
 //!
 //! Files, in the order a request meets them: `canonical` (what a request is), `resolve`
-//! (public model → route), `filters`, `order` (router call), `failover` (the attempt loop),
+//! (public model → route), `filters`, `embeddings` (what differs for an embeddings request),
+//! `order` (router call), `failover` (the attempt loop),
 //! `relay` (a committed stream), `route_log` (the explanation and the final error), `record`
 //! (the accounting); `health` runs beside them.
 
@@ -19,6 +20,7 @@ mod cached;
 pub mod caller;
 pub mod canonical;
 mod context;
+pub mod embeddings;
 mod failover;
 mod filters;
 pub mod health;
@@ -202,6 +204,7 @@ impl Gateway {
             Err(error) => return Err(self.fail(record, error).await),
         };
         record.model = decoded.info.model.clone();
+        record.operation = decoded.info.operation;
         record.stream = decoded.info.stream;
         record.messages = decoded.info.messages;
         if let Some(caller) = record.caller.clone()
@@ -257,7 +260,12 @@ impl Gateway {
                     ctx.record.answer_text = Some(body.clone());
                 }
                 let info = ctx.guard_info();
-                match filters::on_response(&filters, &info, body).await {
+                // Response filters judge answer text; vectors have none.
+                let filtered = match ctx.info.operation {
+                    canonical::Operation::Chat => filters::on_response(&filters, &info, body).await,
+                    canonical::Operation::Embeddings => Ok(body),
+                };
+                match filtered {
                     Ok(body) => {
                         self.store_answer(&ctx, &target, body.clone());
                         let served = served(&ctx.record, target);

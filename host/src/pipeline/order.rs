@@ -35,9 +35,13 @@ impl Gateway {
                 );
                 continue;
             };
+            let adapter_embeds = snapshot
+                .plugins
+                .get(&provider.adapter)
+                .is_some_and(|adapter| adapter.embeds);
             match (
                 &provider.disabled,
-                incapability(provider, target, &ctx.info),
+                incapability(provider, target, &ctx.info, adapter_embeds),
             ) {
                 (Some(why), _) => log.push(
                     target,

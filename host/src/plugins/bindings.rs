@@ -1,6 +1,8 @@
 //! The host's one bindgen site: Rust types and call stubs for the three worlds of
-//! `wit/freeway.wit`. The `types` interface is generated once (in `provider`) and shared by the
-//! other two worlds, so an error or usage record is the same Rust type whichever plugin made it.
+//! `wit/freeway.wit`, and for the optional `embedder` interface a provider may export beside
+//! `adapter` (looked up per plugin, see `registry`). The `types` interface is generated once
+//! (in `provider`) and shared by the others, so an error or usage record is the same Rust
+//! type whichever plugin made it.
 //!
 //! Exports are called asynchronously (on a wasmtime fiber): WASI's blocking calls, such as the
 //! panic message a Rust guest writes to stderr before it traps, then await instead of blocking
@@ -32,6 +34,18 @@ pub mod filter {
     });
 }
 
+/// The `embedder-part` world: only the `embedder` interface, whose typed exports the registry
+/// loads from a provider instance that has it.
+pub mod embedding {
+    wasmtime::component::bindgen!({
+        world: "embedder-part",
+        path: "../wit",
+        exports: { default: async },
+        with: { "freeway:plugin/types": crate::plugins::bindings::types },
+    });
+}
+
+pub use embedding::exports::freeway::plugin::embedder;
 pub use filter::exports::freeway::plugin::guard;
 pub use provider::exports::freeway::plugin::adapter;
 pub use provider::freeway::plugin::types;

@@ -86,7 +86,7 @@ pub(super) fn refuse(kind: RefusalKind, message: impl Into<String>) -> anyhow::E
 }
 
 /// The version of the `freeway:plugin` package this gateway speaks (from `wit/freeway.wit`).
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.2.1";
 
 /// Whether a component built for contract version `spoken` runs on a gateway speaking `host`:
 /// both on the same compatibility line, as semver draws it (the major number from 1.0 on; the

@@ -75,7 +75,7 @@ pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpReques
 /// `models/{model}`; ids that already name a collection (`models/...`, `tunedModels/...`) are
 /// kept. The id comes from config and lands in a URL path, so only the characters Google's
 /// resource names use are accepted.
-fn model_path(model: &str) -> Result<String, Error> {
+pub(crate) fn model_path(model: &str) -> Result<String, Error> {
     let valid = !model.is_empty()
         && model
             .bytes()

@@ -33,6 +33,7 @@ pub mod upstream;
 pub use provider::freeway::plugin::types;
 
 // The export macros at the crate root, where the example above names them.
+pub use embedder::export_embedder;
 pub use filter::export_filter;
 pub use provider::export_provider;
 pub use router::export_router;
@@ -48,6 +49,21 @@ pub mod provider {
     });
 }
 
+/// Bindings for the `embedder-part` world: the optional `embedder` interface alone. An adapter
+/// that can embed implements its `Guest` too and exports both halves into one component:
+/// `export_provider!(A with_types_in freeway_plugin_sdk::provider);` and
+/// `export_embedder!(A with_types_in freeway_plugin_sdk::embedder);`.
+pub mod embedder {
+    wit_bindgen::generate!({
+        world: "embedder-part",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_embedder",
+        default_bindings_module: "freeway_plugin_sdk::embedder",
+        with: { "freeway:plugin/types@0.2.1": crate::types },
+    });
+}
+
 /// Bindings for the `router` world (routing policies).
 pub mod router {
     wit_bindgen::generate!({
@@ -56,7 +72,7 @@ pub mod router {
         pub_export_macro: true,
         export_macro_name: "export_router",
         default_bindings_module: "freeway_plugin_sdk::router",
-        with: { "freeway:plugin/types@0.2.0": crate::types },
+        with: { "freeway:plugin/types@0.2.1": crate::types },
     });
 }
 
@@ -68,6 +84,6 @@ pub mod filter {
         pub_export_macro: true,
         export_macro_name: "export_filter",
         default_bindings_module: "freeway_plugin_sdk::filter",
-        with: { "freeway:plugin/types@0.2.0": crate::types },
+        with: { "freeway:plugin/types@0.2.1": crate::types },
     });
 }

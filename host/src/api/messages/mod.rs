@@ -32,7 +32,7 @@ pub struct Messages {
 impl Dialect for Messages {
     const STREAM_CONTENT_TYPE: &'static str = "text/event-stream";
 
-    fn decode(&self, body: Bytes) -> Result<Canonical, GatewayError> {
+    fn decode(&mut self, body: Bytes) -> Result<Canonical, GatewayError> {
         canonical(&body, false)
     }
 
