@@ -19,6 +19,8 @@ generativelanguage.googleapis.com, so the shapes follow Google's public API refe
   429 RESOURCE_EXHAUSTED (with QuotaFailure, Help and RetryInfo details), 503 UNAVAILABLE,
   400 INVALID_ARGUMENT, and a wrong key as 400 INVALID_ARGUMENT with an ErrorInfo reason
   `API_KEY_INVALID` (Gemini's way of saying 401).
+- `:embedContent` and `:batchEmbedContents` are served by `mock_embeddings` (after the key
+  check).
 - What the real API refuses is refused here first: no `x-goog-api-key` header (nor `?key=`),
   a wrong key, a body that is not JSON or carries fields a GenerateContentRequest does not have
   (`model`, `messages`, ...: proto JSON refuses unknown names), `contents` missing or empty, a
@@ -46,6 +48,7 @@ import threading
 import uuid
 from typing import Any, Optional
 
+import mock_embeddings
 import mock_openai as mo
 from mock_openai import Behaviour, Recorded
 
@@ -310,7 +313,8 @@ class _Handler(mo._Handler):
     def _dispatch(self, mock: "MockGemini", rec: Recorded) -> None:  # type: ignore[override]
         path, _, query = self.path.partition("?")
         m = PATH_RE.match(path)
-        if not m:
+        embed = mock_embeddings.GEMINI_PATH_RE.match(path)
+        if not m and not embed:
             return self._refuse(rec, Refused(404, "NOT_FOUND",
                                              f"models/{path.rsplit('/', 1)[-1]} is not found for "
                                              "API version v1beta, or is not supported for "
@@ -334,6 +338,8 @@ class _Handler(mo._Handler):
                     {"@type": "type.googleapis.com/google.rpc.LocalizedMessage",
                      "locale": "en-US",
                      "message": "API key not valid. Please pass a valid API key."}]))
+        if embed:
+            return mock_embeddings.serve_gemini(self, mock, rec, embed.group(1), embed.group(2))
         model, method = m.group(1), m.group(2)
         stream = method == "streamGenerateContent"
         if stream and params.get("alt") != "sse":
