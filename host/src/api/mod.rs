@@ -46,6 +46,9 @@ pub trait Dialect: Send + Sync + Unpin + 'static {
     const STREAM_CONTENT_TYPE: &'static str;
 
     /// Validate a request body and turn it into the canonical form. Errors name the field.
+    /// Read what the dialect takes from the request's headers, before `decode` (none by
+    /// default).
+    fn read_headers(&mut self, _headers: &HeaderMap) {}
     /// A dialect may remember what it needs to encode this request's answer.
     fn decode(&mut self, body: Bytes) -> Result<Canonical, GatewayError>;
     /// A whole answer, from a canonical `chat.completion` body.
@@ -71,6 +74,7 @@ pub async fn serve<D: Dialect>(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    dialect.read_headers(&parts.headers);
     let (max, deadlines) = body_limits(gateway);
     let decoded = async {
         let bytes = read_body(&parts.headers, body, max, deadlines).await?;
