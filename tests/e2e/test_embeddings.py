@@ -7,6 +7,9 @@ the ledger and metrics. One gateway serves the whole module."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +19,8 @@ import pytest
 import mock_anthropic as ma
 import mock_gemini as mg
 import mock_openai as mo
-from harness import ADAPTERS, BUNDLED, STORE_NAME, base_config, db_rows, poll, sample_sum, scrape
+from harness import (ADAPTERS, BUNDLED, FREEWAY_BIN, PLUGINS_DIR, STORE_NAME, base_config,
+                     db_rows, poll, sample_sum, scrape)
 from mock_embeddings import vector
 
 SMALL = "text-embedding-3-small"
@@ -238,3 +242,24 @@ def test_usage_and_cost_reach_the_ledger_and_metrics(world):
         samples = scrape(a.get("/metrics").text)
     assert sample_sum(samples, "freeway_embedding_inputs_total", model="embed") >= 2
     assert sample_sum(samples, "freeway_tokens_total", model="gembed", kind="prompt") >= 100
+
+
+# =============================================================================================
+# The contract: embedder is optional, and 0.2.0 builds still load
+# =============================================================================================
+
+
+@pytest.mark.parametrize("plugin,embeds", [("gemini", "yes"), ("anthropic", "no")])
+@pytest.mark.parametrize("contract", ["0.2.1", "0.2.0"])
+def test_plugin_check_says_whether_an_adapter_embeds_on_either_contract(tmp_path: Path, plugin,
+                                                                        embeds, contract):
+    """The bundled build, and the same build relabelled as one made for 0.2.0 (before the
+    embedder existed): both load on this gateway, and the embedder is found across the line."""
+    wasm = tmp_path / f"{plugin}.wasm"
+    wasm.write_bytes(re.sub(rb"(freeway:plugin/[a-z-]+)@0\.2\.1",
+                            rb"\1@" + contract.encode(), (PLUGINS_DIR / f"{plugin}.wasm").read_bytes()))
+    done = subprocess.run([str(FREEWAY_BIN), "plugin", "check", str(wasm)], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"contract:    freeway:plugin@{contract} (this gateway speaks 0.2.1)" in done.stdout
+    assert f"embeddings:  {embeds}" in done.stdout, done.stdout
