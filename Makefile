@@ -13,7 +13,7 @@ BUNDLED     := openai-compatible anthropic gemini pii priority-fallback weighted
 # Plugins that exist only to test the host (hostile, scripted); never loaded by default.
 TESTING     := hostile hostile-router test-guard greedy
 
-.PHONY: serve test build plugins test-plugins polyglot-plugins plugin-toolchains wasm-target venv bench bench-plugins bench-reload lint
+.PHONY: serve test build plugins test-plugins polyglot-plugins plugin-toolchains wasm-target venv node-sdk bench bench-plugins bench-reload lint
 
 serve: build plugins
 	./target/release/freeway serve --config config/gateway.toml
@@ -67,7 +67,13 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
-test: build plugins test-plugins plugin-toolchains venv
+# The official openai Node SDK for tests/e2e/test_node_sdk.py, pinned by tests/node's lock file.
+node-sdk: tests/node/node_modules/.installed
+tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: build plugins test-plugins plugin-toolchains venv node-sdk
 	$(CARGO) test --release --workspace
 	plugins/python/keyword-guard/test.sh
 	node --test plugins/js/tag-router/src/

@@ -19,6 +19,8 @@ generativelanguage.googleapis.com, so the shapes follow Google's public API refe
   429 RESOURCE_EXHAUSTED (with QuotaFailure, Help and RetryInfo details), 503 UNAVAILABLE,
   400 INVALID_ARGUMENT, and a wrong key as 400 INVALID_ARGUMENT with an ErrorInfo reason
   `API_KEY_INVALID` (Gemini's way of saying 401).
+- `:embedContent` and `:batchEmbedContents` are served by `mock_embeddings` (after the key
+  check).
 - What the real API refuses is refused here first: no `x-goog-api-key` header (nor `?key=`),
   a wrong key, a body that is not JSON or carries fields a GenerateContentRequest does not have
   (`model`, `messages`, ...: proto JSON refuses unknown names), `contents` missing or empty, a
@@ -27,7 +29,9 @@ generativelanguage.googleapis.com, so the shapes follow Google's public API refe
   call without `alt=sse` (this mock only speaks SSE), and a function-call turn not followed by
   exactly as many `functionResponse` parts, named after the calls, a `candidateCount` outside
   1..8, a `thinkingConfig` with unknown fields or a budget outside -1..32768.
-- `generationConfig.candidateCount` n gives n candidates (non-streamed); with
+- `generationConfig.candidateCount` n gives n candidates (streamed: each event carries every
+  candidate's next piece, the last one's text marked " (i)"); 2.5 Pro refuses a
+  `thinkingBudget` under 128 (it cannot turn thinking off); with
   `thinkingConfig.includeThoughts`, a behaviour's `extra["thought"]` comes first as a part
   marked `"thought": true`.
 
@@ -46,6 +50,7 @@ import threading
 import uuid
 from typing import Any, Optional
 
+import mock_embeddings
 import mock_openai as mo
 from mock_openai import Behaviour, Recorded
 
@@ -182,7 +187,7 @@ def _unknown_name(name: str, where: str = "") -> Refused:
 THINKING_FIELDS = {"thinkingBudget", "includeThoughts", "thinkingLevel"}
 
 
-def _validate_generation_config(config: dict[str, Any]) -> None:
+def _validate_generation_config(config: dict[str, Any], model: str = "") -> None:
     """What Gemini checks of the generation settings the matrix uses."""
     count = config.get("candidateCount", 1)
     if not isinstance(count, int) or not 1 <= count <= 8:
@@ -197,9 +202,13 @@ def _validate_generation_config(config: dict[str, Any]) -> None:
         if not isinstance(budget, int) or budget < -1 or budget > 32768:
             raise _invalid("* GenerateContentRequest.generation_config.thinking_config."
                            "thinking_budget: must be between -1 and 32768\n")
+        # 2.5 Pro cannot turn thinking off: its budgets are 128..32768 (or -1, dynamic).
+        if model.startswith("gemini-2.5-pro") and 0 <= budget < 128:
+            raise _invalid(f"Budget {budget} is invalid. This model only works in thinking "
+                           "mode.")
 
 
-def validate_body(body: Any) -> None:
+def validate_body(body: Any, model: str = "") -> None:
     if not isinstance(body, dict):
         raise _invalid("Invalid JSON payload received. Expected an object.")
     for name in body:
@@ -231,7 +240,7 @@ def validate_body(body: Any) -> None:
                 raise _invalid("* GenerateContentRequest.system_instruction: only text parts "
                                "are supported\n")
     _validate_function_turns(contents)
-    _validate_generation_config(body.get("generationConfig") or {})
+    _validate_generation_config(body.get("generationConfig") or {}, model)
     for t, tool in enumerate(body.get("tools") or []):
         for d, decl in enumerate(tool.get("functionDeclarations") or []):
             if not decl.get("name"):
@@ -310,7 +319,8 @@ class _Handler(mo._Handler):
     def _dispatch(self, mock: "MockGemini", rec: Recorded) -> None:  # type: ignore[override]
         path, _, query = self.path.partition("?")
         m = PATH_RE.match(path)
-        if not m:
+        embed = mock_embeddings.GEMINI_PATH_RE.match(path)
+        if not m and not embed:
             return self._refuse(rec, Refused(404, "NOT_FOUND",
                                              f"models/{path.rsplit('/', 1)[-1]} is not found for "
                                              "API version v1beta, or is not supported for "
@@ -334,6 +344,8 @@ class _Handler(mo._Handler):
                     {"@type": "type.googleapis.com/google.rpc.LocalizedMessage",
                      "locale": "en-US",
                      "message": "API key not valid. Please pass a valid API key."}]))
+        if embed:
+            return mock_embeddings.serve_gemini(self, mock, rec, embed.group(1), embed.group(2))
         model, method = m.group(1), m.group(2)
         stream = method == "streamGenerateContent"
         if stream and params.get("alt") != "sse":
@@ -342,7 +354,7 @@ class _Handler(mo._Handler):
         if rec.json is None:
             return self._refuse(rec, _invalid("Invalid JSON payload received. Unexpected token."))
         try:
-            validate_body(rec.json)
+            validate_body(rec.json, m.group(1))
         except Refused as refused:
             return self._refuse(rec, refused)
 
@@ -367,6 +379,16 @@ class _Handler(mo._Handler):
         thoughts = bool((config.get("thinkingConfig") or {}).get("includeThoughts"))
         if stream:
             events = mock._events(b, model)
+            # `candidateCount` streamed: every event carries each candidate's next piece.
+            for event in events:
+                first = event["candidates"][0]
+                for i in range(1, config.get("candidateCount", 1)):
+                    extra = json.loads(json.dumps(first))
+                    extra["index"] = i
+                    for part in extra["content"]["parts"]:
+                        if "text" in part and "finishReason" in extra:
+                            part["text"] += f" ({i + 1})"
+                    event["candidates"].append(extra)
             if thoughts and b.extra.get("thought"):
                 first = mock._response(b, model, final=False,
                                        parts=[{"text": b.extra["thought"], "thought": True}])

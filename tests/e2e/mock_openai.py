@@ -12,6 +12,7 @@ OpenAI-compatible provider), so the shapes here follow OpenAI's public API refer
   (and then every chunk carries `"usage": null`, as OpenAI does).
 - Every answer carries OpenAI's `x-ratelimit-*` headers and an `x-request-id`; errors use OpenAI's
   `{"error": {"message", "type", "param", "code"}}` body.
+- `POST /v1/embeddings` is served by `mock_embeddings` (after the key check).
 - What OpenAI refuses is refused here first: a missing or wrong bearer key (401, before anything
   else), a body that is not JSON, a missing `model` or `messages`, `messages` that is not a list
   (400), an unknown top-level argument such as Anthropic's `thinking` (400), unknown paths
@@ -40,6 +41,8 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
+
+import mock_embeddings
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -303,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, mock: "MockOpenAI", rec: Recorded) -> None:
         path = self.path.split("?", 1)[0]
-        if path != CHAT_PATH:
+        if path not in (CHAT_PATH, mock_embeddings.OPENAI_PATH):
             return self._send_json(rec, 404, openai_error(
                 f"Invalid URL ({self.command} {path})", "invalid_request_error"))
         if self.command != "POST":
@@ -329,6 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "https://platform.openai.com/account/api-keys.",
                     "invalid_request_error", code="invalid_api_key"))
 
+        if path == mock_embeddings.OPENAI_PATH:
+            return mock_embeddings.serve_openai(self, mock, rec)
         body = rec.json
         if not isinstance(body, dict):
             return self._send_json(rec, 400, openai_error(

@@ -135,6 +135,20 @@ def test_plain_message(world, kind):
         assert sent["systemInstruction"]["parts"][0]["text"] == "Be brief."
 
 
+def test_anthropic_beta_reaches_an_anthropic_target_and_only_it(world, kind):
+    world["mocks"][kind].script(text_answer(kind, "ok"))
+    sdk(world).messages.create(
+        model=model(kind), max_tokens=50, messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14, context-1m-2025-08-07"})
+    sent = world["mocks"][kind].chat_requests[-1]
+    assert "anthropic_beta" not in sent.json, sent.json
+    if kind == "anthropic":
+        assert sent.headers["anthropic-beta"] == ("interleaved-thinking-2025-05-14,"
+                                                  "context-1m-2025-08-07")
+    else:
+        assert "anthropic-beta" not in sent.headers
+
+
 def test_stream_events_and_final_message(world, kind):
     world["mocks"][kind].script(text_answer(kind, "one two three", prompt_tokens=20,
                                             completion_tokens=3))

@@ -30,9 +30,11 @@ def world(module_mocks, module_gateways) -> dict[str, Any]:
             "anthropic": {"adapter": "anthropic", "base_url": claude.base_url,
                           "api_key_env": "CLAUDE_KEY", "models": ["claude-sonnet-4-5"]},
             "gemini": {"adapter": "gemini", "base_url": gem.base_url,
-                       "api_key_env": "GEM_KEY", "models": ["gemini-2.5-flash"]}},
+                       "api_key_env": "GEM_KEY",
+                       "models": ["gemini-2.5-flash", "gemini-2.5-pro"]}},
         models={"claude": {"targets": ["anthropic/claude-sonnet-4-5"]},
-                "gem": {"targets": ["gemini/gemini-2.5-flash"]}})
+                "gem": {"targets": ["gemini/gemini-2.5-flash"]},
+                "gem-pro": {"targets": ["gemini/gemini-2.5-pro"]}})
     gw = module_gateways.start(cfg, env={"CLAUDE_KEY": "sk-ant-t", "GEM_KEY": "AIza-t"},
                                plugins=BUNDLED + ADAPTERS)
     return {"gw": gw, "claude": claude, "gem": gem}
@@ -109,6 +111,20 @@ def test_n_to_gemini_is_candidate_count(world):
     c = ask(world, "gem", n=2)
     assert [choice.index for choice in c.choices] == [0, 1]
     assert [choice.message.content for choice in c.choices] == ["Paris", "Paris (2)"]
+    assert world["gem"].chat_requests[-1].json["generationConfig"]["candidateCount"] == 2
+
+
+def test_n_to_gemini_streams_every_candidate(world):
+    world["gem"].script(mg.text("Paris is the capital", pieces=["Paris ", "is the capital"]))
+    texts: dict[int, str] = {}
+    finishes: dict[int, str] = {}
+    for chunk in ask(world, "gem", n=2, stream=True):
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert texts == {0: "Paris is the capital", 1: "Paris is the capital (2)"}
+    assert finishes == {0: "stop", 1: "stop"}
     assert world["gem"].chat_requests[-1].json["generationConfig"]["candidateCount"] == 2
 
 
@@ -200,3 +216,13 @@ def test_anthropic_cache_counts_reach_the_client(world, stream):
     assert usage.prompt_tokens == 950
     assert usage.prompt_tokens_details.cached_tokens == 800
     assert usage.prompt_tokens_details.model_extra["cache_creation_tokens"] == 50
+
+
+def test_no_reasoning_to_gemini_is_the_least_each_model_allows(world):
+    """`reasoning_effort: "none"`: 2.5 Flash turns thinking off (budget 0); 2.5 Pro cannot
+    (Gemini refuses a budget under 128 for it), so it gets its smallest budget, not a 400."""
+    for model, budget in (("gem", 0), ("gem-pro", 128)):
+        answer = ask(world, model, reasoning_effort="none")
+        assert answer.choices[0].message.content == "hello from gem"
+        config = world["gem"].chat_requests[-1].json["generationConfig"]
+        assert config["thinkingConfig"] == {"thinkingBudget": budget}, model

@@ -18,7 +18,7 @@ pub struct ChatCompletions;
 impl Dialect for ChatCompletions {
     const STREAM_CONTENT_TYPE: &'static str = "text/event-stream";
 
-    fn decode(&self, body: Bytes) -> Result<Canonical, GatewayError> {
+    fn decode(&mut self, body: Bytes) -> Result<Canonical, GatewayError> {
         let info = inspect_chat_request(&body)?;
         Ok(Canonical { body, info })
     }

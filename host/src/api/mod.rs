@@ -1,7 +1,7 @@
 //! Inbound dialects: the wire formats clients speak, each one file behind [`Dialect`].
 //!
-//! A dialect decodes a request body into the canonical form (an OpenAI chat-completions body
-//! and its routing facts) and encodes what the pipeline gives back — a whole answer, each
+//! A dialect decodes a request body into the canonical form (an OpenAI chat-completions body,
+//! or for `embeddings` an OpenAI embeddings body, and its routing facts) and encodes what the pipeline gives back — a whole answer, each
 //! chunk of a stream, its end, and errors before or after the stream was committed.
 //! [`serve`] does the rest the same way for every dialect: read the body under the size
 //! limit, hand the request to the pipeline (which checks the caller's key), and write the
@@ -9,6 +9,7 @@
 //! file here and one line in the server's URL table.
 
 pub mod chat;
+pub mod embeddings;
 pub mod messages;
 pub mod models;
 pub mod openai;
@@ -45,7 +46,11 @@ pub trait Dialect: Send + Sync + Unpin + 'static {
     const STREAM_CONTENT_TYPE: &'static str;
 
     /// Validate a request body and turn it into the canonical form. Errors name the field.
-    fn decode(&self, body: Bytes) -> Result<Canonical, GatewayError>;
+    /// Read what the dialect takes from the request's headers, before `decode` (none by
+    /// default).
+    fn read_headers(&mut self, _headers: &HeaderMap) {}
+    /// A dialect may remember what it needs to encode this request's answer.
+    fn decode(&mut self, body: Bytes) -> Result<Canonical, GatewayError>;
     /// A whole answer, from a canonical `chat.completion` body.
     fn encode_answer(&self, body: String) -> Bytes;
     /// The stream frames for a canonical `chat.completion.chunk` (empty when the chunk says
@@ -61,7 +66,7 @@ pub trait Dialect: Send + Sync + Unpin + 'static {
 
 /// Serve one request of dialect `D`: body, daily cap, pipeline, answer.
 pub async fn serve<D: Dialect>(
-    dialect: D,
+    mut dialect: D,
     gateway: &Arc<Gateway>,
     request: Request<Incoming>,
     request_id: String,
@@ -69,6 +74,7 @@ pub async fn serve<D: Dialect>(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    dialect.read_headers(&parts.headers);
     let (max, deadlines) = body_limits(gateway);
     let decoded = async {
         let bytes = read_body(&parts.headers, body, max, deadlines).await?;

@@ -248,6 +248,9 @@ pub struct ModelInfo {
     pub vision: Option<bool>,
     /// Overrides the provider's `streaming` for this model.
     pub streaming: Option<Streaming>,
+    /// The length of the vectors an embedding model returns (by default): set only for
+    /// embedding models, which then serve `POST /v1/embeddings` and never chat.
+    pub dimensions: Option<u32>,
 }
 
 #[derive(Deserialize)]

@@ -188,10 +188,14 @@ pub(super) fn validate(
         let health_check = match &p.health_check {
             None => None,
             Some(h) => {
-                let models = h
-                    .models
-                    .clone()
-                    .unwrap_or_else(|| p.models.keys().cloned().collect());
+                // The probe is a chat prompt: embedding models are not probed by default.
+                let models = h.models.clone().unwrap_or_else(|| {
+                    p.models
+                        .iter()
+                        .filter(|(_, info)| info.dimensions.is_none())
+                        .map(|(name, _)| name.clone())
+                        .collect()
+                });
                 if let Some(unknown) = models.iter().find(|m| !p.models.contains_key(*m)) {
                     return Err(error(
                         format!("{path}.health_check.models"),

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub duration: HistogramVec,
     pub ttft: HistogramVec,
     pub tokens: IntCounterVec,
+    /// Inputs embedded (one per string or token array of `POST /v1/embeddings`).
+    pub embedding_inputs: IntCounterVec,
     pub cost: CounterVec,
     pub reloads: IntCounterVec,
     pub target_cooldown: GaugeVec,
@@ -102,6 +104,11 @@ impl Metrics {
                 "freeway_tokens_total",
                 "Tokens the upstreams reported, by kind (prompt, completion).",
                 &["model", "provider", "kind"],
+            ),
+            embedding_inputs: counter(
+                "freeway_embedding_inputs_total",
+                "Inputs embedded by served embeddings requests, by public model and provider.",
+                &["model", "provider"],
             ),
             cost: register(
                 r,

@@ -25,6 +25,7 @@ use crate::telemetry::AttemptSpan;
 use crate::upstream::error::kind_name;
 use crate::upstream::{Attempt, AttemptError};
 
+use super::canonical::Operation;
 use super::context::RequestContext;
 use super::escalate;
 use super::fit::{FitBody, Fits};
@@ -384,6 +385,7 @@ impl Gateway {
         let (snapshot, whole) = (pass.snapshot, pass.body);
         let fitted: Option<Arc<str>> = live.fitted.as_ref().map(|(body, _)| body.clone());
         let (deadline, stream, tenant) = (ctx.deadline, ctx.info.stream, ctx.tenant());
+        let embeddings = ctx.info.operation == Operation::Embeddings;
         Box::pin(async move {
             let attempt = Attempt {
                 upstream: &self.upstream,
@@ -396,7 +398,11 @@ impl Gateway {
                 tenant,
             };
             let body = fitted.as_deref().unwrap_or(whole);
-            let outcome = streaming::attempt(&attempt, &snapshot.learned, stream, body).await;
+            let outcome = if embeddings {
+                attempt.embeddings(body).await.map(Success::Json)
+            } else {
+                streaming::attempt(&attempt, &snapshot.learned, stream, body).await
+            };
             (slot, outcome)
         })
     }

@@ -7,10 +7,31 @@ use serde_json::Value;
 
 use crate::error::GatewayError;
 
-/// What the gateway reads from a chat-completions request. The body itself is kept as bytes.
+/// What a request asks the upstream to do, which picks the adapter's exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Operation {
+    /// A chat completion (every dialect but embeddings): `build-request` / `parse-response`.
+    #[default]
+    Chat,
+    /// Embeddings (`POST /v1/embeddings`): the adapter's optional `embedder` export.
+    Embeddings,
+}
+
+impl Operation {
+    /// The OpenTelemetry GenAI operation name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// What the gateway reads from a request. The body itself is kept as bytes.
 #[derive(Debug, Clone, Default)]
 pub struct ChatRequestInfo {
     pub model: String,
+    pub operation: Operation,
     pub stream: bool,
     pub include_usage: bool,
     pub has_tools: bool,
@@ -20,7 +41,8 @@ pub struct ChatRequestInfo {
     pub temperature: Option<f64>,
     /// A rough prompt size: characters / 4, the usual estimate for English text.
     pub prompt_tokens: u32,
-    /// How many messages the conversation holds (logged instead of their text).
+    /// How many messages the conversation holds (logged instead of their text); for
+    /// embeddings, how many inputs.
     pub messages: usize,
     pub metadata: Vec<(String, String)>,
     pub user: Option<String>,

@@ -21,7 +21,9 @@ use crate::upstream::OpenStream;
 use super::attempts::{Kept, Pass, PassEnd, Won};
 use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
+use super::canonical::Operation;
 use super::context::RequestContext;
+use super::embeddings;
 use super::escalate;
 use super::filters::{self, ActiveFilter};
 use super::fit::Fits;
@@ -100,7 +102,14 @@ impl Gateway {
         if config.cache.enabled {
             self.plan_cache(snapshot, &route, ctx, &body);
         }
-        let filters = filters::on_request(snapshot, &route.filters, ctx, &mut body).await?;
+        let filters = match ctx.info.operation {
+            Operation::Chat => {
+                filters::on_request(snapshot, &route.filters, ctx, &mut body).await?
+            }
+            Operation::Embeddings => {
+                embeddings::filter_input(snapshot, &route.filters, ctx, &mut body).await?
+            }
+        };
         ctx.record.prompt_bytes = body.len();
         if let Some(hit) = self.cached_answer(ctx).await {
             return Ok(Committed::Cached(Box::new(hit)));
@@ -287,7 +296,15 @@ impl Gateway {
         let source = match success {
             Success::Json(completion) => {
                 drop(in_flight);
-                ctx.record.set_usage(completion.usage);
+                // An upstream that does not count embedded tokens (Gemini's embedContent) is
+                // accounted at the gateway's estimate.
+                let usage = completion.usage.or_else(|| {
+                    (ctx.info.operation == Operation::Embeddings).then_some(adapter::Usage {
+                        prompt_tokens: ctx.info.prompt_tokens,
+                        completion_tokens: 0,
+                    })
+                });
+                ctx.record.set_usage(usage);
                 self.targets
                     .record_success(
                         &target,

@@ -10,13 +10,14 @@
 //! [`record::RequestRecord`], finished once.
 //!
 //! Files, in the order a request meets them: `canonical` (what a request is), `resolve`
-//! (public model → route), `filters`, `order` (router call), `judge` (a judging router's
-//! question), `failover` (the attempt loop), `attempts` (one pass over the targets, hedged),
-//! `fit` (context fitting per target), `escalate` (answers worth retrying elsewhere), `hedge`
-//! (the hedge budget), `queue` (waiting for capacity), `streaming` (targets that cannot stream,
-//! or only stream), `relay` (a committed stream), `route_log` (the explanation and the final
-//! error), `record` (the accounting); `side_call` runs the model calls the gateway makes for a
-//! request (judge, summary) through itself; `health` runs beside them.
+//! (public model → route), `filters`, `embeddings` (what differs for an embeddings request),
+//! `order` (router call), `judge` (a judging router's question), `failover` (the attempt
+//! loop), `attempts` (one pass over the targets, hedged), `fit` (context fitting per target),
+//! `escalate` (answers worth retrying elsewhere), `hedge` (the hedge budget), `queue` (waiting
+//! for capacity), `streaming` (targets that cannot stream, or only stream), `relay` (a
+//! committed stream), `route_log` (the explanation and the final error), `record` (the
+//! accounting); `side_call` runs the model calls the gateway makes for a request (judge,
+//! summary) through itself; `health` runs beside them.
 
 mod assemble;
 mod attempts;
@@ -24,6 +25,7 @@ mod cached;
 pub mod caller;
 pub mod canonical;
 mod context;
+pub mod embeddings;
 mod escalate;
 mod failover;
 mod filters;
@@ -243,6 +245,7 @@ impl Gateway {
             Err(error) => return Err(self.fail(record, error).await),
         };
         record.model = decoded.info.model.clone();
+        record.operation = decoded.info.operation;
         record.stream = decoded.info.stream;
         record.messages = decoded.info.messages;
         if let Some(caller) = record.caller.clone()
@@ -299,7 +302,12 @@ impl Gateway {
                     ctx.record.answer_text = Some(body.clone());
                 }
                 let info = ctx.guard_info();
-                match filters::on_response(&filters, &info, body).await {
+                // Response filters judge answer text; vectors have none.
+                let filtered = match ctx.info.operation {
+                    canonical::Operation::Chat => filters::on_response(&filters, &info, body).await,
+                    canonical::Operation::Embeddings => Ok(body),
+                };
+                match filtered {
                     Ok(body) => {
                         self.store_answer(&ctx, &target, body.clone());
                         let served = served(&ctx.record, target);

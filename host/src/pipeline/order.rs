@@ -40,9 +40,13 @@ impl Gateway {
                 );
                 continue;
             };
+            let adapter_embeds = snapshot
+                .plugins
+                .get(&provider.adapter)
+                .is_some_and(|adapter| adapter.embeds);
             match (
                 &provider.disabled,
-                incapability(provider, target, &ctx.info, fitted).or_else(|| {
+                incapability(provider, target, &ctx.info, adapter_embeds, fitted).or_else(|| {
                     over_input_cap(route.max_input_tokens, fitted, ctx.info.prompt_tokens)
                 }),
             ) {

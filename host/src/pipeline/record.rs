@@ -21,6 +21,7 @@ use crate::store::unix_ms;
 use crate::telemetry::{AttemptSpan, Attr, RequestSpan};
 
 use super::Gateway;
+use super::canonical::Operation;
 use super::route_log::RouteLog;
 
 /// How a request ended.
@@ -62,6 +63,8 @@ pub struct RequestRecord {
     pub model: String,
     /// Whether `model` names a model of this gateway (so it may label metrics).
     pub model_known: bool,
+    /// Chat or embeddings (the trace's operation name, the embeddings metric).
+    pub operation: Operation,
     pub stream: bool,
     pub started: Instant,
     /// The target that served (or was serving when a stream broke).
@@ -119,6 +122,7 @@ impl RequestRecord {
             reservation: Reservation::default(),
             model: String::new(),
             model_known: false,
+            operation: Operation::Chat,
             stream: false,
             started,
             target: None,
@@ -286,7 +290,10 @@ impl RequestRecord {
     /// The trace of this request: GenAI attributes, one child per attempt.
     fn span(&self, ended: SystemTime, cost: Option<f64>) -> RequestSpan {
         let mut attributes = vec![
-            ("gen_ai.operation.name", Attr::Str("chat".into())),
+            (
+                "gen_ai.operation.name",
+                Attr::Str(self.operation.as_str().into()),
+            ),
             ("gen_ai.request.model", Attr::Str(self.model.clone())),
             ("freeway.request_id", Attr::Str(self.id.clone())),
             ("freeway.attempts", Attr::Int(self.route.attempts() as i64)),
@@ -419,6 +426,12 @@ impl RequestRecord {
                 .tokens
                 .with_label_values(&[model, provider, "completion"])
                 .inc_by(u64::from(usage.completion_tokens));
+        }
+        if self.operation == Operation::Embeddings && matches!(self.outcome, Outcome::Served) {
+            metrics
+                .embedding_inputs
+                .with_label_values(&[model, provider])
+                .inc_by(self.messages as u64);
         }
         if let Some(cost) = cost {
             metrics

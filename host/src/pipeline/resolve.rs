@@ -4,10 +4,11 @@
 //! decides.
 
 use crate::config::{
-    Config, ContextFit, EscalateOn, HedgePolicy, OnRouterError, Provider, QueuePolicy, TargetRef,
+    Config, ContextFit, EscalateOn, HedgePolicy, ModelInfo, OnRouterError, Provider, QueuePolicy,
+    TargetRef,
 };
 
-use super::canonical::ChatRequestInfo;
+use super::canonical::{ChatRequestInfo, Operation};
 
 /// A public model resolved to what serves it.
 pub struct Route<'a> {
@@ -79,15 +80,34 @@ pub fn model_ids(config: &Config) -> Vec<String> {
     ids
 }
 
-/// Why this target cannot serve this request, from what the catalog says of its model. With
-/// `fitted`, a prompt over the window is no reason: the model's fitter will trim it.
+/// Why this target cannot serve this request, from its adapter (an embeddings request needs
+/// one that exports `embedder`) and from what the catalog says of its model (an embedding
+/// model, one with `dimensions`, serves only embeddings). With `fitted`, a prompt over the
+/// window is no reason: the model's fitter will trim it.
 pub fn incapability(
     provider: &Provider,
     target: &TargetRef,
     info: &ChatRequestInfo,
+    adapter_embeds: bool,
     fitted: bool,
 ) -> Option<String> {
+    if info.operation == Operation::Embeddings && !adapter_embeds {
+        return Some(format!(
+            "adapter '{}' cannot create embeddings",
+            provider.adapter
+        ));
+    }
     let model = provider.model_info.get(&target.model)?;
+    match (info.operation, model.dimensions) {
+        (Operation::Chat, Some(_)) => {
+            return Some("an embedding model cannot answer chat requests".into());
+        }
+        (Operation::Embeddings, None) if model.context_window.is_some() => {
+            return Some("not an embedding model (the catalog gives it no dimensions)".into());
+        }
+        (Operation::Embeddings, _) => return embedding_incapability(model, info),
+        (Operation::Chat, None) => {}
+    }
     if info.has_images && model.vision == Some(false) {
         return Some("the model does not accept images".into());
     }
@@ -110,6 +130,19 @@ pub fn incapability(
         ));
     }
     None
+}
+
+/// What rules an embedding model out: more input than it reads at once (its
+/// `context_window`, per input as the upstream counts; the estimate is of the whole request,
+/// so this only catches requests over it in total on a one-input request).
+fn embedding_incapability(model: &ModelInfo, info: &ChatRequestInfo) -> Option<String> {
+    match model.context_window {
+        Some(window) if info.messages == 1 && info.prompt_tokens > window => Some(format!(
+            "the input is about {} tokens, over the model's input limit of {window}",
+            info.prompt_tokens
+        )),
+        _ => None,
+    }
 }
 
 /// Tags a router sees for a target: the provider's own, plus "trusted".

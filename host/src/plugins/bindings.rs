@@ -1,6 +1,7 @@
 //! The host's one bindgen site: Rust types and call stubs for the worlds of `wit/freeway.wit`
-//! (provider, router, filter, and since 0.2.1 fitter and the router's optional `judging`
-//! interface). The `types` interface is generated once (in `provider`) and shared by the other
+//! (provider, router, filter, and since 0.2.1 fitter, the router's optional `judging`
+//! interface and the provider's optional `embedder` interface, each looked up per plugin, see
+//! `registry`). The `types` interface is generated once (in `provider`) and shared by the other
 //! worlds, so an error or usage record is the same Rust type whichever plugin made it.
 //!
 //! Exports are called asynchronously (on a wasmtime fiber): WASI's blocking calls, such as the
@@ -53,6 +54,18 @@ pub mod judged_router {
     });
 }
 
+/// The `embedder-part` world: only the `embedder` interface, whose typed exports the registry
+/// loads from a provider instance that has it.
+pub mod embedding {
+    wasmtime::component::bindgen!({
+        world: "embedder-part",
+        path: "../wit",
+        exports: { default: async },
+        with: { "freeway:plugin/types": crate::plugins::bindings::types },
+    });
+}
+
+pub use embedding::exports::freeway::plugin::embedder;
 pub use filter::exports::freeway::plugin::guard;
 pub use fitter::exports::freeway::plugin::fitting;
 pub use judged_router::exports::freeway::plugin::judging;

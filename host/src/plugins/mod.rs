@@ -229,6 +229,8 @@ pub struct Plugin {
     pub world: PluginWorld,
     /// The `freeway:plugin` version it was built for (on this gateway's compatibility line).
     pub contract: String,
+    /// A provider that also exports `freeway:plugin/embedder` (serves `POST /v1/embeddings`).
+    pub embeds: bool,
     /// What it imports from the host (WASI interfaces): the capabilities it asks for.
     pub imports: Vec<String>,
     pub source: std::path::PathBuf,

@@ -14,17 +14,23 @@ use std::time::Instant;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{
-    adapter, filter, fitter, fitting, guard, judging, policy, provider, router, types,
+    adapter, embedder, filter, fitter, fitting, guard, judging, policy, provider, router, types,
 };
 pub use super::contract::{PluginWorld, Refusal, RefusalKind, WIT_VERSION, contract_compatible};
 use super::contract::{exports_judging, identify_world, refuse, refuse_ungranted_imports};
 use super::{Plugin, PluginLimits, PluginState, PluginStats, Runtime};
 
 pub(super) enum WorldPre {
-    Provider(provider::ProviderPre<PluginState>),
+    /// A provider adapter, with the optional exports it has beside `adapter`, found once at
+    /// load (a plugin without them is not asked to do what they do).
+    Provider {
+        pre: InstancePre<PluginState>,
+        indices: provider::ProviderIndices,
+        embedder: Option<embedder::GuestIndices>,
+    },
     Router(router::RouterPre<PluginState>),
     /// A router that also exports `judging`: both sets of exports from one instance.
     JudgedRouter {
@@ -38,7 +44,8 @@ pub(super) enum WorldPre {
 
 /// The typed exports of one live instance.
 pub enum WorldBindings {
-    Provider(provider::Provider),
+    /// The provider world, and its `embedder` exports when the plugin has them.
+    Provider(provider::Provider, Option<embedder::Guest>),
     /// A router, with its `judging` exports when it has them.
     Router(router::Router, Option<judging::Guest>),
     Filter(filter::Filter),
@@ -51,7 +58,19 @@ impl WorldPre {
         store: &mut Store<PluginState>,
     ) -> wasmtime::Result<WorldBindings> {
         Ok(match self {
-            WorldPre::Provider(pre) => WorldBindings::Provider(pre.instantiate_async(store).await?),
+            WorldPre::Provider {
+                pre,
+                indices,
+                embedder,
+            } => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let exports = indices.load(&mut *store, &instance)?;
+                let embedder = match embedder {
+                    Some(embedder) => Some(embedder.load(&mut *store, &instance)?),
+                    None => None,
+                };
+                WorldBindings::Provider(exports, embedder)
+            }
             WorldPre::Router(pre) => {
                 WorldBindings::Router(pre.instantiate_async(&mut *store).await?, None)
             }
@@ -78,7 +97,7 @@ impl WorldBindings {
         store: &mut Store<PluginState>,
     ) -> wasmtime::Result<types::PluginMetadata> {
         match self {
-            WorldBindings::Provider(b) => b.call_metadata(store).await,
+            WorldBindings::Provider(b, _) => b.call_metadata(store).await,
             WorldBindings::Router(b, _) => b.call_metadata(store).await,
             WorldBindings::Filter(b) => b.call_metadata(store).await,
             WorldBindings::Fitter(b) => b.call_metadata(store).await,
@@ -92,7 +111,7 @@ impl WorldBindings {
         settings: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
-            WorldBindings::Provider(b) => b.call_check_settings(store, settings).await,
+            WorldBindings::Provider(b, _) => b.call_check_settings(store, settings).await,
             WorldBindings::Router(b, _) => b.call_check_settings(store, settings).await,
             WorldBindings::Filter(b) => b.call_check_settings(store, settings).await,
             WorldBindings::Fitter(b) => b.call_check_settings(store, settings).await,
@@ -102,9 +121,20 @@ impl WorldBindings {
     /// The adapter exports, or an error if this instance is another kind of plugin.
     pub fn adapter(&self) -> wasmtime::Result<&adapter::Guest> {
         match self {
-            WorldBindings::Provider(p) => Ok(p.freeway_plugin_adapter()),
+            WorldBindings::Provider(p, _) => Ok(p.freeway_plugin_adapter()),
             _ => Err(wasmtime::Error::msg(
                 "this plugin is not a provider adapter",
+            )),
+        }
+    }
+
+    /// The embedder exports, or an error if this instance has none (callers check
+    /// [`Plugin::embeds`](super::Plugin::embeds) first).
+    pub fn embedder(&self) -> wasmtime::Result<&embedder::Guest> {
+        match self {
+            WorldBindings::Provider(_, Some(embedder)) => Ok(embedder),
+            _ => Err(wasmtime::Error::msg(
+                "this plugin does not export freeway:plugin/embedder",
             )),
         }
     }
@@ -395,7 +425,15 @@ async fn load_bytes(
     };
     let pre = match world {
         PluginWorld::Provider => {
-            WorldPre::Provider(provider::ProviderPre::new(pre).map_err(missing)?)
+            let indices = provider::ProviderIndices::new(&pre).map_err(missing)?;
+            // Optional: absent means the plugin cannot embed. A present one with other
+            // signatures fails the smoke test's instantiation below, naming the function.
+            let embedder = embedder::GuestIndices::new(&pre).ok();
+            WorldPre::Provider {
+                pre,
+                indices,
+                embedder,
+            }
         }
         PluginWorld::Router if exports_judging(engine, &component) => WorldPre::JudgedRouter {
             router: router::RouterIndices::new(&pre).map_err(missing)?,
@@ -455,6 +493,13 @@ async fn load_bytes(
         description: metadata.description,
         world,
         contract,
+        embeds: matches!(
+            pre,
+            WorldPre::Provider {
+                embedder: Some(_),
+                ..
+            }
+        ),
         imports: component
             .component_type()
             .imports(engine)

@@ -77,6 +77,10 @@ pub async fn route(
             let dialect = api::responses::Responses::default();
             api::serve(dialect, gateway, request, id, caller).await
         }
+        (&Method::POST, "/v1/embeddings" | "/embeddings") => {
+            let dialect = api::embeddings::Embeddings::default();
+            api::serve(dialect, gateway, request, id, caller).await
+        }
         (&Method::POST, "/v1/messages") => {
             api::serve(messages::Messages::default(), gateway, request, id, caller).await
         }
@@ -104,6 +108,8 @@ pub async fn route(
             | "/chat/completions"
             | "/v1/responses"
             | "/responses"
+            | "/v1/embeddings"
+            | "/embeddings"
             | "/v1/models"
             | "/models"
             | "/healthz",

@@ -15,7 +15,8 @@ use super::error::AttemptError;
 use crate::config::{Provider, TargetRef};
 use crate::plugin_call;
 use crate::plugins::bindings::adapter::{self, HttpRequest, Target};
-use crate::plugins::bindings::types::{ErrorKind, RateLimits};
+use crate::plugins::bindings::embedder;
+use crate::plugins::bindings::types::{self, ErrorKind, RateLimits};
 use crate::plugins::{InstanceMode, Lease, Plugin, Tenant};
 use crate::state::{ReportedLimits, Targets};
 
@@ -46,20 +47,60 @@ impl Attempt<'_> {
         }
     }
 
-    /// Lease the adapter and have it build the upstream request.
+    /// Lease the adapter and have it build the upstream request (for embeddings, with its
+    /// `embedder` export).
     async fn build(
         &self,
-        stream: bool,
+        call: Call,
         body: &str,
     ) -> Result<(Target, Lease, HttpRequest), AttemptError> {
-        let upstream_target = self.adapter_target(stream);
+        let upstream_target = self.adapter_target(call == Call::Stream);
         let mut lease = self.adapter.lease_for(self.tenant).await?;
-        let request = plugin_call!(lease, "build-request", |store, b| b
-            .adapter()?
-            .call_build_request(store, &upstream_target, body)
-            .await)?
+        let request = match call {
+            Call::Embeddings => {
+                let target = embedding_target(&upstream_target);
+                plugin_call!(lease, "build-embeddings-request", |store, b| b
+                    .embedder()?
+                    .call_build_embeddings_request(store, &target, body)
+                    .await)?
+                .map(http_request)
+            }
+            Call::Json | Call::Stream => plugin_call!(lease, "build-request", |store, b| b
+                .adapter()?
+                .call_build_request(store, &upstream_target, body)
+                .await)?,
+        }
         .map_err(AttemptError::from_plugin_error)?;
         Ok((upstream_target, lease, request))
+    }
+
+    /// Have the adapter parse a whole answer: a completion, or embeddings in the same
+    /// envelope (the body and its usage).
+    async fn parse_whole(
+        call: Call,
+        lease: &mut Lease,
+        upstream_target: &Target,
+        status: u16,
+        headers: &Vec<(String, String)>,
+        bytes: &[u8],
+    ) -> Result<Result<adapter::Completion, types::Error>, AttemptError> {
+        Ok(match call {
+            Call::Embeddings => {
+                let target = embedding_target(upstream_target);
+                plugin_call!(*lease, "parse-embeddings-response", |store, b| b
+                    .embedder()?
+                    .call_parse_embeddings_response(store, &target, status, headers, bytes)
+                    .await)?
+                .map(|answer| adapter::Completion {
+                    body: answer.body,
+                    usage: answer.usage,
+                })
+            }
+            Call::Json | Call::Stream => plugin_call!(*lease, "parse-response", |store, b| b
+                .adapter()?
+                .call_parse_response(store, upstream_target, status, headers, bytes)
+                .await)?,
+        })
     }
 
     /// Have the adapter read the answer's rate-limit facts, and record them.
@@ -97,9 +138,20 @@ impl Attempt<'_> {
         (deadline, deadline.saturating_duration_since(now))
     }
 
-    /// Send a non-streaming request and parse the whole answer, under the provider's deadline.
+    /// Send a non-streaming chat request and parse the whole answer, under the provider's
+    /// deadline.
     pub async fn json(&self, body: &str) -> Result<adapter::Completion, AttemptError> {
-        let (upstream_target, lease, request) = self.build(false, body).await?;
+        self.whole(Call::Json, body).await
+    }
+
+    /// Send an embeddings request through the adapter's `embedder` export (the caller checked
+    /// that the adapter has one) and parse the answer, like [`Attempt::json`].
+    pub async fn embeddings(&self, body: &str) -> Result<adapter::Completion, AttemptError> {
+        self.whole(Call::Embeddings, body).await
+    }
+
+    async fn whole(&self, call: Call, body: &str) -> Result<adapter::Completion, AttemptError> {
+        let (upstream_target, lease, request) = self.build(call, body).await?;
         // A pooled instance goes back to the pool for the upstream round trip (milliseconds to
         // minutes) instead of idling in this request: a handful of instances then serve any
         // concurrency. A fresh one is this request's own, for build and parse alike.
@@ -124,10 +176,8 @@ impl Attempt<'_> {
             Some(lease) => lease,
             None => self.adapter.lease_for(self.tenant).await?,
         };
-        let parsed = plugin_call!(lease, "parse-response", |store, b| b
-            .adapter()?
-            .call_parse_response(store, &upstream_target, status, &headers, &bytes)
-            .await)?;
+        let parsed =
+            Self::parse_whole(call, &mut lease, &upstream_target, status, &headers, &bytes).await?;
         match parsed {
             Ok(completion) => {
                 if let Err(why) = check_output(&completion.body, self.max_response_bytes) {
@@ -152,7 +202,7 @@ impl Attempt<'_> {
 
     /// Open a stream and read until its first decoded chunk (the commit point).
     pub async fn stream(&self, body: &str) -> Result<OpenStream, AttemptError> {
-        let (upstream_target, mut lease, request) = self.build(true, body).await?;
+        let (upstream_target, mut lease, request) = self.build(Call::Stream, body).await?;
         let (deadline, timeout) = self.attempt_deadline();
         let response = tokio::time::timeout_at(
             deadline,
@@ -230,6 +280,43 @@ impl Attempt<'_> {
                 Ok(Ok(_)) => {}
             }
         }
+    }
+}
+
+/// Which of the adapter's exports an attempt goes through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// `build-request` and `parse-response`, one whole answer.
+    Json,
+    /// `build-request` and the `stream-decoder`.
+    Stream,
+    /// The optional `embedder` export.
+    Embeddings,
+}
+
+/// The embedder's view of a target (the adapter's, which never streams there).
+fn embedding_target(target: &Target) -> embedder::EmbeddingTarget {
+    embedder::EmbeddingTarget {
+        provider: target.provider.clone(),
+        base_url: target.base_url.clone(),
+        model: target.model.clone(),
+        settings: target.settings.clone(),
+    }
+}
+
+/// The embedder's upstream request as the adapter's: the host sends both the same way.
+fn http_request(request: embedder::EmbeddingHttpRequest) -> HttpRequest {
+    HttpRequest {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+        auth: match request.auth {
+            embedder::EmbeddingAuth::None => adapter::Auth::None,
+            embedder::EmbeddingAuth::Bearer => adapter::Auth::Bearer,
+            embedder::EmbeddingAuth::Header(name) => adapter::Auth::Header(name),
+            embedder::EmbeddingAuth::Query(name) => adapter::Auth::Query(name),
+        },
     }
 }
 

@@ -60,8 +60,8 @@ pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpReques
         ("accept".to_owned(), accept.to_owned()),
         ("anthropic-version".to_owned(), settings.version),
     ];
-    if let Some(beta) = settings.beta {
-        headers.push(("anthropic-beta".to_owned(), beta));
+    if let Some(betas) = betas(settings.beta.as_deref(), &request) {
+        headers.push(("anthropic-beta".to_owned(), betas));
     }
     Ok(HttpRequest {
         method: "POST".to_owned(),
@@ -70,6 +70,34 @@ pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpReques
         body,
         auth: Auth::Header("x-api-key".to_owned()),
     })
+}
+
+/// The `anthropic-beta` header: the configured features, then the client's (`anthropic_beta`,
+/// which the gateway's Messages dialect reads from the client's own header), each once. Only
+/// feature-name characters pass, so no value can forge a header line.
+fn betas(configured: Option<&str>, request: &ChatRequest) -> Option<String> {
+    let client = request
+        .get("anthropic_beta")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    let mut betas: Vec<&str> = Vec::new();
+    for beta in configured
+        .into_iter()
+        .flat_map(|c| c.split(','))
+        .chain(client)
+    {
+        let beta = beta.trim();
+        let valid = !beta.is_empty()
+            && beta
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if valid && !betas.contains(&beta) {
+            betas.push(beta);
+        }
+    }
+    (!betas.is_empty()).then(|| betas.join(","))
 }
 
 /// The Messages request body for an OpenAI request.

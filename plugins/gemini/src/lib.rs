@@ -12,8 +12,10 @@
 //! Modules, in the order a request travels: `settings` (the provider's config entry),
 //! `request` (OpenAI → Gemini), `schema` (JSON Schema → Gemini's `Schema`), `response`
 //! (Gemini → `chat.completion`), `stream` (Gemini's SSE → chunks), `openai` (the OpenAI
-//! objects written back) and `errors` (error bodies, retry delays and rate limits).
+//! objects written back) and `errors` (error bodies, retry delays and rate limits);
+//! `embeddings` is the optional `embedder` export (`embedContent` / `batchEmbedContents`).
 
+mod embeddings;
 mod errors;
 mod openai;
 mod request;
@@ -22,6 +24,9 @@ mod schema;
 mod settings;
 mod stream;
 
+use freeway_plugin_sdk::embedder::exports::freeway::plugin::embedder::{
+    self, EmbeddingHttpRequest, EmbeddingTarget, Embeddings,
+};
 use freeway_plugin_sdk::openai::unix_now;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{
     self, Completion, HttpRequest, Target,
@@ -38,7 +43,8 @@ impl provider::Guest for Gemini {
             name: "gemini".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kind: PluginKind::Provider,
-            description: "Adapter for Google's Gemini API (generateContent)".to_owned(),
+            description: "Adapter for Google's Gemini API (generateContent, embedContent)"
+                .to_owned(),
         }
     }
 
@@ -70,4 +76,23 @@ impl adapter::Guest for Gemini {
     }
 }
 
+impl embedder::Guest for Gemini {
+    fn build_embeddings_request(
+        target: EmbeddingTarget,
+        request: String,
+    ) -> Result<EmbeddingHttpRequest, Error> {
+        embeddings::build_request(&target, &request)
+    }
+
+    fn parse_embeddings_response(
+        target: EmbeddingTarget,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<Embeddings, Error> {
+        embeddings::parse_response(&target, status, &headers, &body)
+    }
+}
+
 freeway_plugin_sdk::export_provider!(Gemini with_types_in freeway_plugin_sdk::provider);
+freeway_plugin_sdk::export_embedder!(Gemini with_types_in freeway_plugin_sdk::embedder);

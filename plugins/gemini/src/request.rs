@@ -40,7 +40,8 @@ pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpReques
     let settings = Settings::parse(&target.provider, &target.settings)?;
     let model = model_path(&target.model)?;
     let request = ChatRequest::parse(request)?;
-    let body = translate(&request, &settings)?;
+    let mut body = translate(&request, &settings)?;
+    keep_thinking_on_where_it_cannot_be_off(&mut body, &target.model);
     let body = serde_json::to_vec(&Value::Object(body)).map_err(|write_error| {
         error(
             ErrorKind::Internal,
@@ -75,7 +76,7 @@ pub(crate) fn build_request(target: &Target, request: &str) -> Result<HttpReques
 /// `models/{model}`; ids that already name a collection (`models/...`, `tunedModels/...`) are
 /// kept. The id comes from config and lands in a URL path, so only the characters Google's
 /// resource names use are accepted.
-fn model_path(model: &str) -> Result<String, Error> {
+pub(crate) fn model_path(model: &str) -> Result<String, Error> {
     let valid = !model.is_empty()
         && model
             .bytes()
@@ -235,6 +236,29 @@ fn thinking_config(request: &ChatRequest) -> Option<Value> {
             .and_then(|thinking| thinking["budget_tokens"].as_u64())?,
     };
     Some(json!({"thinkingBudget": budget, "includeThoughts": true}))
+}
+
+/// The smallest thinking budget of the Gemini models that cannot think 0 tokens (2.5 Pro:
+/// 128..32768; Gemini answers a budget of 0 with 400 "This model only works in thinking
+/// mode"). `reasoning_effort: "none"` asks for as little reasoning as possible, so those
+/// models get this budget (and no thought summaries) instead of a request they refuse.
+const MIN_THINKING_BUDGET_PRO: u64 = 128;
+
+fn keep_thinking_on_where_it_cannot_be_off(body: &mut Map<String, Value>, model: &str) {
+    let always_thinks = model
+        .rsplit('/')
+        .next()
+        .is_some_and(|id| id.starts_with("gemini-2.5-pro"));
+    if !always_thinks {
+        return;
+    }
+    if let Some(thinking) = body
+        .get_mut("generationConfig")
+        .and_then(|config| config.get_mut("thinkingConfig"))
+        && thinking["thinkingBudget"] == 0
+    {
+        thinking["thinkingBudget"] = MIN_THINKING_BUDGET_PRO.into();
+    }
 }
 
 /// `functionDeclarations`; `None` when the request has no tools.
@@ -810,6 +834,26 @@ mod tests {
             body["safetySettings"],
             json!([{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}])
         );
+    }
+
+    #[test]
+    fn no_reasoning_is_the_least_a_model_allows() {
+        let none =
+            json!({"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "none"});
+        for (model, budget) in [
+            ("gemini-2.5-flash", 0),
+            ("gemini-2.5-flash-lite", 0),
+            ("gemini-2.5-pro", 128),
+            ("models/gemini-2.5-pro-preview-06-05", 128),
+        ] {
+            let built = build_request(&target(false, model), &none.to_string()).expect("built");
+            let body: Value = serde_json::from_slice(&built.body).expect("json");
+            assert_eq!(
+                body["generationConfig"]["thinkingConfig"],
+                json!({"thinkingBudget": budget}),
+                "{model}"
+            );
+        }
     }
 
     #[test]

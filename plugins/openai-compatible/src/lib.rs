@@ -7,14 +7,19 @@
 //! setting the upstream model id and asking for streamed usage, turning the many shapes of
 //! their error bodies into typed errors, and normalising where streamed usage arrives. Bodies
 //! pass through as text; the gateway targets under 100 µs of added latency, so nothing is
-//! parsed into a tree that does not have to be.
+//! parsed into a tree that does not have to be. It also embeds (`embeddings`): the optional
+//! `embedder` export, built into the same component.
 
+mod embeddings;
 mod json;
 mod request;
 mod response;
 mod settings;
 mod stream;
 
+use freeway_plugin_sdk::embedder::exports::freeway::plugin::embedder::{
+    self, EmbeddingHttpRequest, EmbeddingTarget, Embeddings,
+};
 use freeway_plugin_sdk::http::openai_style_rate_limits;
 use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::{
     self, Completion, HttpRequest, Target,
@@ -69,4 +74,23 @@ impl adapter::Guest for OpenAiCompatible {
     }
 }
 
+impl embedder::Guest for OpenAiCompatible {
+    fn build_embeddings_request(
+        target: EmbeddingTarget,
+        request: String,
+    ) -> Result<EmbeddingHttpRequest, Error> {
+        embeddings::build_request(&target, &request)
+    }
+
+    fn parse_embeddings_response(
+        _target: EmbeddingTarget,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<Embeddings, Error> {
+        embeddings::parse_response(status, &headers, body)
+    }
+}
+
 freeway_plugin_sdk::export_provider!(OpenAiCompatible with_types_in freeway_plugin_sdk::provider);
+freeway_plugin_sdk::export_embedder!(OpenAiCompatible with_types_in freeway_plugin_sdk::embedder);

@@ -3,8 +3,9 @@
 //! The body is the client's own: only `model`, `stream` and `stream_options` are rewritten, and
 //! every other field (messages, tools, images, provider extensions the gateway has never heard
 //! of) is copied byte for byte — except the Anthropic extensions the gateway's Messages dialect
-//! writes for the Anthropic adapter (`thinking` at the top, `thinking_blocks` and `is_error`
-//! on messages), which OpenAI-compatible APIs refuse as unknown arguments and are dropped.
+//! writes for the Anthropic adapter (`thinking` and `anthropic_beta` at the top,
+//! `thinking_blocks` and `is_error` on messages), which OpenAI-compatible APIs refuse as
+//! unknown arguments and are dropped.
 
 use serde_json::{Map, Value};
 
@@ -63,7 +64,7 @@ pub(crate) fn rewrite_body(request: &str, model: &str, stream: bool) -> Result<V
     write_string(&mut body, model);
     for (key, value) in &object.entries {
         match key.as_ref() {
-            "model" | "stream" | "stream_options" | "thinking" => {}
+            "model" | "stream" | "stream_options" | "thinking" | "anthropic_beta" => {}
             "messages" if carries_anthropic_extensions(value.get()) => {
                 write_entry(&mut body, key, &without_anthropic_extensions(value.get())?);
             }

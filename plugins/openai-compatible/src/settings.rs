@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! path = "/chat/completions"              # appended to base_url (default shown)
+//! embeddings_path = "/embeddings"         # for POST /v1/embeddings (default shown)
 //! auth = "bearer"                         # "bearer" | "none" | { header = "api-key" } | { query = "key" }
 //! headers = { "HTTP-Referer" = "https://example.com", "X-Title" = "Freeway" }
 //! ```
@@ -17,10 +18,12 @@ use freeway_plugin_sdk::provider::exports::freeway::plugin::adapter::Auth;
 use freeway_plugin_sdk::types::Error;
 
 pub(crate) const DEFAULT_PATH: &str = "/chat/completions";
+pub(crate) const DEFAULT_EMBEDDINGS_PATH: &str = "/embeddings";
 
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub path: String,
+    pub embeddings_path: String,
     /// Static headers, names lower-cased.
     pub headers: Vec<(String, String)>,
     pub auth: Auth,
@@ -30,6 +33,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             path: DEFAULT_PATH.to_owned(),
+            embeddings_path: DEFAULT_EMBEDDINGS_PATH.to_owned(),
             headers: Vec::new(),
             auth: Auth::Bearer,
         }
@@ -54,12 +58,16 @@ impl Settings {
         let mut settings = Self::default();
         for (key, value) in object {
             match key.as_str() {
-                "path" => settings.path = parse_path(value).map_err(invalid)?,
+                "path" => settings.path = parse_path("path", value).map_err(invalid)?,
+                "embeddings_path" => {
+                    settings.embeddings_path =
+                        parse_path("embeddings_path", value).map_err(invalid)?
+                }
                 "auth" => settings.auth = parse_auth(value).map_err(invalid)?,
                 "headers" => settings.headers = parse_headers(value).map_err(invalid)?,
                 other => {
                     return Err(invalid(format!(
-                        "unknown setting `{other}` (expected `path`, `auth` or `headers`)"
+                        "unknown setting `{other}` (expected `path`, `embeddings_path`, `auth` or `headers`)"
                     )));
                 }
             }
@@ -68,11 +76,11 @@ impl Settings {
     }
 }
 
-fn parse_path(value: Value) -> Result<String, String> {
+fn parse_path(key: &str, value: Value) -> Result<String, String> {
     match value {
         Value::String(path) if path.starts_with('/') => Ok(path),
-        Value::String(path) => Err(format!("`path` must start with \"/\", got {path:?}")),
-        _ => Err("`path` must be a string".into()),
+        Value::String(path) => Err(format!("`{key}` must start with \"/\", got {path:?}")),
+        _ => Err(format!("`{key}` must be a string")),
     }
 }
 

@@ -35,6 +35,7 @@ pub mod upstream;
 pub use provider::freeway::plugin::types;
 
 // The export macros at the crate root, where the example above names them.
+pub use embedder::export_embedder;
 pub use filter::export_filter;
 pub use fitter::export_fitter;
 pub use provider::export_provider;
@@ -48,6 +49,21 @@ pub mod provider {
         pub_export_macro: true,
         export_macro_name: "export_provider",
         default_bindings_module: "freeway_plugin_sdk::provider",
+    });
+}
+
+/// Bindings for the `embedder-part` world: the optional `embedder` interface alone. An adapter
+/// that can embed implements its `Guest` too and exports both halves into one component:
+/// `export_provider!(A with_types_in freeway_plugin_sdk::provider);` and
+/// `export_embedder!(A with_types_in freeway_plugin_sdk::embedder);`.
+pub mod embedder {
+    wit_bindgen::generate!({
+        world: "embedder-part",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_embedder",
+        default_bindings_module: "freeway_plugin_sdk::embedder",
+        with: { "freeway:plugin/types@0.2.1": crate::types },
     });
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -27,13 +27,19 @@ use super::{Canonical, Dialect};
 #[derive(Default)]
 pub struct Messages {
     stream: stream::MessageStream,
+    /// The client's `anthropic-beta` features, for an Anthropic target.
+    betas: Vec<String>,
 }
 
 impl Dialect for Messages {
     const STREAM_CONTENT_TYPE: &'static str = "text/event-stream";
 
-    fn decode(&self, body: Bytes) -> Result<Canonical, GatewayError> {
-        canonical(&body, false)
+    fn read_headers(&mut self, headers: &HeaderMap) {
+        self.betas = client_betas(headers);
+    }
+
+    fn decode(&mut self, body: Bytes) -> Result<Canonical, GatewayError> {
+        canonical(&body, false, &self.betas)
     }
 
     fn encode_answer(&self, body: String) -> Bytes {
@@ -60,8 +66,33 @@ impl Dialect for Messages {
     }
 }
 
-fn canonical(body: &[u8], count_only: bool) -> Result<Canonical, GatewayError> {
-    let canonical = decode::to_canonical(body, count_only)?;
+/// The features a client turns on with `anthropic-beta: a,b` (one header or several). They
+/// reach an Anthropic target as its own `anthropic-beta` header: the canonical body carries
+/// them as `anthropic_beta`, which the Anthropic adapter turns back into the header and the
+/// others drop. Only feature-name characters are kept, so no value can forge a header.
+fn client_betas(headers: &HeaderMap) -> Vec<String> {
+    let mut betas: Vec<String> = Vec::new();
+    for value in headers.get_all("anthropic-beta") {
+        let Ok(value) = value.to_str() else { continue };
+        for beta in value.split(',').map(str::trim) {
+            let valid = !beta.is_empty()
+                && beta.len() <= 100
+                && beta
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if valid && !betas.iter().any(|seen| seen == beta) {
+                betas.push(beta.to_string());
+            }
+        }
+    }
+    betas
+}
+
+fn canonical(body: &[u8], count_only: bool, betas: &[String]) -> Result<Canonical, GatewayError> {
+    let mut canonical = decode::to_canonical(body, count_only)?;
+    if !betas.is_empty() {
+        canonical.insert("anthropic_beta".into(), json!(betas));
+    }
     let body = Bytes::from(Value::Object(canonical).to_string());
     let mut info = inspect_chat_request(&body)?;
     info.include_usage = info.stream;
@@ -121,7 +152,7 @@ pub async fn count_tokens(
     let (max, deadlines) = super::body_limits(gateway);
     let counted = async {
         let bytes = read_body(&parts.headers, body, max, deadlines).await?;
-        let canonical = canonical(&bytes, true)?;
+        let canonical = canonical(&bytes, true, &[])?;
         let tools = serde_json::from_slice::<Value>(&canonical.body)
             .ok()
             .and_then(|v| v.get("tools").map(|t| t.to_string().len() / 4))

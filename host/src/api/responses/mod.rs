@@ -27,7 +27,7 @@ pub struct Responses {
 impl Dialect for Responses {
     const STREAM_CONTENT_TYPE: &'static str = "text/event-stream";
 
-    fn decode(&self, body: Bytes) -> Result<Canonical, GatewayError> {
+    fn decode(&mut self, body: Bytes) -> Result<Canonical, GatewayError> {
         let canonical = decode::to_canonical(&body)?;
         let body = Bytes::from(Value::Object(canonical).to_string());
         let mut info = inspect_chat_request(&body)?;

@@ -69,6 +69,16 @@ pub async fn run(loaded: &Loaded, settings: &Value) -> Exit {
         plugin.contract,
         crate::plugins::WIT_VERSION
     );
+    if plugin.world == crate::plugins::PluginWorld::Provider {
+        println!(
+            "embeddings:  {}",
+            if plugin.embeds {
+                "yes (exports freeway:plugin/embedder)"
+            } else {
+                "no (no freeway:plugin/embedder export)"
+            }
+        );
+    }
     println!(
         "imports:     {}",
         if plugin.imports.is_empty() {

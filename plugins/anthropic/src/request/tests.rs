@@ -55,6 +55,19 @@ fn url_headers_and_auth() {
 }
 
 #[test]
+fn the_clients_betas_join_the_configured_ones_in_the_header_only() {
+    let request = r#"{"messages":[{"role":"user","content":"hi"}],
+        "anthropic_beta":["b1","interleaved-thinking-2025-05-14","bad value\r\nx: y"]}"#;
+    let built = build_request(&target(false, r#"{"beta":"b1"}"#), request).expect("valid");
+    assert_eq!(
+        header(&built.headers, "anthropic-beta"),
+        Some("b1,interleaved-thinking-2025-05-14")
+    );
+    let body: Value = serde_json::from_slice(&built.body).expect("json");
+    assert!(body.get("anthropic_beta").is_none(), "{body}");
+}
+
+#[test]
 fn plain_chat_with_system_and_sampling() {
     let body = body_of(&json!({
         "model": "smart",
