@@ -343,11 +343,16 @@ pub(super) fn validate(
                 format!("the name '{}' is used twice", k.name),
             ));
         }
+        if k.priority.is_some_and(|priority| priority > 9) {
+            return Err(error(format!("{path}.priority"), "must be from 0 to 9"));
+        }
         gateway_keys.push(GatewayKey {
             name: k.name.clone(),
             key: ApiKey(Arc::from(key.trim())),
             daily_requests: k.daily_requests,
             daily_tokens: k.daily_tokens,
+            priority: k.priority,
+            queue_wait_ms: k.queue_wait_ms,
         });
     }
     Ok(Config {

@@ -21,7 +21,7 @@ use super::cached::Hit;
 use super::caller::{has_hard_budget, refused, worst_case};
 use super::context::RequestContext;
 use super::filters::{self, ActiveFilter};
-use super::queue::Place;
+use super::queue::{Place, Waiter};
 use super::record::log_text;
 use super::resolve::resolve;
 use super::route_log::RouteLog;
@@ -154,12 +154,21 @@ impl Gateway {
                         return Err(log.exhausted(&ctx.info.model));
                     };
                     let now = tokio::time::Instant::now();
+                    let key_limits = ctx.record.caller.as_ref().map(|c| &c.limits);
+                    let wait = key_limits
+                        .and_then(|limits| limits.queue_wait_ms)
+                        .map_or(queue.wait, |ms| queue.wait.min(Duration::from_millis(ms)));
                     let (waiting, until) = match &mut place {
                         Some((waiting, until)) => (waiting, *until),
                         None => {
                             let joined = self
                                 .waiting_room
-                                .join(&ctx.info.model, queue.max_waiting, &self.metrics)
+                                .join(
+                                    &ctx.info.model,
+                                    waiter(ctx),
+                                    queue.max_waiting,
+                                    &self.metrics,
+                                )
                                 .map_err(|full| {
                                     no_capacity(
                                         &ctx.info.model,
@@ -171,7 +180,7 @@ impl Gateway {
                                         ),
                                     )
                                 })?;
-                            let until = (now + queue.wait).min(ctx.deadline);
+                            let until = (now + wait).min(ctx.deadline);
                             let (waiting, until) = place.insert((joined, until));
                             (waiting, *until)
                         }
@@ -183,7 +192,7 @@ impl Gateway {
                             log,
                             format!(
                                 "its queue_wait_ms of {} ms would pass first",
-                                queue.wait.as_millis()
+                                wait.as_millis()
                             ),
                         ));
                     }
@@ -276,6 +285,14 @@ impl Gateway {
 
 /// Every target is out of capacity for longer than the request may wait: 429 with the real
 /// time the soonest one frees up.
+/// Where a request stands in a model's line: its priority and its key's turn.
+fn waiter(ctx: &RequestContext) -> Waiter {
+    Waiter {
+        priority: ctx.priority,
+        key: ctx.record.caller.as_ref().map(|caller| caller.name.clone()),
+    }
+}
+
 fn no_capacity(model: &str, soonest: Duration, log: &RouteLog, why: String) -> GatewayError {
     GatewayError::RateLimited {
         message: format!(
