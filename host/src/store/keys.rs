@@ -385,6 +385,8 @@ pub fn view(row: &KeyRow, spend: KeySpend) -> serde_json::Value {
         "daily_usd": l.daily_usd,
         "monthly_usd": l.monthly_usd,
         "budget_usd": l.budget_usd,
+        "priority": l.priority,
+        "queue_wait_ms": l.queue_wait_ms,
         "created_at": rfc3339(row.created_at),
         "expires_at": l.expires_at.map(rfc3339),
         "revoked": row.revoked_at.is_some(),
