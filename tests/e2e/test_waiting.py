@@ -20,7 +20,8 @@ import openai
 import pytest
 
 import mock_openai as mo
-from harness import Ops, base_config, keys_for, poll, provider, sample_sum, scrape
+from harness import (REDIS_SERVER, Ops, RedisServer, base_config, keys_for, poll, provider,
+                     sample_sum, scrape)
 
 
 @pytest.fixture
@@ -279,3 +280,39 @@ def test_priority_settings_are_validated(keyed, gateways, mocks):
                       auth={"keys": [{"name": "k", "key_env": "GW_K", "priority": 10}]})
     out = gateways.start_refused(cfg, env={**keys_for(m), "GW_K": "fw-k-secret-00001"})
     assert "auth.keys[0].priority" in out, out
+
+
+# =============================================================================================
+# With state in Redis
+# =============================================================================================
+
+
+@pytest.mark.skipif(not REDIS_SERVER.is_file(),
+                    reason=f"{REDIS_SERVER} is missing (apt-get install redis-server)")
+def test_a_cooldown_learnt_by_another_instance_is_waited_out(mocks, gateways, tmp_path):
+    """Two gateways on one Redis: instance A gets the upstream's 429 with Retry-After 2;
+    instance B never saw it, yet its request waits for the cooldown's end (a timer at the end
+    it reads from Redis) instead of calling the upstream early or failing."""
+    redis = RedisServer(tmp_path).start()
+    try:
+        q = mocks.add("mock-q")
+        cfg = base_config(
+            admin={"listen": "127.0.0.1:0"},
+            state={"redis_url": redis.url, "redis_timeout_ms": 500},
+            providers={"mock-q": provider(q, {"gpt-q": {}})},
+            models={"waits": {"targets": ["mock-q/gpt-q"], "queue_wait_ms": 5000},
+                    "fails-fast": {"targets": ["mock-q/gpt-q"]}},
+        )
+        a, b = Ops(gateways, cfg, keys_for(q)), Ops(gateways, cfg, keys_for(q))
+        a.launch().wait_admin()
+        b.launch().wait_admin()
+        q.script(mo.rate_limited(2, model="gpt-q"))
+        start_cooldown(a.gw)
+        raw = ask(b.gw, "waits")
+        assert raw.parse().choices[0].message.content == "hello from mock-q"
+        assert "queue: waited" in raw.headers["x-freeway-route"], raw.headers["x-freeway-route"]
+        first, second = q.chat_requests
+        assert 1.9 <= second.at - first.at < 2.6, "B woke at the cooldown's end A learnt"
+        assert sample_sum(metrics(b.gw), "freeway_queue_wait_seconds_count", model="waits") == 1
+    finally:
+        redis.stop()
