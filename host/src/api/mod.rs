@@ -30,6 +30,7 @@ use crate::cache::{CacheStatus, Directives};
 use crate::error::GatewayError;
 use crate::http::{BodyDeadlines, ResponseBody, full_body, read_body, response, set_header};
 use crate::pipeline::canonical::ChatRequestInfo;
+use crate::pipeline::queue::HIGHEST_PRIORITY;
 use crate::pipeline::{Answer, Decoded, Failed, Gateway, RequestMeta, Served, StreamEvent};
 use crate::state::Caller;
 
@@ -84,6 +85,7 @@ pub async fn serve<D: Dialect>(
             info: canonical.info,
             tags: client_tags(&parts.headers),
             session: header(&parts.headers, "x-freeway-session").map(str::to_string),
+            priority: requested_priority(&parts.headers)?,
             cache: Directives::from_headers(&parts.headers),
         })
     }
@@ -112,6 +114,25 @@ pub fn body_limits(gateway: &Gateway) -> (usize, BodyDeadlines) {
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `x-freeway-priority: 0`..`9`, the place a request asks for in a line waiting for capacity.
+fn requested_priority(headers: &HeaderMap) -> Result<Option<u8>, GatewayError> {
+    let Some(value) = headers.get("x-freeway-priority") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u8>().ok())
+        .filter(|priority| *priority <= HIGHEST_PRIORITY)
+        .map(Some)
+        .ok_or_else(|| {
+            GatewayError::invalid(
+                "x-freeway-priority",
+                format!("the x-freeway-priority header must be a whole number from 0 to {HIGHEST_PRIORITY}"),
+            )
+        })
 }
 
 /// Routing labels from `x-freeway-tags: a, b`.

@@ -69,6 +69,13 @@ pub struct LimitFlags {
     /// RFC 3339 time or a duration from now (30d, 12h).
     #[arg(long)]
     expires: Option<String>,
+    /// 0-9: the highest place the key's requests take in a line waiting for capacity
+    /// (default 5); `x-freeway-priority` may lower it.
+    #[arg(long)]
+    priority: Option<u8>,
+    /// The longest the key's requests wait for capacity (caps a model's queue_wait_ms).
+    #[arg(long)]
+    queue_wait_ms: Option<u64>,
 }
 
 impl LimitFlags {
@@ -87,6 +94,8 @@ impl LimitFlags {
             monthly_usd: self.monthly_usd,
             budget_usd: self.budget_usd,
             expires_at: self.expires.clone(),
+            priority: self.priority,
+            queue_wait_ms: self.queue_wait_ms,
         }
     }
 }

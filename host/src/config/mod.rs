@@ -203,6 +203,10 @@ pub struct GatewayKey {
     pub key: ApiKey,
     pub daily_requests: Option<u64>,
     pub daily_tokens: Option<u64>,
+    /// 0-9: the highest place its requests take in a line waiting for capacity.
+    pub priority: Option<u8>,
+    /// Caps the model's `queue_wait_ms` for its requests.
+    pub queue_wait_ms: Option<u64>,
 }
 
 /// A provider key read from the environment. Never printed.

@@ -222,6 +222,8 @@ pub struct GatewayKey {
     pub key_env: String,
     pub daily_requests: Option<u64>,
     pub daily_tokens: Option<u64>,
+    pub priority: Option<u8>,
+    pub queue_wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::sources::table_to_json;
 use super::*;
+use crate::store::keys::HIGHEST_PRIORITY;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The SQLite file, next to the config.
@@ -375,11 +376,21 @@ pub(super) fn validate(
                 format!("the name '{}' is used twice", k.name),
             ));
         }
+        if k.priority
+            .is_some_and(|priority| priority > HIGHEST_PRIORITY)
+        {
+            return Err(error(
+                format!("{path}.priority"),
+                format!("must be from 0 to {HIGHEST_PRIORITY}"),
+            ));
+        }
         gateway_keys.push(GatewayKey {
             name: k.name.clone(),
             key: ApiKey(Arc::from(key.trim())),
             daily_requests: k.daily_requests,
             daily_tokens: k.daily_tokens,
+            priority: k.priority,
+            queue_wait_ms: k.queue_wait_ms,
         });
     }
     Ok(Config {

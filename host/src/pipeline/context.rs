@@ -16,6 +16,8 @@ pub struct RequestContext {
     pub tags: Vec<String>,
     /// The client's `x-freeway-session`, which keys a sticky session.
     pub session: Option<String>,
+    /// Its place in a line waiting for capacity (`queue::priority`): higher is served first.
+    pub priority: u8,
     /// Whether this request's text may be logged, once its serving target is known.
     pub log_content: LogContent,
     /// What the client said about caching, and what the cache does for this request.

@@ -27,7 +27,7 @@ use super::embeddings;
 use super::escalate;
 use super::filters::{self, ActiveFilter};
 use super::fit::Fits;
-use super::queue::Place;
+use super::queue::{Place, Waiter};
 use super::record::log_text;
 use super::resolve::resolve;
 use super::route_log::RouteLog;
@@ -178,12 +178,21 @@ impl Gateway {
                         return Err(log.exhausted(&ctx.info.model));
                     };
                     let now = tokio::time::Instant::now();
+                    let key_limits = ctx.record.caller.as_ref().map(|c| &c.limits);
+                    let wait = key_limits
+                        .and_then(|limits| limits.queue_wait_ms)
+                        .map_or(queue.wait, |ms| queue.wait.min(Duration::from_millis(ms)));
                     let (waiting, until) = match &mut place {
                         Some((waiting, until)) => (waiting, *until),
                         None => {
                             let joined = self
                                 .waiting_room
-                                .join(&ctx.info.model, queue.max_waiting, &self.metrics)
+                                .join(
+                                    &ctx.info.model,
+                                    waiter(ctx),
+                                    queue.max_waiting,
+                                    &self.metrics,
+                                )
                                 .map_err(|full| {
                                     no_capacity(
                                         &ctx.info.model,
@@ -195,7 +204,7 @@ impl Gateway {
                                         ),
                                     )
                                 })?;
-                            let until = (now + queue.wait).min(ctx.deadline);
+                            let until = (now + wait).min(ctx.deadline);
                             let (waiting, until) = place.insert((joined, until));
                             (waiting, *until)
                         }
@@ -207,7 +216,7 @@ impl Gateway {
                             log,
                             format!(
                                 "its queue_wait_ms of {} ms would pass first",
-                                queue.wait.as_millis()
+                                wait.as_millis()
                             ),
                         ));
                     }
@@ -337,6 +346,14 @@ impl Gateway {
             attempt_started: started,
             admission,
         }))
+    }
+}
+
+/// Where a request stands in a model's line: its priority and its key's turn.
+fn waiter(ctx: &RequestContext) -> Waiter {
+    Waiter {
+        priority: ctx.priority,
+        key: ctx.record.caller.as_ref().map(|caller| caller.name.clone()),
     }
 }
 

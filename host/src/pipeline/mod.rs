@@ -173,6 +173,8 @@ pub struct Decoded {
     pub tags: Vec<String>,
     /// The client's sticky-session key (`x-freeway-session`).
     pub session: Option<String>,
+    /// The priority the client asks for (`x-freeway-priority`), capped by its key's.
+    pub priority: Option<u8>,
     /// What the client says about caching (`x-freeway-cache`, `cache-control`).
     pub cache: Directives,
 }
@@ -276,6 +278,10 @@ impl Gateway {
             info: decoded.info,
             tags,
             session: decoded.session,
+            priority: queue::priority(
+                decoded.priority,
+                record.caller.as_ref().and_then(|c| c.limits.priority),
+            ),
             log_content: LogContent::None,
             cache_directives: decoded.cache,
             cache: Plan::off(),

@@ -127,6 +127,8 @@ impl Gateway {
             tags: ctx.tags.clone(),
             session: None,
             cache: Directives::default(),
+            // A side call waits in line where the request it serves stands.
+            priority: Some(ctx.priority),
         };
         let meta = RequestMeta {
             id: format!("{}.{}", ctx.record.id, kind.as_str()),

@@ -60,6 +60,8 @@ impl KeyRing {
                         limits: KeyLimits {
                             daily_requests: key.daily_requests,
                             daily_tokens: key.daily_tokens,
+                            priority: key.priority,
+                            queue_wait_ms: key.queue_wait_ms,
                             ..KeyLimits::default()
                         },
                         from_config: true,

@@ -8,6 +8,11 @@ use sha2::{Digest, Sha256};
 
 use super::StoreError;
 
+/// A key's `priority` (its requests' place in a line waiting for capacity) when it sets none.
+pub const DEFAULT_PRIORITY: u8 = 5;
+/// Priorities run from 0 (background) to this.
+pub const HIGHEST_PRIORITY: u8 = 9;
+
 /// What a key may do. Every limit is optional; none set means none applies.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +33,12 @@ pub struct KeyLimits {
     pub budget_usd: Option<f64>,
     /// Unix seconds after which the key is refused.
     pub expires_at: Option<i64>,
+    /// The highest place (0-9) its requests take in a line waiting for capacity.
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// The longest its requests wait for capacity; caps the model's `queue_wait_ms`.
+    #[serde(default)]
+    pub queue_wait_ms: Option<u64>,
 }
 
 /// A key as stored (no secret).
@@ -71,7 +82,7 @@ fn from_u64(value: Option<u64>) -> Option<i64> {
 
 const COLUMNS: &str = "name, hash, prefix, owner, models, tags, rpm, tpm, daily_requests, \
     daily_tokens, monthly_tokens, daily_usd, monthly_usd, budget_usd, expires_at, created_at, \
-    revoked_at";
+    revoked_at, priority, queue_wait_ms";
 
 fn read_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
@@ -91,6 +102,10 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
             monthly_usd: row.get(12)?,
             budget_usd: row.get(13)?,
             expires_at: row.get(14)?,
+            priority: row
+                .get::<_, Option<i64>>(17)?
+                .and_then(|p| u8::try_from(p).ok()),
+            queue_wait_ms: to_u64(row.get(18)?),
         },
         created_at: row.get(15)?,
         revoked_at: row.get(16)?,
@@ -170,7 +185,7 @@ pub fn create(
     connection.execute(
         &format!(
             "INSERT INTO keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-             ?12, ?13, ?14, ?15, ?16, ?17)"
+             ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ),
         params![
             row.name,
@@ -190,6 +205,8 @@ pub fn create(
             limits.expires_at,
             row.created_at,
             row.revoked_at,
+            limits.priority,
+            from_u64(limits.queue_wait_ms),
         ],
     )?;
     bump_version(connection)?;
@@ -205,7 +222,8 @@ pub fn update(
     let changed = connection.execute(
         "UPDATE keys SET owner = ?2, models = ?3, tags = ?4, rpm = ?5, tpm = ?6, \
          daily_requests = ?7, daily_tokens = ?8, monthly_tokens = ?9, daily_usd = ?10, \
-         monthly_usd = ?11, budget_usd = ?12, expires_at = ?13 WHERE name = ?1",
+         monthly_usd = ?11, budget_usd = ?12, expires_at = ?13, priority = ?14, \
+         queue_wait_ms = ?15 WHERE name = ?1",
         params![
             name,
             limits.owner,
@@ -220,6 +238,8 @@ pub fn update(
             limits.monthly_usd,
             limits.budget_usd,
             limits.expires_at,
+            limits.priority,
+            from_u64(limits.queue_wait_ms),
         ],
     )?;
     if changed == 0 {
@@ -261,6 +281,9 @@ pub struct KeySpec {
     pub budget_usd: Option<f64>,
     /// RFC 3339 (`2026-12-31T00:00:00Z`) or a duration from now (`30d`, `12h`).
     pub expires_at: Option<String>,
+    /// 0-9: the highest place its requests take in a line waiting for capacity.
+    pub priority: Option<u8>,
+    pub queue_wait_ms: Option<u64>,
 }
 
 impl KeySpec {
@@ -276,6 +299,15 @@ impl KeySpec {
         set(&mut limits.daily_requests, self.daily_requests);
         set(&mut limits.daily_tokens, self.daily_tokens);
         set(&mut limits.monthly_tokens, self.monthly_tokens);
+        set(&mut limits.queue_wait_ms, self.queue_wait_ms);
+        if let Some(priority) = self.priority {
+            if priority > HIGHEST_PRIORITY {
+                return Err(StoreError::Invalid(format!(
+                    "priority must be from 0 to {HIGHEST_PRIORITY}"
+                )));
+            }
+            limits.priority = Some(priority);
+        }
         for (slot, value, name) in [
             (&mut limits.daily_usd, self.daily_usd, "daily_usd"),
             (&mut limits.monthly_usd, self.monthly_usd, "monthly_usd"),
@@ -353,6 +385,8 @@ pub fn view(row: &KeyRow, spend: KeySpend) -> serde_json::Value {
         "daily_usd": l.daily_usd,
         "monthly_usd": l.monthly_usd,
         "budget_usd": l.budget_usd,
+        "priority": l.priority,
+        "queue_wait_ms": l.queue_wait_ms,
         "created_at": rfc3339(row.created_at),
         "expires_at": l.expires_at.map(rfc3339),
         "revoked": row.revoked_at.is_some(),

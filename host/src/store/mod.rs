@@ -66,6 +66,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
     INSERT INTO meta (k, v) VALUES ('keys_version', 0);",
+    // 2: a key's place in a line waiting for capacity, and how long it may wait there.
+    "ALTER TABLE keys ADD COLUMN priority INTEGER;
+    ALTER TABLE keys ADD COLUMN queue_wait_ms INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
