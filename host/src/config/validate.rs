@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use super::sources::table_to_json;
 use super::*;
-use crate::store::keys::HIGHEST_PRIORITY;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The SQLite file, next to the config.
@@ -376,13 +375,9 @@ pub(super) fn validate(
                 format!("the name '{}' is used twice", k.name),
             ));
         }
-        if k.priority
-            .is_some_and(|priority| priority > HIGHEST_PRIORITY)
-        {
-            return Err(error(
-                format!("{path}.priority"),
-                format!("must be from 0 to {HIGHEST_PRIORITY}"),
-            ));
+        // The range stored keys have too (`store::keys::HIGHEST_PRIORITY`; config sits below store).
+        if k.priority.is_some_and(|priority| priority > 9) {
+            return Err(error(format!("{path}.priority"), "must be from 0 to 9"));
         }
         gateway_keys.push(GatewayKey {
             name: k.name.clone(),
