@@ -111,7 +111,7 @@ impl Gateway {
         let record = &mut ctx.record;
         record.cache = CacheStatus::Hit;
         record.answer_bytes = entry.body.len();
-        record.cached_tokens = super::record::cached_tokens(&entry.body);
+        record.cached_tokens = super::answer::cached_tokens(&entry.body);
         record.route = route;
         let served = Served {
             request_id: record.id.clone(),

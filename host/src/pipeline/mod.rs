@@ -19,6 +19,7 @@
 //! accounting); `side_call` runs the model calls the gateway makes for a request (judge,
 //! summary) through itself; `health` runs beside them.
 
+mod answer;
 mod assemble;
 mod attempts;
 mod cached;
@@ -300,9 +301,9 @@ impl Gateway {
             }) => {
                 let body = completion.body;
                 ctx.record.answer_bytes = body.len();
-                ctx.record.cached_tokens = record::cached_tokens(&body);
+                ctx.record.cached_tokens = answer::cached_tokens(&body);
                 if self.telemetry.enabled() {
-                    ctx.record.finish_reasons = record::finish_reasons(&body);
+                    ctx.record.finish_reasons = answer::finish_reasons(&body);
                 }
                 if ctx.log_content.answers() {
                     ctx.record.answer_text = Some(body.clone());

@@ -208,8 +208,10 @@ impl RequestRecord {
             CacheStatus::Hit => Some(0.0),
             _ => self.cost_usd(),
         };
+        // One rendering of the route for the log line, the span, the feed and the ledger.
+        let route = self.route.header_value();
         if tracing::enabled!(tracing::Level::INFO) {
-            self.log_line(latency, cost);
+            self.log_line(latency, cost, &route);
         }
         let now = SystemTime::now();
         if let Some(caller) = &self.caller {
@@ -226,9 +228,9 @@ impl RequestRecord {
         }
         self.observe(gateway, latency, cost);
         if gateway.telemetry.enabled() {
-            gateway.telemetry.record(self.span(now, cost));
+            gateway.telemetry.record(self.span(now, cost, &route));
         }
-        gateway.feed.request(self.event(now, latency, cost));
+        gateway.feed.request(self.event(now, latency, cost, route.clone()));
         if gateway.ledger.enabled() {
             gateway.ledger.record(LedgerRow {
                 request_id: self.id.clone(),
@@ -244,7 +246,7 @@ impl RequestRecord {
                 latency_ms: latency.as_secs_f64() * 1000.0,
                 ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
                 attempts: self.route.attempts() as u32,
-                route: self.route.header_value(),
+                route,
                 status: self.status(),
                 outcome: match &self.outcome {
                     Outcome::Failed(error) => error.code().to_string(),
@@ -256,7 +258,13 @@ impl RequestRecord {
     }
 
     /// The request on the dashboard's feed: what its log line says, and its route step by step.
-    fn event(&self, now: SystemTime, latency: Duration, cost: Option<f64>) -> RequestEvent {
+    fn event(
+        &self,
+        now: SystemTime,
+        latency: Duration,
+        cost: Option<f64>,
+        route: String,
+    ) -> RequestEvent {
         RequestEvent {
             id: self.id.clone(),
             ts: unix_ms(now),
@@ -282,13 +290,13 @@ impl RequestRecord {
             prompt_tokens: self.usage.map(|u| u.prompt_tokens),
             completion_tokens: self.usage.map(|u| u.completion_tokens),
             cost_usd: cost,
-            route: self.route.header_value(),
+            route,
             steps: self.route.steps(),
         }
     }
 
     /// The trace of this request: GenAI attributes, one child per attempt.
-    fn span(&self, ended: SystemTime, cost: Option<f64>) -> RequestSpan {
+    fn span(&self, ended: SystemTime, cost: Option<f64>, route: &str) -> RequestSpan {
         let mut attributes = vec![
             (
                 "gen_ai.operation.name",
@@ -297,7 +305,7 @@ impl RequestRecord {
             ("gen_ai.request.model", Attr::Str(self.model.clone())),
             ("freeway.request_id", Attr::Str(self.id.clone())),
             ("freeway.attempts", Attr::Int(self.route.attempts() as i64)),
-            ("freeway.route", Attr::Str(self.route.header_value())),
+            ("freeway.route", Attr::Str(route.to_string())),
             (
                 "http.response.status_code",
                 Attr::Int(i64::from(self.status())),
@@ -346,7 +354,7 @@ impl RequestRecord {
     }
 
     /// The request's log line: sizes and counts, never text.
-    fn log_line(&self, latency: Duration, cost: Option<f64>) {
+    fn log_line(&self, latency: Duration, cost: Option<f64>, route: &str) {
         let (message, error) = match &self.outcome {
             Outcome::Served if self.stream => ("stream served".to_string(), None),
             Outcome::Served => ("request served".to_string(), None),
@@ -354,7 +362,6 @@ impl RequestRecord {
             Outcome::ClientClosed => ("stream abandoned: the client closed it".to_string(), None),
             Outcome::Failed(error) => (format!("request failed: {error}"), None),
         };
-        let route = self.route.header_value();
         tracing::info!(
             request_id = %LogSafe(&self.id),
             model = %LogSafe(&self.model),
@@ -468,34 +475,6 @@ impl std::fmt::Display for LogSafe<'_> {
     }
 }
 
-/// `usage.prompt_tokens_details.cached_tokens` of a canonical answer or chunk, when present.
-/// A substring check first: most answers carry no cache figures, and those are not parsed.
-pub fn cached_tokens(json: &str) -> Option<u32> {
-    if !json.contains("cached_tokens") {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
-    value["usage"]["prompt_tokens_details"]["cached_tokens"]
-        .as_u64()
-        .and_then(|n| u32::try_from(n).ok())
-}
-
-/// The non-null `finish_reason`s of a canonical answer or chunk, in choice order.
-pub fn finish_reasons(json: &str) -> Vec<String> {
-    if !json.contains("finish_reason") {
-        return Vec::new();
-    }
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
-        return Vec::new();
-    };
-    value["choices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|choice| choice["finish_reason"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// The most of one prompt or answer a content log line holds.
 pub const MAX_LOGGED_TEXT: usize = 16 * 1024;
 
@@ -516,37 +495,6 @@ pub fn log_text(request_id: &str, part: &'static str, text: &str) {
         text = ?&text[..end],
         "content"
     );
-}
-
-/// Sizes a streamed answer and, when it may be logged, collects its text (the `content` of
-/// every chunk's deltas, as the upstream sent it) up to [`MAX_LOGGED_TEXT`].
-pub struct AnswerTally {
-    pub bytes: usize,
-    pub text: Option<String>,
-}
-
-impl AnswerTally {
-    pub fn new(keep_text: bool) -> Self {
-        AnswerTally {
-            bytes: 0,
-            text: keep_text.then(String::new),
-        }
-    }
-
-    pub fn add(&mut self, chunk: &str) {
-        self.bytes += chunk.len();
-        let Some(text) = self.text.as_mut().filter(|t| t.len() < MAX_LOGGED_TEXT) else {
-            return;
-        };
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(chunk) else {
-            return;
-        };
-        for choice in value["choices"].as_array().into_iter().flatten() {
-            if let Some(content) = choice["delta"]["content"].as_str() {
-                text.push_str(content);
-            }
-        }
-    }
 }
 
 impl Drop for RequestRecord {

@@ -16,11 +16,12 @@ use crate::plugins::bindings::types::ErrorKind;
 use crate::state::{Admission, InFlight};
 use crate::upstream::{AttemptError, OpenStream};
 
+use super::answer::AnswerTally;
 use super::assemble::Assembler;
 use super::context::RequestContext;
 use super::failover::{CommittedStream, StreamSource};
 use super::filters::{ActiveFilter, StreamFilter};
-use super::record::{AnswerTally, Outcome};
+use super::record::Outcome;
 use super::{Gateway, StreamEvent};
 
 /// Why a committed stream ended early.
@@ -223,7 +224,7 @@ impl Relay {
         for chunk in chunks {
             if let Some(usage) = chunk.usage {
                 self.ctx.record.usage = Some(usage);
-                if let Some(cached) = super::record::cached_tokens(&chunk.data) {
+                if let Some(cached) = super::answer::cached_tokens(&chunk.data) {
                     self.ctx.record.cached_tokens = Some(cached);
                 }
                 if !self.ctx.info.include_usage {
@@ -235,7 +236,7 @@ impl Relay {
             }
             self.answer.add(&chunk.data);
             if self.gateway.telemetry.enabled() {
-                let reasons = super::record::finish_reasons(&chunk.data);
+                let reasons = super::answer::finish_reasons(&chunk.data);
                 if !reasons.is_empty() {
                     self.ctx.record.finish_reasons = reasons;
                 }

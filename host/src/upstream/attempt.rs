@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hyper::HeaderMap;
 use wasmtime::component::ResourceAny;
 
@@ -255,6 +256,8 @@ impl Attempt<'_> {
             received: 0,
             max_bytes: self.max_response_bytes,
             finished: false,
+            first_frame: true,
+            held: None,
         };
         loop {
             match tokio::time::timeout_at(deadline, open.next_chunks()).await {
@@ -337,6 +340,11 @@ pub struct OpenStream {
     max_bytes: usize,
     /// The upstream body has ended (and the decoder was told).
     pub finished: bool,
+    /// No body frame has been read yet.
+    first_frame: bool,
+    /// The first frame's bytes after its first event, decoded on the next call (see
+    /// [`first_event_end`]).
+    held: Option<Bytes>,
 }
 
 impl OpenStream {
@@ -347,32 +355,45 @@ impl OpenStream {
             return Ok(Vec::new());
         }
         let decoder = self.decoder;
-        match self.body.next_data().await {
-            Some(Ok(data)) => {
-                self.received += data.len();
-                if self.received > self.max_bytes {
-                    return Err(too_large(self.max_bytes));
+        let data = match self.held.take() {
+            Some(rest) => {
+                // Let the first event's chunks reach the client before decoding the rest.
+                tokio::task::yield_now().await;
+                rest
+            }
+            None => match self.body.next_data().await {
+                Some(Ok(mut data)) => {
+                    self.received += data.len();
+                    if self.received > self.max_bytes {
+                        return Err(too_large(self.max_bytes));
+                    }
+                    if std::mem::take(&mut self.first_frame) {
+                        if let Some(end) = first_event_end(&data) {
+                            self.held = Some(data.split_off(end));
+                        }
+                    }
+                    data
                 }
-                let chunks = plugin_call!(self.lease, "stream-decoder.push", |store, b| b
-                    .adapter()?
-                    .stream_decoder()
-                    .call_push(store, decoder, &data)
-                    .await)?
-                .map_err(AttemptError::from_plugin_error)?;
-                self.checked(chunks, "stream-decoder.push")
-            }
-            Some(Err(error)) => Err(error),
-            None => {
-                self.finished = true;
-                let chunks = plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
-                    .adapter()?
-                    .stream_decoder()
-                    .call_finish(store, decoder)
-                    .await)?
-                .map_err(AttemptError::from_plugin_error)?;
-                self.checked(chunks, "stream-decoder.finish")
-            }
-        }
+                Some(Err(error)) => return Err(error),
+                None => {
+                    self.finished = true;
+                    let chunks = plugin_call!(self.lease, "stream-decoder.finish", |store, b| b
+                        .adapter()?
+                        .stream_decoder()
+                        .call_finish(store, decoder)
+                        .await)?
+                    .map_err(AttemptError::from_plugin_error)?;
+                    return self.checked(chunks, "stream-decoder.finish");
+                }
+            },
+        };
+        let chunks = plugin_call!(self.lease, "stream-decoder.push", |store, b| b
+            .adapter()?
+            .stream_decoder()
+            .call_push(store, decoder, &data)
+            .await)?
+        .map_err(AttemptError::from_plugin_error)?;
+        self.checked(chunks, "stream-decoder.push")
     }
 
     /// Chunks go to the client as they are: each must be JSON, and no bigger than an answer.
@@ -396,6 +417,30 @@ impl OpenStream {
             .resource_drop_async(store)
             .await);
     }
+}
+
+/// Where the first server-sent event of a frame ends, when more bytes follow it. An upstream
+/// that writes a whole answer at once (a cached or very fast one) sends every event in one
+/// frame; decoding and filtering them all before the client sees the first would make the
+/// time to first byte grow with the answer. The first frame is therefore decoded in two
+/// pushes: its first event, then the rest. Cutting anywhere is safe (decoders already take
+/// events split across reads); a stream with no blank line (NDJSON) is left whole.
+fn first_event_end(data: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(offset) = data[from..].iter().position(|&byte| byte == b'\n') {
+        let line_start = from + offset + 1;
+        let rest = &data[line_start..];
+        let end = if rest.starts_with(b"\n") {
+            line_start + 1
+        } else if rest.starts_with(b"\r\n") {
+            line_start + 2
+        } else {
+            from = line_start;
+            continue;
+        };
+        return (end < data.len()).then_some(end);
+    }
+    None
 }
 
 /// What an adapter hands back for the client must be a JSON object within the answer cap: a
@@ -451,4 +496,29 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
                 .map(|v| (name.as_str().to_string(), v.to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_event_end;
+
+    #[test]
+    fn the_first_event_is_cut_from_a_frame_that_holds_more() {
+        let frame = b"data: {\"a\":1}\n\ndata: {\"a\":2}\n\ndata: [DONE]\n\n";
+        assert_eq!(first_event_end(frame), Some(15));
+        let crlf = b"event: x\r\ndata: {}\r\n\r\ndata: {}\r\n\r\n";
+        assert_eq!(
+            &crlf[..first_event_end(crlf).unwrap()],
+            b"event: x\r\ndata: {}\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_frame_of_one_event_or_no_blank_line_stays_whole() {
+        assert_eq!(first_event_end(b"data: {}\n\n"), None);
+        assert_eq!(first_event_end(b"data: {}\r\n\r\n"), None);
+        assert_eq!(first_event_end(b"{\"a\":1}\n{\"a\":2}\n"), None);
+        assert_eq!(first_event_end(b"data: {\"a\":"), None);
+        assert_eq!(first_event_end(b""), None);
+    }
 }
