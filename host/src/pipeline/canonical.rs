@@ -3,7 +3,7 @@
 //! does not know reach the provider untouched — plus the facts routing needs, read once.
 //! Filters that rewrite a request are checked against the same rules.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
 
@@ -51,6 +51,16 @@ pub struct ChatRequestInfo {
     pub conversation: u64,
 }
 
+/// A request's `model`: present, a string, not empty (any inbound operation's first check).
+pub fn required_model(object: &Map<String, Value>) -> Result<String, GatewayError> {
+    match object.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
+        Some(Value::String(_)) => Err(GatewayError::invalid("model", "`model` must not be empty")),
+        Some(_) => Err(GatewayError::invalid("model", "`model` must be a string")),
+        None => Err(GatewayError::missing("model")),
+    }
+}
+
 /// Validate a request body and extract what routing needs. Errors name the offending field.
 pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, GatewayError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -61,14 +71,7 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, GatewayError
             "the request body must be a JSON object",
         ));
     };
-    let model = match object.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(Value::String(_)) => {
-            return Err(GatewayError::invalid("model", "`model` must not be empty"));
-        }
-        Some(_) => return Err(GatewayError::invalid("model", "`model` must be a string")),
-        None => return Err(GatewayError::missing("model")),
-    };
+    let model = required_model(&object)?;
     let messages = match object.get("messages") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         Some(Value::Array(_)) => {

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::error::GatewayError;
 
 use super::Snapshot;
-use super::canonical::{ChatRequestInfo, Operation};
+use super::canonical::{ChatRequestInfo, Operation, required_model};
 use super::context::RequestContext;
 use super::filters::{self, ActiveFilter};
 
@@ -37,14 +37,7 @@ enum Input<'a> {
 pub fn inspect_embeddings_request(
     object: &Map<String, Value>,
 ) -> Result<ChatRequestInfo, GatewayError> {
-    let model = match object.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(Value::String(_)) => {
-            return Err(GatewayError::invalid("model", "`model` must not be empty"));
-        }
-        Some(_) => return Err(GatewayError::invalid("model", "`model` must be a string")),
-        None => return Err(GatewayError::missing("model")),
-    };
+    let model = required_model(object)?;
     let (inputs, prompt_tokens) = match read_input(object)? {
         Input::Texts { texts, .. } => (
             texts.len(),

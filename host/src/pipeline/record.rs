@@ -230,7 +230,9 @@ impl RequestRecord {
         if gateway.telemetry.enabled() {
             gateway.telemetry.record(self.span(now, cost, &route));
         }
-        gateway.feed.request(self.event(now, latency, cost, route.clone()));
+        gateway
+            .feed
+            .request(self.event(now, latency, cost, route.clone()));
         if gateway.ledger.enabled() {
             gateway.ledger.record(LedgerRow {
                 request_id: self.id.clone(),
@@ -380,7 +382,7 @@ impl RequestRecord {
             prompt_tokens = self.usage.map(|u| u.prompt_tokens),
             completion_tokens = self.usage.map(|u| u.completion_tokens),
             cost_usd = cost,
-            route = %LogSafe(&route),
+            route = %LogSafe(route),
             cache = matches!(self.cache, CacheStatus::Hit | CacheStatus::Miss)
                 .then(|| self.cache.as_str()),
             fit = self.fit.as_deref().map(LogSafe).map(tracing::field::display),

@@ -367,10 +367,10 @@ impl OpenStream {
                     if self.received > self.max_bytes {
                         return Err(too_large(self.max_bytes));
                     }
-                    if std::mem::take(&mut self.first_frame) {
-                        if let Some(end) = first_event_end(&data) {
-                            self.held = Some(data.split_off(end));
-                        }
+                    if std::mem::take(&mut self.first_frame)
+                        && let Some(end) = first_event_end(&data)
+                    {
+                        self.held = Some(data.split_off(end));
                     }
                     data
                 }
