@@ -15,8 +15,9 @@
 //! loop), `attempts` (one pass over the targets, hedged), `fit` (context fitting per target),
 //! `escalate` (answers worth retrying elsewhere), `hedge` (the hedge budget), `queue` (waiting
 //! for capacity), `streaming` (targets that cannot stream, or only stream), `relay` (a
-//! committed stream), `route_log` (the explanation and the final error), `record` (the
-//! accounting); `side_call` runs the model calls the gateway makes for a request (judge,
+//! committed stream), `answer` (what is read from an answer in passing: size, text for the
+//! content log, cached tokens, finish reasons), `route_log` (the explanation and the final
+//! error), `record` (the accounting); `side_call` runs the model calls the gateway makes for a request (judge,
 //! summary) through itself; `health` runs beside them.
 
 mod answer;
