@@ -6,6 +6,8 @@ same ~600-byte chat request, it measures:
 
   direct                    wrk -> upstream (an nginx answering a fixed chat.completion body)
   nginx proxy               wrk -> nginx reverse proxy (keep-alive upstream pool) -> upstream
+  hyper proxy               wrk -> freeway-floor-proxy -> upstream: Freeway's runtime and HTTP
+                            libraries passing requests through, no gateway work (the stack's floor)
   freeway default (pooled)  wrk -> freeway -> upstream, the default config: the `pii` filter,
                             the `priority-fallback` router and the `openai-compatible` adapter,
                             pooled wasm instances (reused within one gateway key)
@@ -797,6 +799,20 @@ def start_freeway(procs: Procs, binary: Path, name: str, workdir: Path, config: 
     return Server(name, found["port"], p, [p.pid], log, {"startup_s": startup})
 
 
+def start_floor(procs: Procs, binary: Path, workdir: Path, upstream_port: int) -> Server:
+    """The `hyper proxy` row: Freeway's runtime and HTTP libraries with no gateway in them."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "stderr.log"
+    p = procs.start("hyper proxy", [str(binary), str(upstream_port)], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=open(log, "wb"))
+    line = p.stdout.readline().decode(errors="replace")
+    m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    if not m:
+        raise BenchError(f"hyper proxy printed no listening line: {line!r}\n{tail(log)}")
+    threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
+    return Server("hyper proxy", int(m.group(1)), p, [p.pid], log)
+
+
 SHIPPED_CONFIG = REPO / "config/gateway.toml"
 
 
@@ -1055,6 +1071,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="wrk connections at saturation (64)")
     ap.add_argument("--nginx-workers", type=int, default=0,
                     help="worker processes of the nginx proxy and upstream (0 = nproc)")
+    ap.add_argument("--floor", type=Path, default=REPO / "target/release/freeway-floor-proxy",
+                    help="the hyper proxy row's binary: Freeway's runtime and HTTP stack with no "
+                         "gateway in it (built by `make build`)")
     ap.add_argument("--freeway", type=Path, default=REPO / "target/release/freeway",
                     help="freeway binary (default target/release/freeway)")
     ap.add_argument("--plugins-dir", type=Path, default=REPO / "plugins/dist",
@@ -1175,6 +1194,10 @@ def main(argv: list[str]) -> int:
                                             "stream_path": STREAM_PATH},
                             px_port, workers)
         paths: list[tuple[str, Server]] = [("direct", upstream), ("nginx proxy", proxy)]
+        if args.floor.is_file() and os.access(args.floor, os.X_OK):
+            paths.append(("hyper proxy", start_floor(procs, args.floor, tmp / "floor", up_port)))
+        else:
+            print(f"no {args.floor} (run `make build`): no hyper proxy row", flush=True)
 
         redis_port = None
         if any("redis" in m.split("+")[1:] for m in modes):
@@ -1408,7 +1431,7 @@ def main(argv: list[str]) -> int:
                             " -- the machine was busy: treat these figures as noisy, re-run idle"))
     print("\nmemory (VmRSS; peak sampled every 100 ms during the saturation runs):")
     for r in rows:
-        kind = "process" if r["path"].startswith("freeway") else "master+workers"
+        kind = "process" if r["path"].startswith(("freeway", "hyper")) else "master+workers"
         extra = ""
         if r.get("rss_hwm_kib"):
             extra += f", VmHWM {r['rss_hwm_kib'] / 1024:.1f} MiB"
