@@ -37,6 +37,8 @@ pub struct ChatRequestInfo {
     pub has_tools: bool,
     pub has_images: bool,
     pub max_tokens: Option<u32>,
+    /// `response_format` asks for JSON (`json_object` or `json_schema`).
+    pub wants_json: bool,
     /// The sampling temperature, when the request sets one (0 makes it cacheable).
     pub temperature: Option<f64>,
     /// A rough prompt size: characters / 4, the usual estimate for English text.
@@ -222,6 +224,13 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, GatewayError
             .collect();
     }
     info.temperature = object.get("temperature").and_then(Value::as_f64);
+    info.wants_json = matches!(
+        object
+            .get("response_format")
+            .and_then(|format| format.get("type"))
+            .and_then(Value::as_str),
+        Some("json_object" | "json_schema")
+    );
     info.user = object
         .get("user")
         .and_then(Value::as_str)
@@ -232,6 +241,23 @@ pub fn inspect_chat_request(body: &[u8]) -> Result<ChatRequestInfo, GatewayError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_response_format_is_read_from_the_request() {
+        let wants = |format: &str| {
+            let body =
+                format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{format}}}"#);
+            inspect_chat_request(body.as_bytes())
+                .expect("valid")
+                .wants_json
+        };
+        assert!(wants(r#","response_format":{"type":"json_object"}"#));
+        assert!(wants(
+            r#","response_format":{"type":"json_schema","json_schema":{}}"#
+        ));
+        assert!(!wants(r#","response_format":{"type":"text"}"#));
+        assert!(!wants(""));
+    }
 
     #[test]
     fn reads_routing_facts() {

@@ -8,18 +8,6 @@ use serde_json::Value;
 
 use crate::config::EscalateOn;
 
-/// Whether the request asks for a JSON answer (`response_format` json_object / json_schema).
-pub(super) fn wants_json(body: &str) -> bool {
-    serde_json::from_str::<Value>(body).is_ok_and(|request| {
-        matches!(
-            request
-                .pointer("/response_format/type")
-                .and_then(Value::as_str),
-            Some("json_object" | "json_schema")
-        )
-    })
-}
-
 /// Why an answer (a canonical chat.completion) is to be retried on the next target, when one
 /// of `escalate_on` applies.
 pub(super) fn reason(
@@ -114,15 +102,5 @@ mod tests {
             "content": null, "tool_calls": [{"id": "c", "type": "function",
             "function": {"name": "f", "arguments": "{}"}}]}, "finish_reason": "tool_calls"}]});
         assert_eq!(reason(&ALL, true, &call.to_string()), None);
-    }
-
-    #[test]
-    fn json_format_is_read_from_the_request() {
-        assert!(wants_json(r#"{"response_format":{"type":"json_object"}}"#));
-        assert!(wants_json(
-            r#"{"response_format":{"type":"json_schema","json_schema":{}}}"#
-        ));
-        assert!(!wants_json(r#"{"response_format":{"type":"text"}}"#));
-        assert!(!wants_json(r#"{"messages":[]}"#));
     }
 }

@@ -24,7 +24,6 @@ use super::caller::{has_hard_budget, refused, worst_case};
 use super::canonical::Operation;
 use super::context::RequestContext;
 use super::embeddings;
-use super::escalate;
 use super::filters::{self, ActiveFilter};
 use super::fit::Fits;
 use super::queue::{Place, Waiter};
@@ -121,7 +120,7 @@ impl Gateway {
         let output_tokens = u64::from(ctx.info.max_tokens.unwrap_or(EXPECTED_OUTPUT_TOKENS));
         let mut fits = Fits::default();
         let escalating = !route.escalate_on.is_empty() && !ctx.info.stream;
-        let wants_json = escalating && escalate::wants_json(&body);
+        let wants_json = escalating && ctx.info.wants_json;
         if route.hedge.is_some() {
             self.hedge_budgets.request(&ctx.info.model, Instant::now());
         }
