@@ -41,6 +41,19 @@ BUNDLED = ("openai-compatible", "priority-fallback")
 # Bundled adapters for non-OpenAI APIs: built into FREEWAY_PLUGINS_DIR with the others, but only
 # copied into a gateway's plugin folder when a test asks for them.
 ADAPTERS = ("anthropic", "gemini")
+
+#: The upstream model each bundled adapter's mock serves in the tests that cover every adapter.
+ADAPTER_MODELS = {"openai-compatible": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5",
+                  "gemini": "gemini-2.5-flash"}
+
+
+def adapter_provider(kind: str, mock: Any, models: list[str]) -> tuple[str, dict, dict]:
+    """A provider for one adapter's mock: its name (`openai`, `anthropic`, `gemini`), its
+    `[providers]` entry and the environment holding its key."""
+    name = kind.split("-")[0]
+    key_env = f"{name.upper()}_KEY"
+    return name, {"adapter": kind, "base_url": mock.base_url, "api_key_env": key_env,
+                  "models": models}, {key_env: mock.api_key}
 TESTING = ("hostile", "hostile-router", "test-guard")
 # Bundled filters: built into FREEWAY_PLUGINS_DIR by `make plugins`, copied into a gateway's
 # plugin folder only when a test asks for them.
@@ -456,6 +469,17 @@ class Mocks:
 
     def __init__(self) -> None:
         self.by_name: dict[str, MockOpenAI] = {}
+
+    def one_per_adapter(self, tag: str) -> dict[str, Any]:
+        """A started mock upstream for each bundled adapter, keyed by adapter name (names and
+        keys carry `tag`), for tests that go through every adapter."""
+        from mock_anthropic import MockAnthropic
+        from mock_gemini import MockGemini
+        return {
+            "openai-compatible": self.add(f"{tag}-oai"),
+            "anthropic": self.adopt(MockAnthropic(f"{tag}-claude", f"sk-ant-{tag}").start()),
+            "gemini": self.adopt(MockGemini(f"{tag}-gem", f"AIza-{tag}").start()),
+        }
 
     def add(self, name: str, api_key: Optional[str] = None) -> MockOpenAI:
         m = MockOpenAI(name, api_key=api_key or f"sk-{name}-secret").start()

@@ -18,12 +18,11 @@ import pytest
 import mock_anthropic as ma
 import mock_gemini as mg
 import mock_openai as mo
-from harness import ADAPTERS, BUNDLED, base_config
+from harness import ADAPTER_MODELS, ADAPTERS, BUNDLED, adapter_provider, base_config
 
 DIALECTS = ("chat", "messages", "responses")
 ADAPTER_KINDS = ("openai-compatible", "anthropic", "gemini")
-UPSTREAM = {"openai-compatible": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5",
-            "gemini": "gemini-2.5-flash"}
+UPSTREAM = ADAPTER_MODELS
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
           "additionalProperties": False}
 WEATHER = {"name": "get_weather", "description": "Current weather for a city",
@@ -34,17 +33,11 @@ QUESTION = "Capital of France?"
 
 @pytest.fixture(scope="module")
 def world(module_mocks, module_gateways) -> dict[str, Any]:
-    mocks = {
-        "openai-compatible": module_mocks.add("mx-oai"),
-        "anthropic": module_mocks.adopt(ma.MockAnthropic("mx-claude", "sk-ant-mx").start()),
-        "gemini": module_mocks.adopt(mg.MockGemini("mx-gem", "AIza-mx").start()),
-    }
+    mocks = module_mocks.one_per_adapter("mx")
     providers, models, env = {}, {}, {}
     for kind, mock in mocks.items():
-        name = kind.split("-")[0]
-        env[f"MX_{name.upper()}_KEY"] = mock.api_key
-        providers[name] = {"adapter": kind, "base_url": mock.base_url,
-                           "api_key_env": f"MX_{name.upper()}_KEY", "models": [UPSTREAM[kind]]}
+        name, providers[name], key = adapter_provider(kind, mock, [UPSTREAM[kind]])
+        env.update(key)
         models[name] = {"targets": [f"{name}/{UPSTREAM[kind]}"]}
     gw = module_gateways.start(base_config(providers=providers, models=models), env=env,
                                plugins=BUNDLED + ADAPTERS)

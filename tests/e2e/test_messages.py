@@ -19,11 +19,10 @@ import pytest
 import mock_anthropic as ma
 import mock_gemini as mg
 import mock_openai as mo
-from harness import ADAPTERS, BUNDLED, base_config
+from harness import ADAPTER_MODELS, ADAPTERS, BUNDLED, adapter_provider, base_config
 
 KINDS = ("openai-compatible", "anthropic", "gemini")
-UPSTREAM = {"openai-compatible": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5",
-            "gemini": "gemini-2.5-flash"}
+UPSTREAM = ADAPTER_MODELS
 WEATHER_TOOL = {"name": "get_weather", "description": "Current weather for a city",
                 "input_schema": {"type": "object", "required": ["city"],
                                  "properties": {"city": {"type": "string"}}}}
@@ -32,23 +31,15 @@ EPHEMERAL = {"type": "ephemeral"}
 
 @pytest.fixture(scope="module")
 def world(module_mocks, module_gateways) -> dict[str, Any]:
-    mocks = {
-        "openai-compatible": module_mocks.add("oai"),
-        "anthropic": module_mocks.adopt(ma.MockAnthropic("claude", "sk-ant-main").start()),
-        "gemini": module_mocks.adopt(mg.MockGemini("gem", "AIza-main").start()),
-    }
-    providers = {}
-    models = {}
-    env = {}
+    mocks = module_mocks.one_per_adapter("msg")
+    providers, models, env = {}, {}, {}
     for kind, mock in mocks.items():
-        name = kind.split("-")[0]
-        env[f"{name.upper()}_KEY"] = mock.api_key
         # Failing tests get targets of their own, so a cooldown never leaks into another test.
         upstream = [UPSTREAM[kind], UPSTREAM[kind] + "-429", UPSTREAM[kind] + "-broken"]
         if kind == "anthropic":
             upstream.append("claude-haiku-4-5")
-        providers[name] = {"adapter": kind, "base_url": mock.base_url,
-                           "api_key_env": f"{name.upper()}_KEY", "models": upstream}
+        name, providers[name], key = adapter_provider(kind, mock, upstream)
+        env.update(key)
         models[f"via-{name}"] = {"targets": [f"{name}/{UPSTREAM[kind]}"]}
         models[f"rl-{name}"] = {"targets": [f"{name}/{UPSTREAM[kind]}-429"]}
         models[f"broken-{name}"] = {"targets": [f"{name}/{UPSTREAM[kind]}-broken"]}

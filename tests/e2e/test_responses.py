@@ -15,11 +15,10 @@ import pytest
 import mock_anthropic as ma
 import mock_gemini as mg
 import mock_openai as mo
-from harness import ADAPTERS, BUNDLED, base_config
+from harness import ADAPTER_MODELS, ADAPTERS, BUNDLED, adapter_provider, base_config
 
 KINDS = ("openai-compatible", "anthropic", "gemini")
-UPSTREAM = {"openai-compatible": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5",
-            "gemini": "gemini-2.5-flash"}
+UPSTREAM = ADAPTER_MODELS
 WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
                 "parameters": {"type": "object", "required": ["city"],
                                "properties": {"city": {"type": "string"}}}}
@@ -27,17 +26,11 @@ WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weath
 
 @pytest.fixture(scope="module")
 def world(module_mocks, module_gateways) -> dict[str, Any]:
-    mocks = {
-        "openai-compatible": module_mocks.add("oai"),
-        "anthropic": module_mocks.adopt(ma.MockAnthropic("claude", "sk-ant-main").start()),
-        "gemini": module_mocks.adopt(mg.MockGemini("gem", "AIza-main").start()),
-    }
+    mocks = module_mocks.one_per_adapter("resp")
     providers, models, env = {}, {}, {}
     for kind, mock in mocks.items():
-        name = kind.split("-")[0]
-        env[f"{name.upper()}_KEY"] = mock.api_key
-        providers[name] = {"adapter": kind, "base_url": mock.base_url,
-                           "api_key_env": f"{name.upper()}_KEY", "models": [UPSTREAM[kind]]}
+        name, providers[name], key = adapter_provider(kind, mock, [UPSTREAM[kind]])
+        env.update(key)
         models[f"via-{name}"] = {"targets": [f"{name}/{UPSTREAM[kind]}"]}
     gw = module_gateways.start(base_config(providers=providers, models=models), env=env,
                                plugins=BUNDLED + ADAPTERS)
