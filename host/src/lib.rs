@@ -4,7 +4,8 @@
 //! One folder per layer, in the order a request flows; each imports only the layers below it
 //! (nothing imports `server`):
 //!
-//! - [`server`]: listeners, accept loop, graceful drain, the URL table, client keys;
+//! - [`server`]: listeners, accept loop, request workers (a runtime per core), graceful drain,
+//!   the URL table, client keys;
 //!   [`cli`]: the offline commands (keys, usage, plugin new/check/test).
 //! - [`api`]: inbound dialects behind one trait (chat completions, models), OpenAI errors.
 //! - [`admin`]: the operator's API (plugins, config, metrics, reload).

@@ -128,8 +128,11 @@ fn main() -> ExitCode {
 }
 
 /// `serve` and `check`: build the gateway; `serve` then runs it.
+///
+/// This thread's runtime is the control runtime: it accepts connections, reloads, runs health
+/// checks and waits for signals. Requests are served on the worker threads (`server::Workers`).
 fn run_gateway(command: Command) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -182,6 +185,10 @@ async fn serve(
     let addr = listen.unwrap_or(snapshot.config.listen);
     reload::check_exposure(&snapshot.config, addr, gateway.keys.required())?;
     let listener = server::bind(addr).await?;
+    let workers = Arc::new(server::Workers::start(
+        snapshot.config.worker_threads,
+        &gateway.metrics,
+    )?);
     let shutdown = shutdown_signal();
     let reloader = reload::Reloader::new(gateway.clone(), config_path);
     // The watcher lives as long as the server; without it the gateway still serves.
@@ -198,12 +205,19 @@ async fn serve(
             let admin_local = admin_listener.local_addr()?;
             let mut stop = stop_rx.clone();
             let handlers = handlers.clone();
+            let workers = workers.clone();
             Some((
                 admin_local,
                 tokio::spawn(async move {
-                    server::serve(handlers, admin_listener, server::Role::Admin, async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    })
+                    server::serve(
+                        handlers,
+                        admin_listener,
+                        server::Role::Admin,
+                        workers,
+                        async move {
+                            let _ = stop.wait_for(|stopped| *stopped).await;
+                        },
+                    )
                     .await
                 }),
             ))
@@ -211,7 +225,7 @@ async fn serve(
         None => None,
     };
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, "listening");
+    tracing::info!(address = %local, workers = workers.len(), "listening");
     println!("freeway listening on http://{local}");
     if let Some((admin_local, _)) = &admin {
         tracing::info!(address = %admin_local, "admin API listening");
@@ -221,25 +235,31 @@ async fn serve(
     drop(snapshot);
     let draining = handlers.clone();
     let feed_owner = handlers.gateway.clone();
-    let served = server::serve(handlers, listener, server::Role::Public, async move {
-        shutdown.await;
-        // Tell load balancers first (health checks fail), keep serving while they notice,
-        // then stop accepting and let what is in flight finish.
-        draining
-            .draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let delay = draining.gateway.snapshot.load().config.drain_delay;
-        if !delay.is_zero() {
-            tracing::info!(
-                "draining: /healthz answers 503 for {} s while requests are still served",
-                delay.as_secs()
-            );
-            tokio::time::sleep(delay).await;
-        }
-        let _ = stop_tx.send(true);
-        // Open dashboards' live feeds never end by themselves: end them, or they hold the drain.
-        feed_owner.feed.close();
-    })
+    let served = server::serve(
+        handlers,
+        listener,
+        server::Role::Public,
+        workers,
+        async move {
+            shutdown.await;
+            // Tell load balancers first (health checks fail), keep serving while they notice,
+            // then stop accepting and let what is in flight finish.
+            draining
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let delay = draining.gateway.snapshot.load().config.drain_delay;
+            if !delay.is_zero() {
+                tracing::info!(
+                    "draining: /healthz answers 503 for {} s while requests are still served",
+                    delay.as_secs()
+                );
+                tokio::time::sleep(delay).await;
+            }
+            let _ = stop_tx.send(true);
+            // Open dashboards' live feeds never end by themselves: end them, or they hold the drain.
+            feed_owner.feed.close();
+        },
+    )
     .await;
     if let Some((_, task)) = admin {
         let _ = task.await;

@@ -11,7 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "api", "admin", "reload", "pipeline", "state", "config", "http", "error",
+            "api", "admin", "reload", "pipeline", "state", "metrics", "config", "http", "error",
         ],
     ),
     (

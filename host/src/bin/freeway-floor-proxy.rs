@@ -1,6 +1,8 @@
-//! `freeway-floor-proxy`: the cheapest proxy Freeway's stack can be — the same tokio
-//! multi-thread runtime, the same hyper HTTP/1 server and the same hyper-util pooled client
-//! (no TLS on the way to a local upstream), and nothing else: no JSON, no plugins, no state.
+//! `freeway-floor-proxy`: the cheapest proxy Freeway's stack can be — the same threads (a
+//! control runtime that accepts, `freeway::server::Workers` serving each connection on one
+//! worker thread), the same hyper HTTP/1 server and the same hyper-util pooled client, one per
+//! thread (no TLS on the way to a local upstream), and nothing else: no JSON, no plugins, no
+//! state.
 //! Each request is passed to the upstream as it came (method, path, headers, body streamed)
 //! and the answer back the same way.
 //!
@@ -28,6 +30,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use freeway::metrics::Metrics;
+use freeway::server::Workers;
+
 type Body = BoxBody<Bytes, hyper::Error>;
 
 fn main() -> ExitCode {
@@ -35,7 +40,7 @@ fn main() -> ExitCode {
         eprintln!("usage: freeway-floor-proxy UPSTREAM_PORT");
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -60,16 +65,16 @@ async fn serve(upstream_port: u16) -> std::io::Result<()> {
         "freeway-floor-proxy listening on http://{}",
         listener.local_addr()?
     );
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
-        .build(connector);
+    let workers = Workers::start(0, &Metrics::new()).map_err(std::io::Error::other)?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let client = client.clone();
-        tokio::spawn(async move {
+        let stream = stream.into_std()?;
+        workers.dispatch(move || async move {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                return;
+            };
+            let client = CLIENT.with(|client| client.clone());
             let service =
                 service_fn(move |request| forward(client.clone(), upstream_port, request));
             let _ = http1::Builder::new()
@@ -77,6 +82,17 @@ async fn serve(upstream_port: u16) -> std::io::Result<()> {
                 .await;
         });
     }
+}
+
+thread_local! {
+    /// Each worker thread's own pool, as Freeway's `upstream::Upstream` keeps.
+    static CLIENT: Client<HttpConnector, Incoming> = {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(256)
+            .build(connector)
+    };
 }
 
 async fn forward(

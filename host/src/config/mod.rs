@@ -434,6 +434,8 @@ pub struct Config {
     pub drain_delay: Duration,
     /// After SIGTERM and the delay: how long in-flight requests and streams may finish.
     pub drain_timeout: Duration,
+    /// Request worker threads (0: one per core); read at start, a reload does not change it.
+    pub worker_threads: usize,
     pub deadlines: Deadlines,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,

@@ -74,6 +74,8 @@ pub struct Server {
     pub request_timeout_ms: Option<u64>,
     /// The largest upstream answer (a JSON body, or a stream in total) the gateway reads.
     pub max_response_bytes: Option<u64>,
+    /// Request worker threads, each serving its connections start to end (0: one per core).
+    pub worker_threads: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -495,6 +495,10 @@ pub(super) fn validate(
                 ));
             }
         },
+        worker_threads: match raw.server.worker_threads.unwrap_or(0) {
+            n @ 0..=1024 => n as usize,
+            _ => return Err(error("server.worker_threads", "must be between 0 and 1024")),
+        },
         deadlines: super::deadlines::deadlines(&raw.server)?,
         plugin_dir: resolve(raw.plugins.dir),
         cache_dir: raw.plugins.cache_dir.map(resolve),

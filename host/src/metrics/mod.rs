@@ -6,7 +6,7 @@
 
 use prometheus::{
     CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds: 5 ms to 2 minutes, LLM calls being slow and long-tailed.
@@ -44,6 +44,8 @@ pub struct Metrics {
     pub queue_depth: GaugeVec,
     pub queue_wait: HistogramVec,
     pub hedges: IntCounterVec,
+    /// Kept by the request workers themselves (`server::Workers` balances on it).
+    pub worker_connections: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -219,6 +221,17 @@ impl Metrics {
                 "freeway_hedges_total",
                 "Hedged attempts, by result: started, won (answered first), over_budget (not started).",
                 &["model", "result"],
+            ),
+            worker_connections: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "freeway_worker_connections",
+                        "Client connections each request worker thread serves now.",
+                    ),
+                    &["worker"],
+                )
+                .expect("valid metric"),
             ),
             registry,
         }

@@ -1,10 +1,15 @@
-//! The listeners: hyper's accept loop with its timeouts (`server.header_read_timeout_ms`
-//! for a request head; a request body's deadlines are applied where it is read, in `api`), graceful drain on shutdown, and the
+//! The listeners: the accept loop (on the control runtime), which hands each connection to a
+//! request worker (`workers`: a single-threaded runtime per core) where hyper serves it with
+//! its timeouts (`server.header_read_timeout_ms` for a request head; a request body's
+//! deadlines are applied where it is read, in `api`); graceful drain on shutdown; and the
 //! handlers every connection shares. What each URL does is in `routes`; who may call is in
 //! `auth`. Nothing below this layer imports it.
 
 mod auth;
 mod routes;
+mod workers;
+
+pub use workers::Workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,6 +20,7 @@ use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpListener;
 
 use crate::pipeline::Gateway;
@@ -57,6 +63,7 @@ pub async fn serve(
     handlers: Arc<Handlers>,
     listener: TcpListener,
     role: Role,
+    workers: Arc<Workers>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -74,35 +81,18 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::debug!("cannot hand the connection to a worker: {error}");
+                        continue;
+                    }
+                };
                 // Read per connection from the live config, so a reload changes it.
                 let header_read = handlers.gateway.snapshot.load().config.deadlines.header_read;
                 let handlers = handlers.clone();
-                let service = service_fn(move |request| {
-                    let handlers = handlers.clone();
-                    async move {
-                        let mut response = routes::route(&handlers, role, request).await;
-                        // Draining: every answer closes its connection, so clients and
-                        // balancers stop reusing connections before the listener closes (a
-                        // request sent on an idle connection as it is closed would fail).
-                        if handlers.is_draining() {
-                            response
-                                .headers_mut()
-                                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-                        }
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let connection = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_read)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!("connection ended with an error: {error}");
-                    }
-                });
+                let watcher = graceful.watcher();
+                workers.dispatch(move || serve_connection(handlers, role, stream, header_read, watcher));
             }
             _ = &mut shutdown => break,
         }
@@ -123,6 +113,47 @@ pub async fn serve(
         ),
     }
     Ok(())
+}
+
+/// One connection, served to its end on the worker thread it was given to.
+async fn serve_connection(
+    handlers: Arc<Handlers>,
+    role: Role,
+    stream: std::net::TcpStream,
+    header_read: Duration,
+    watcher: Watcher,
+) {
+    // Registers the socket with this worker's own reactor.
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!("cannot serve the connection: {error}");
+            return;
+        }
+    };
+    let service = service_fn(move |request| {
+        let handlers = handlers.clone();
+        async move {
+            let mut response = routes::route(&handlers, role, request).await;
+            // Draining: every answer closes its connection, so clients and
+            // balancers stop reusing connections before the listener closes (a
+            // request sent on an idle connection as it is closed would fail).
+            if handlers.is_draining() {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!("connection ended with an error: {error}");
+    }
 }
 
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -22,9 +22,12 @@ use crate::plugins::bindings::types::ErrorKind;
 
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-#[derive(Clone)]
+/// The upstream client: one connection pool per thread, so a request served on a worker
+/// thread reuses connections whose tasks run on that same thread (see `server::workers`: a
+/// pool shared between threads would wake another core for every read).
 pub struct Upstream {
-    client: Client<Connector, Full<Bytes>>,
+    connector: Connector,
+    clients: thread_local::ThreadLocal<Client<Connector, Full<Bytes>>>,
 }
 
 /// A keep-alive HTTP/1.1 + HTTP/2 client with rustls and the webpki roots: the one way the
@@ -35,6 +38,23 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    Ok(client_over(https_connector()?))
+}
+
+fn client_over<B>(connector: Connector) -> Client<Connector, B>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// Plain TCP with TCP_NODELAY and keepalive, under rustls for `https://`.
+fn https_connector() -> anyhow::Result<Connector> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -48,23 +68,25 @@ where
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     })
     .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .build(connector))
+        .wrap_connector(http))
 }
 
 impl Upstream {
     pub fn new() -> anyhow::Result<Self> {
         Ok(Self {
-            client: https_client()?,
+            connector: https_connector()?,
+            clients: thread_local::ThreadLocal::new(),
         })
+    }
+
+    /// This thread's client (and its pool), made on first use.
+    fn client(&self) -> &Client<Connector, Full<Bytes>> {
+        self.clients.get_or(|| client_over(self.connector.clone()))
     }
 
     /// Send an adapter-built request with the provider's key injected. Returns the response
@@ -75,7 +97,7 @@ impl Upstream {
         key: Option<&ApiKey>,
     ) -> Result<hyper::Response<Incoming>, AttemptError> {
         let http_request = build(request, key)?;
-        self.client
+        self.client()
             .request(http_request)
             .await
             .map_err(|e| transport_error(&e))

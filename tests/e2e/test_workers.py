@@ -1,0 +1,92 @@
+"""Request workers (`server.worker_threads`): each client connection is served start to end by
+one worker thread, given to the one serving the fewest connections; the gauge
+`freeway_worker_connections{worker}` shows where connections are. Requests, streams and the
+admin API work the same on any number of workers; a bad value is refused at start."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from harness import base_config, chat_body, keys_for, poll, provider, scrape, sse_events
+
+
+@pytest.fixture
+def start(mocks, gateways):
+    mock = mocks.add("mock-a")
+
+    def start(**server):
+        cfg = base_config(
+            server=server,
+            admin={"listen": "127.0.0.1:0"},
+            providers={"mock-a": provider(mock, ["gpt-a"])},
+            models={"m": {"targets": ["mock-a/gpt-a"]}})
+        return gateways.start(cfg, env=keys_for(mock))
+
+    return start
+
+
+def worker_connections(gw) -> dict[str, float]:
+    """The gauge by worker, scraped on a connection of its own (which the gauge counts)."""
+    with gw.admin() as admin:
+        response = admin.get("/metrics")
+    assert response.status_code == 200, response.text[:300]
+    return {s.labels["worker"]: s.value for s in scrape(response.text)
+            if s.name == "freeway_worker_connections"}
+
+
+def answer(client: httpx.Client, stream: bool = False) -> str:
+    response = client.post("/v1/chat/completions", json=chat_body("m", stream=stream))
+    assert response.status_code == 200, response.text[:300]
+    if stream:
+        events = sse_events(response.text)
+        assert events[-1] == "[DONE]", events
+        return response.text
+    return response.json()["choices"][0]["message"]["content"]
+
+
+def test_connections_are_spread_over_the_workers_and_counted_until_they_close(start):
+    gw = start(worker_threads=3)
+    assert worker_connections(gw).keys() == {"0", "1", "2"}
+    clients = [gw.http() for _ in range(3)]
+    try:
+        # Each keep-alive connection answers twice (JSON, then a stream) on its worker.
+        for client in clients:
+            assert answer(client)
+            assert answer(client, stream=True)
+        # Three open connections on three workers; the scrape's own is the fourth.
+        counts = worker_connections(gw)
+        assert sorted(counts.values()) == [1, 1, 2], counts
+    finally:
+        for client in clients:
+            client.close()
+    # Closed connections leave the count: only the scrape's own remains.
+    poll(lambda: sum(worker_connections(gw).values()) == 1, timeout=5,
+         what="closed connections leave freeway_worker_connections")
+
+
+def test_one_worker_serves_everything(start):
+    gw = start(worker_threads=1)
+    with gw.http() as first, gw.http() as second:
+        assert answer(first)
+        assert answer(second, stream=True)
+        assert answer(first, stream=True)
+        assert worker_connections(gw) == {"0": 3}
+
+
+def test_default_is_one_worker_per_core(start):
+    gw = start()
+    with gw.http() as client:
+        assert answer(client)
+    workers = worker_connections(gw)
+    assert workers and workers.keys() == {str(i) for i in range(len(workers))}, workers
+
+
+@pytest.mark.parametrize("value", [-1, 5000, "two"])
+def test_bad_worker_threads_is_refused(mocks, gateways, value):
+    mock = mocks.add("mock-a")
+    cfg = base_config(server={"worker_threads": value},
+                      providers={"mock-a": provider(mock, ["gpt-a"])},
+                      models={"m": {"targets": ["mock-a/gpt-a"]}})
+    stderr = gateways.start_refused(cfg, env=keys_for(mock))
+    assert "worker_threads" in stderr, stderr
