@@ -1,8 +1,8 @@
 //! `freeway-floor-proxy`: the cheapest proxy Freeway's stack can be — the same threads (a
 //! control runtime that accepts, `freeway::server::Workers` serving each connection on one
 //! worker thread), the same hyper HTTP/1 server and the same hyper-util pooled client, one per
-//! thread (no TLS on the way to a local upstream), and nothing else: no JSON, no plugins, no
-//! state.
+//! thread (no TLS on the way to a local upstream), the same allocator (mimalloc), and nothing
+//! else: no JSON, no plugins, no state.
 //! Each request is passed to the upstream as it came (method, path, headers, body streamed)
 //! and the answer back the same way.
 //!
@@ -34,6 +34,10 @@ use freeway::metrics::Metrics;
 use freeway::server::Workers;
 
 type Body = BoxBody<Bytes, hyper::Error>;
+
+/// The same allocator as `freeway` (see its `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let Some(upstream_port) = std::env::args().nth(1).and_then(|p| p.parse::<u16>().ok()) else {
