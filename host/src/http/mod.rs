@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -77,11 +78,19 @@ pub async fn read_body(
         return Err(GatewayError::BodyTooLarge { max });
     }
     let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::with_capacity(announced.unwrap_or(0).min(max));
+    // A small body usually arrives with the head: take what is already here without arming
+    // the deadlines (arming a timer that ends first wakes the thread's driver, a syscall and
+    // an extra turn of its event loop per request). The deadlines start at the first wait.
+    while let Some(frame) = body.frame().now_or_never() {
+        if take_frame(frame, &mut collected, max)? {
+            return Ok(collected.freeze());
+        }
+    }
     let total = tokio::time::sleep(deadlines.total);
     let idle = tokio::time::sleep(deadlines.idle);
     let mut total = std::pin::pin!(total);
     let mut idle = std::pin::pin!(idle);
-    let mut collected = BytesMut::with_capacity(announced.unwrap_or(0).min(max));
     loop {
         let frame = tokio::select! {
             biased;
@@ -99,26 +108,36 @@ pub async fn read_body(
                 ),
             }),
         };
-        match frame {
-            None => return Ok(collected.freeze()),
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    if collected.len() + data.len() > max {
-                        return Err(GatewayError::BodyTooLarge { max });
-                    }
-                    collected.extend_from_slice(&data);
-                }
-                idle.as_mut()
-                    .reset(tokio::time::Instant::now() + deadlines.idle);
-            }
-            Some(Err(error)) => {
-                return Err(GatewayError::InvalidRequest {
-                    code: "invalid_body",
-                    param: None,
-                    message: format!("the request body could not be read: {error}"),
-                });
-            }
+        if take_frame(frame, &mut collected, max)? {
+            return Ok(collected.freeze());
         }
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + deadlines.idle);
+    }
+}
+
+/// Add one frame of a request body to `collected`; true at the body's end.
+fn take_frame(
+    frame: Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>,
+    collected: &mut BytesMut,
+    max: usize,
+) -> Result<bool, GatewayError> {
+    match frame {
+        None => Ok(true),
+        Some(Ok(frame)) => {
+            if let Ok(data) = frame.into_data() {
+                if collected.len() + data.len() > max {
+                    return Err(GatewayError::BodyTooLarge { max });
+                }
+                collected.extend_from_slice(&data);
+            }
+            Ok(false)
+        }
+        Some(Err(error)) => Err(GatewayError::InvalidRequest {
+            code: "invalid_body",
+            param: None,
+            message: format!("the request body could not be read: {error}"),
+        }),
     }
 }
 
