@@ -92,7 +92,9 @@ pub async fn serve(
                 let header_read = handlers.gateway.snapshot.load().config.deadlines.header_read;
                 let handlers = handlers.clone();
                 let watcher = graceful.watcher();
-                workers.dispatch(move || serve_connection(handlers, role, stream, header_read, watcher));
+                workers.dispatch(move || {
+                    serve_connection(handlers, role, stream, header_read, watcher)
+                });
             }
             _ = &mut shutdown => break,
         }

@@ -11,8 +11,8 @@
 //! threads, once each.
 //!
 //! The cost: no work stealing, so one connection's CPU-heavy request delays the others on its
-//! thread (plugin calls are bounded by their fuel and time limits, and yield between chunks).
-//! nginx and Envoy make the same trade.
+//! thread (a plugin call is cut at its time limit, `timeout_ms`, 100 ms by default). nginx and
+//! Envoy make the same trade.
 
 use std::future::Future;
 use std::pin::Pin;
