@@ -137,10 +137,14 @@ fn main() -> ExitCode {
 
 /// `serve` and `check`: build the gateway; `serve` then runs it.
 ///
-/// This thread's runtime is the control runtime: it accepts connections, reloads, runs health
-/// checks and waits for signals. Requests are served on the worker threads (`server::Workers`).
+/// This runtime is the control runtime: it accepts connections, reloads, runs health checks,
+/// holds the Redis connection and waits for signals; requests are served on the worker threads
+/// (`server::Workers`). Two threads, so a reload's seconds of plugin checks never hold up
+/// accepting or Redis.
 fn run_gateway(command: Command) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("freeway-control")
         .enable_all()
         .build()
     {
@@ -165,8 +169,8 @@ fn run_gateway(command: Command) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Loading plugins allocated and freed a lot on this (the control) thread, which now
-    // mostly sleeps: hand those pages back to the OS now rather than at its next allocation.
+    // Loading plugins allocated and freed a lot on this thread, which now only waits: hand
+    // those pages back to the OS now rather than at its next allocation.
     // SAFETY: mi_collect only walks this thread's own heap.
     unsafe { libmimalloc_sys::mi_collect(true) };
     if check_only {

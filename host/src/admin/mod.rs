@@ -51,7 +51,7 @@ const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 pub async fn handle(
     gateway: &Arc<Gateway>,
-    reloader: &Reloader,
+    reloader: &Arc<Reloader>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let snapshot = gateway.snapshot.load_full();

@@ -49,6 +49,10 @@ pub struct Reloader {
     running: tokio::sync::Mutex<()>,
     /// The last reload's outcome, for the admin view.
     pub last: Mutex<Option<ReloadOutcome>>,
+    /// The runtime reloads run on (the control runtime it was made on), whoever asks: a reload
+    /// hashes and smoke-tests plugins, seconds of CPU at worst, which must not stall the request
+    /// worker that served `POST /admin/reload` (a worker does not share its connections).
+    home: Option<tokio::runtime::Handle>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -68,11 +72,24 @@ impl Reloader {
             watcher: Mutex::new(None),
             running: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
+            home: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
-    /// Re-read config and plugins; swap them in if they are valid together.
-    pub async fn reload(&self, why: &str) -> Result<String, String> {
+    /// Re-read config and plugins; swap them in if they are valid together. Runs on the
+    /// runtime the reloader was made on.
+    pub async fn reload(self: &Arc<Self>, why: &str) -> Result<String, String> {
+        let Some(home) = &self.home else {
+            return self.reload_here(why).await;
+        };
+        let this = self.clone();
+        let why = why.to_string();
+        home.spawn(async move { this.reload_here(&why).await })
+            .await
+            .unwrap_or_else(|error| Err(format!("the reload stopped: {error}")))
+    }
+
+    async fn reload_here(&self, why: &str) -> Result<String, String> {
         let _one_at_a_time = self.running.lock().await;
         let started = Instant::now();
         let result = self.try_reload().await;

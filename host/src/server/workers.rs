@@ -50,19 +50,34 @@ impl Workers {
         };
         let mut workers = Vec::with_capacity(threads);
         for index in 0..threads {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| anyhow::anyhow!("cannot start request worker {index}: {e}"))?;
             let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+            // The runtime is built on its own thread (a runtime dropped inside another one
+            // panics), which says whether it started.
+            let (started, start_result) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
             std::thread::Builder::new()
                 .name(format!("freeway-worker-{index}"))
                 .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(error) => {
+                            let _ = started.send(Err(error));
+                            return;
+                        }
+                    };
+                    let _ = started.send(Ok(()));
                     runtime.block_on(async move {
                         while let Some(job) = queue.recv().await {
                             tokio::spawn(job());
                         }
                     });
+                })
+                .and_then(|_| {
+                    start_result
+                        .recv()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("the thread ended")))
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start request worker {index}: {e}"))?;
             workers.push(Worker {

@@ -24,7 +24,9 @@ pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// The upstream client: one connection pool per thread, so a request served on a worker
 /// thread reuses connections whose tasks run on that same thread (see `server::workers`: a
-/// pool shared between threads would wake another core for every read).
+/// pool shared between threads would wake another core for every read). The price: each
+/// worker opens and keeps its own connections, so a provider sees up to one TLS handshake and
+/// one idle pool per worker thread.
 pub struct Upstream {
     connector: Connector,
     clients: thread_local::ThreadLocal<Client<Connector, Full<Bytes>>>,
