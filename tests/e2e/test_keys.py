@@ -25,8 +25,8 @@ import openai
 import pytest
 
 import mock_openai as mo
-from harness import (Ops, base_config, db_rows, db_tables, error_body, keys_for, poll, priced,
-                     utc_midnight_in)
+from harness import (Ops, base_config, clear_of_a_minute_boundary, db_rows, db_tables,
+                     error_body, keys_for, poll, priced, utc_midnight_in)
 
 OUT_PRICE = 250.0  # USD per million completion tokens
 PER_REQUEST = 0.25  # 1,000 completion tokens at OUT_PRICE
@@ -376,6 +376,7 @@ def test_key_rpm_answers_429_key_rate_limited(ops):
     secret = o.create_key("slow", "--rpm", "2")["key"]
     other = o.create_key("free")["key"]
     o.launch()
+    clear_of_a_minute_boundary()
     assert o.post(secret, body(max_tokens=10)).status_code == 200
     assert o.post(secret, body(max_tokens=10)).status_code == 200
     r = o.post(secret, body(max_tokens=10))
@@ -392,6 +393,7 @@ def test_key_tpm_answers_429_key_rate_limited(ops):
     secret = o.create_key("tpm", "--tpm", "2000")["key"]
     o.launch()
     big(a, 2)
+    clear_of_a_minute_boundary()
     assert o.post(secret, body()).status_code == 200
     assert o.post(secret, body()).status_code == 200
     r = o.post(secret, body())

@@ -41,8 +41,9 @@ import httpx
 import pytest
 
 import mock_openai as mo
-from harness import (REDIS_SERVER, Ops, RedisServer, base_config, chat_body, db_rows,
-                     error_body, keys_for, poll, priced, provider, sample_sum, utc_midnight_in)
+from harness import (REDIS_SERVER, Ops, RedisServer, base_config, chat_body,
+                     clear_of_a_minute_boundary, db_rows, error_body, keys_for, poll, priced,
+                     provider, sample_sum, utc_midnight_in)
 
 pytestmark = pytest.mark.skipif(
     not REDIS_SERVER.is_file(),
@@ -404,6 +405,7 @@ def test_virtual_key_rpm_is_shared(redis, mocks, gateways, tmp_path):
     ga.launch()
     gb.launch()
     body = chat_body("m", max_tokens=10)
+    clear_of_a_minute_boundary()
     assert post(ga, body, key=secret).status_code == 200
     assert post(gb, body, key=secret).status_code == 200
     for o in (ga, gb):
