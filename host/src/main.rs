@@ -241,7 +241,7 @@ async fn serve(
         None => None,
     };
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, workers = workers.len(), "listening");
+    tracing::info!(address = %local, workers = workers.threads(), "listening");
     println!("freeway listening on http://{local}");
     if let Some((admin_local, _)) = &admin {
         tracing::info!(address = %admin_local, "admin API listening");

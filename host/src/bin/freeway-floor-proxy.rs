@@ -73,11 +73,7 @@ async fn serve(upstream_port: u16) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let stream = stream.into_std()?;
-        workers.dispatch(move || async move {
-            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-                return;
-            };
+        workers.dispatch(stream, move |stream| async move {
             let client = CLIENT.with(|client| client.clone());
             let service =
                 service_fn(move |request| forward(client.clone(), upstream_port, request));

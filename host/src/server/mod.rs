@@ -81,18 +81,11 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let stream = match stream.into_std() {
-                    Ok(stream) => stream,
-                    Err(error) => {
-                        tracing::debug!("cannot hand the connection to a worker: {error}");
-                        continue;
-                    }
-                };
                 // Read per connection from the live config, so a reload changes it.
                 let header_read = handlers.gateway.snapshot.load().config.deadlines.header_read;
                 let handlers = handlers.clone();
                 let watcher = graceful.watcher();
-                workers.dispatch(move || {
+                workers.dispatch(stream, move |stream| {
                     serve_connection(handlers, role, stream, header_read, watcher)
                 });
             }
@@ -121,18 +114,10 @@ pub async fn serve(
 async fn serve_connection(
     handlers: Arc<Handlers>,
     role: Role,
-    stream: std::net::TcpStream,
+    stream: tokio::net::TcpStream,
     header_read: Duration,
     watcher: Watcher,
 ) {
-    // Registers the socket with this worker's own reactor.
-    let stream = match tokio::net::TcpStream::from_std(stream) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::debug!("cannot serve the connection: {error}");
-            return;
-        }
-    };
     let service = service_fn(move |request| {
         let handlers = handlers.clone();
         async move {

@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus::IntGauge;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -93,21 +94,27 @@ impl Workers {
         })
     }
 
-    pub fn len(&self) -> usize {
+    /// How many worker threads serve connections.
+    pub fn threads(&self) -> usize {
         self.workers.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
-    }
-
-    /// Give a connection to the worker serving the fewest. `serve` is called on that
-    /// worker's thread; the worker's count drops when the future it returns ends.
-    pub fn dispatch<F, Fut>(&self, serve: F)
+    /// Give a connection to the worker serving the fewest: the socket moves to that worker's
+    /// reactor and `serve` is called there with it; the worker's count drops when the future
+    /// it returns ends.
+    pub fn dispatch<F, Fut>(&self, stream: TcpStream, serve: F)
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        // Out of this runtime's reactor, to be registered with the worker's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!("cannot hand the connection to a worker: {error}");
+                return;
+            }
+        };
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.workers.len();
         let worker = (0..count)
@@ -117,7 +124,10 @@ impl Workers {
         let counted = Counted::new(worker.connections.clone());
         let job: Job = Box::new(move || {
             Box::pin(async move {
-                serve().await;
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => serve(stream).await,
+                    Err(error) => tracing::debug!("cannot serve the connection: {error}"),
+                }
                 drop(counted);
             })
         });
