@@ -203,6 +203,7 @@ async fn serve(
     let listener = server::bind(addr).await?;
     let workers = Arc::new(server::Workers::start(
         snapshot.config.worker_threads,
+        snapshot.config.idle_spin,
         &gateway.metrics,
     )?);
     let shutdown = shutdown_signal();

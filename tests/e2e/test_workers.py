@@ -1,9 +1,17 @@
 """Request workers (`server.worker_threads`): each client connection is served start to end by
 one worker thread, given to the one serving the fewest connections; the gauge
 `freeway_worker_connections{worker}` shows where connections are. Requests, streams and the
-admin API work the same on any number of workers; a bad value is refused at start."""
+admin API work the same on any number of workers; a bad value is refused at start.
+
+A worker that runs out of work spins for `server.idle_spin_us` before it sleeps: it serves the
+same with spinning off or at its longest, and once idle it sleeps (a spinner that never stopped
+would burn a core)."""
 
 from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -82,11 +90,36 @@ def test_default_is_one_worker_per_core(start):
     assert workers and workers.keys() == {str(i) for i in range(len(workers))}, workers
 
 
-@pytest.mark.parametrize("value", [-1, 5000, "two"])
-def test_bad_worker_threads_is_refused(mocks, gateways, value):
+@pytest.mark.parametrize("key,value", [
+    ("worker_threads", -1), ("worker_threads", 5000), ("worker_threads", "two"),
+    ("idle_spin_us", -1), ("idle_spin_us", 1001), ("idle_spin_us", "50us"),
+])
+def test_bad_worker_settings_are_refused(mocks, gateways, key, value):
     mock = mocks.add("mock-a")
-    cfg = base_config(server={"worker_threads": value},
+    cfg = base_config(server={key: value},
                       providers={"mock-a": provider(mock, ["gpt-a"])},
                       models={"m": {"targets": ["mock-a/gpt-a"]}})
     stderr = gateways.start_refused(cfg, env=keys_for(mock))
-    assert "worker_threads" in stderr, stderr
+    assert f"server.{key}" in stderr, stderr
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("spin_us", [0, 1000])
+def test_workers_serve_with_any_spin_and_sleep_once_idle(start, spin_us):
+    gw = start(worker_threads=2, idle_spin_us=spin_us)
+    with gw.http() as first, gw.http() as second:
+        for _ in range(50):
+            assert answer(first)
+            assert answer(second, stream=True)
+    # Idle now: the workers sleep. Over 1.5 s a worker still spinning would use ~1.5 s of CPU;
+    # a sleeping gateway uses a few ms (the plugin deadline ticker, the ledger's idle check).
+    time.sleep(0.3)
+    before = cpu_seconds(gw.proc.pid)
+    time.sleep(1.5)
+    used = cpu_seconds(gw.proc.pid) - before
+    assert used < 0.2, f"{used:.2f} s of CPU in 1.5 s idle with idle_spin_us={spin_us}"

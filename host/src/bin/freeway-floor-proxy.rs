@@ -30,6 +30,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use freeway::config::DEFAULT_IDLE_SPIN;
 use freeway::metrics::Metrics;
 use freeway::server::Workers;
 
@@ -69,7 +70,8 @@ async fn serve(upstream_port: u16) -> std::io::Result<()> {
         "freeway-floor-proxy listening on http://{}",
         listener.local_addr()?
     );
-    let workers = Workers::start(0, &Metrics::new()).map_err(std::io::Error::other)?;
+    let workers =
+        Workers::start(0, DEFAULT_IDLE_SPIN, &Metrics::new()).map_err(std::io::Error::other)?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);

@@ -24,6 +24,11 @@ mod validate;
 use sources::{expand_env, merge_catalogs, normalise_model_lists};
 use validate::validate;
 
+/// `server.idle_spin_us` when the file does not say: long enough to catch a fast upstream's
+/// answer or a keep-alive client's next request without sleeping, short enough that a light
+/// load costs little (see `server::spin`).
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(50);
+
 /// Limits one plugin's calls run under (`[plugins.defaults]`, `[plugins.overrides.<name>]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PluginLimits {
@@ -436,6 +441,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Request worker threads (0: one per core); read at start, a reload does not change it.
     pub worker_threads: usize,
+    /// How long a request worker that ran out of work keeps polling its sockets before it
+    /// sleeps (zero: sleep at once); read at start.
+    pub idle_spin: Duration,
     pub deadlines: Deadlines,
     pub plugin_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,

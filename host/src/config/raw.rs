@@ -76,6 +76,8 @@ pub struct Server {
     pub max_response_bytes: Option<u64>,
     /// Request worker threads, each serving its connections start to end (0: one per core).
     pub worker_threads: Option<u64>,
+    /// How long a request worker that ran out of work keeps polling before it sleeps (µs).
+    pub idle_spin_us: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -499,6 +499,11 @@ pub(super) fn validate(
             n @ 0..=1024 => n as usize,
             _ => return Err(error("server.worker_threads", "must be between 0 and 1024")),
         },
+        idle_spin: match raw.server.idle_spin_us {
+            None => super::DEFAULT_IDLE_SPIN,
+            Some(us @ 0..=1000) => Duration::from_micros(us),
+            Some(_) => return Err(error("server.idle_spin_us", "must be between 0 and 1000")),
+        },
         deadlines: super::deadlines::deadlines(&raw.server)?,
         plugin_dir: resolve(raw.plugins.dir),
         cache_dir: raw.plugins.cache_dir.map(resolve),

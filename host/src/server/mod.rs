@@ -7,6 +7,7 @@
 
 mod auth;
 mod routes;
+mod spin;
 mod workers;
 
 pub use workers::Workers;

@@ -12,17 +12,21 @@
 //!
 //! The cost: no work stealing, so one connection's CPU-heavy request delays the others on its
 //! thread (a plugin call is cut at its time limit, `timeout_ms`, 100 ms by default). nginx and
-//! Envoy make the same trade.
+//! Envoy make the same trade. A worker that runs out of work spins briefly before it sleeps
+//! (`spin`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use prometheus::IntGauge;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+
+use super::spin;
 
 /// A connection to serve: called on its worker's thread, inside its runtime, it returns the
 /// future that serves the connection to its end.
@@ -43,8 +47,9 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Start `threads` workers (0: one per core), counting their connections in `metrics`.
-    pub fn start(threads: usize, metrics: &Metrics) -> anyhow::Result<Self> {
+    /// Start `threads` workers (0: one per core), each spinning for `idle_spin` before it
+    /// sleeps (zero: never; see `spin`), counting their connections in `metrics`.
+    pub fn start(threads: usize, idle_spin: Duration, metrics: &Metrics) -> anyhow::Result<Self> {
         let threads = match threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -58,10 +63,12 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("freeway-worker-{index}"))
                 .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
+                    let mut builder = tokio::runtime::Builder::new_current_thread();
+                    builder.enable_all();
+                    if !idle_spin.is_zero() {
+                        builder.on_thread_unpark(spin::woke);
+                    }
+                    let runtime = match builder.build() {
                         Ok(runtime) => runtime,
                         Err(error) => {
                             let _ = started.send(Err(error));
@@ -70,6 +77,9 @@ impl Workers {
                     };
                     let _ = started.send(Ok(()));
                     runtime.block_on(async move {
+                        if !idle_spin.is_zero() {
+                            tokio::spawn(spin::spinner(idle_spin));
+                        }
                         while let Some(job) = queue.recv().await {
                             tokio::spawn(job());
                         }
