@@ -96,7 +96,14 @@ pub async fn serve<D: Dialect>(
         started,
     };
     match gateway.chat(meta, decoded).await {
-        Ok(answer) => respond(dialect, answer),
+        Ok(Answer::Stream { served, mut events }) => {
+            // The relay has the upstream's first chunk in hand: wait for what it makes of it,
+            // so the headers and the first event leave in one write. Sent alone, the headers
+            // wake the client once for nothing and the first event wakes it again.
+            let first = events.recv().await;
+            respond(dialect, Answer::Stream { served, events }, first)
+        }
+        Ok(answer) => respond(dialect, answer, None),
         Err(failed) => refuse(&dialect, failed),
     }
 }
@@ -164,7 +171,12 @@ fn route_headers(headers: &mut HeaderMap, served: &Served) {
     }
 }
 
-fn respond<D: Dialect>(dialect: D, answer: Answer) -> Response<ResponseBody> {
+/// The response to an answer; a stream's `first` event (already received) goes out first.
+fn respond<D: Dialect>(
+    dialect: D,
+    answer: Answer,
+    first: Option<StreamEvent>,
+) -> Response<ResponseBody> {
     match answer {
         Answer::Json { served, body } => {
             let mut response = response(
@@ -178,8 +190,9 @@ fn respond<D: Dialect>(dialect: D, answer: Answer) -> Response<ResponseBody> {
         Answer::Stream { served, events } => {
             let body = EventBody {
                 dialect,
+                ended: first.is_none(),
+                first,
                 events,
-                ended: false,
             };
             let mut response = response(
                 StatusCode::OK,
@@ -214,6 +227,9 @@ fn refuse<D: Dialect>(dialect: &D, failed: Failed) -> Response<ResponseBody> {
 /// A streamed answer's body: the pipeline's events, encoded by the dialect as they arrive.
 struct EventBody<D> {
     dialect: D,
+    /// The first event, received before the response was made (none: the stream ended
+    /// without one).
+    first: Option<StreamEvent>,
     events: mpsc::Receiver<StreamEvent>,
     ended: bool,
 }
@@ -230,9 +246,12 @@ impl<D: Dialect> Body for EventBody<D> {
             if self.ended {
                 return Poll::Ready(None);
             }
-            let event = match self.events.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(event) => event,
+            let event = match self.first.take() {
+                Some(first) => Some(first),
+                None => match self.events.poll_recv(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(event) => event,
+                },
             };
             let bytes = match event {
                 Some(StreamEvent::Chunk(chunk)) => {
