@@ -127,6 +127,19 @@ def test_plugin_slow_on_every_call_is_quarantined_and_comes_back(setup):
     assert sample_sum(samples, "freeway_plugin_quarantines_total", plugin="hostile") == 2
 
 
+def test_a_looping_plugin_is_cut_at_its_deadline_after_the_gateway_idled(setup):
+    """The deadline ticker sleeps while no plugin instance is leased; the next lease wakes it,
+    so a plugin that loops is still cut at its `timeout_ms` (300 ms here)."""
+    gw, _ = setup
+    assert post(gw, chat_body("echo")).status_code == 200
+    time.sleep(0.5)  # idle well past the ticker's 100 ms
+    t0 = time.monotonic()
+    r = post(gw, chat_body("slow"))
+    elapsed = time.monotonic() - t0
+    assert r.status_code == 500 and "timed out" in error_body(r)["message"], r.text
+    assert elapsed < 3, f"the loop ran {elapsed:.2f} s past a 300 ms deadline"
+
+
 def test_plugin_importing_an_ungranted_capability_is_refused_at_load(mocks, gateways):
     a = mocks.add("mock-a")
     cfg = base_config(providers={"mock-a": provider(a, ["gpt-a"])},

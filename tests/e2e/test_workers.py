@@ -5,7 +5,8 @@ admin API work the same on any number of workers; a bad value is refused at star
 
 A worker that runs out of work spins for `server.idle_spin_us` before it sleeps: it serves the
 same with spinning off or at its longest, and once idle it sleeps (a spinner that never stopped
-would burn a core)."""
+would burn a core). An idle gateway as a whole rarely wakes (the plugin deadline ticker sleeps
+while no plugin instance is leased)."""
 
 from __future__ import annotations
 
@@ -123,3 +124,34 @@ def test_workers_serve_with_any_spin_and_sleep_once_idle(start, spin_us):
     time.sleep(1.5)
     used = cpu_seconds(gw.proc.pid) - before
     assert used < 0.2, f"{used:.2f} s of CPU in 1.5 s idle with idle_spin_us={spin_us}"
+
+
+def wakeups(pid: int) -> int:
+    """Context switches of all the process's threads so far: each is a thread that slept and woke."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+def test_an_idle_gateway_rarely_wakes(start):
+    gw = start(worker_threads=2)
+    with gw.http() as client:
+        for _ in range(20):
+            assert answer(client)
+    # Once idle, the plugin deadline ticker sleeps too (it ticked every 2 ms: 500 wakeups a
+    # second); what is left is the health and key checks' timers, a few dozen a second.
+    time.sleep(0.5)
+    before = wakeups(gw.proc.pid)
+    time.sleep(1.0)
+    woke = wakeups(gw.proc.pid) - before
+    assert woke < 150, f"{woke} wakeups in 1 s idle"
+    # And it serves at once afterwards.
+    with gw.http() as client:
+        assert answer(client, stream=True)

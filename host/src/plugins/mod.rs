@@ -19,13 +19,13 @@
 
 pub mod bindings;
 pub mod contract;
+mod epoch;
 pub mod fit;
 pub mod quarantine;
 pub mod registry;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
@@ -33,11 +33,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use crate::config::{InstanceMode, PluginLimits};
 pub use contract::{PluginWorld, Refusal, RefusalKind, WIT_VERSION};
+pub use epoch::Awake;
+use epoch::{EPOCH_TICK, Ticker};
 pub use quarantine::Quarantine;
 pub use registry::PluginSet;
-
-/// How often the epoch ticks; per-call deadlines are whole multiples of it.
-const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Per-store host data: an empty WASI context (no files, no env, no network, no stdio) and the
 /// memory limiter.
@@ -95,7 +94,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<PluginState>,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
 }
 
 impl Runtime {
@@ -112,22 +111,23 @@ impl Runtime {
         // context with nothing in it: no preopened dirs, no env, no sockets, no stdio.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker = Arc::new(Ticker::default());
         let ticking_engine = engine.clone();
-        let stop = ticker_stop.clone();
+        let ticking = ticker.clone();
         std::thread::Builder::new()
             .name("freeway-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticking_engine.increment_epoch();
-                }
-            })?;
+            .spawn(move || ticking.run(&ticking_engine))?;
         Ok(Self {
             engine,
             linker,
-            ticker_stop,
+            ticker,
         })
+    }
+
+    /// Keep plugin deadlines running while the guard lives: hold one whenever guest code may
+    /// run (instantiation, calls).
+    pub fn awake(&self) -> Awake {
+        Awake::new(&self.ticker)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -196,7 +196,7 @@ fn engine_config(reset_by_scan: bool) -> wasmtime::Config {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
@@ -272,6 +272,8 @@ pub struct Lease {
     plugin: Arc<Plugin>,
     tenant: Tenant,
     instance: Option<Instance>,
+    /// Deadlines tick while the lease lives (declared last: dropped after the instance).
+    _awake: Awake,
 }
 
 struct Instance {
@@ -317,9 +319,11 @@ impl Plugin {
                     plugin: self.clone(),
                     tenant,
                     instance: Some(instance),
+                    _awake: self.runtime.awake(),
                 });
             }
         }
+        let awake = self.runtime.awake();
         let mut store = self.runtime.new_store(&self.limits);
         store.set_epoch_deadline(self.deadline_ticks());
         let bindings = match self.pre.instantiate(&mut store).await {
@@ -335,6 +339,7 @@ impl Plugin {
                 faulted: false,
                 in_call: false,
             }),
+            _awake: awake,
         })
     }
 

@@ -448,6 +448,7 @@ async fn load_bytes(
     // Smoke test: instantiate once and ask who it is, under default-ish limits.
     let probe_limits = limits_for("");
     let mut store = runtime.new_store(&probe_limits);
+    let _awake = runtime.awake();
     store.set_epoch_deadline(1000);
     let metadata = async {
         let bindings = pre.instantiate(&mut store).await?;
