@@ -13,18 +13,16 @@ use wasmtime::Engine;
 
 /// How often the epoch ticks; per-call deadlines are whole multiples of it.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(2);
-/// Ticks without a lease after which the ticker sleeps until the next lease (100 ms): an idle
-/// gateway does not wake 500 times a second.
+/// Ticks without a guard after which the ticker sleeps until the next one (100 ms).
 const IDLE_TICKS_BEFORE_PARKING: u32 = 50;
 
-/// The epoch ticker's state. Guest code only runs under an [`Awake`] (held by every lease,
-/// instantiation included, and by the load-time smoke test), so the ticker may sleep while
-/// none is held: nothing then has a deadline to keep.
+/// The epoch ticker's state.
 #[derive(Default)]
 pub(super) struct Ticker {
     /// Live [`Awake`] guards.
     holders: AtomicUsize,
-    /// Whether the ticker is asleep (under the lock its wakeup is sent under).
+    /// Whether the ticker is asleep, under the lock its wakeup is sent under (so a guard only
+    /// pays for a wakeup when the ticker sleeps).
     parked: Mutex<bool>,
     wake: Condvar,
     stop: AtomicBool,

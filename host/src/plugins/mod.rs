@@ -272,7 +272,7 @@ pub struct Lease {
     plugin: Arc<Plugin>,
     tenant: Tenant,
     instance: Option<Instance>,
-    /// Deadlines tick while the lease lives (declared last: dropped after the instance).
+    /// Deadlines tick while the lease lives (instantiation included).
     _awake: Awake,
 }
 
@@ -309,6 +309,7 @@ impl Plugin {
                 ),
             });
         }
+        let awake = self.runtime.awake();
         if self.limits.mode == InstanceMode::Pooled {
             let idle = self.idle.lock().ok().and_then(|mut idle| {
                 let newest = idle.iter().rposition(|(served, _)| *served == tenant)?;
@@ -319,11 +320,10 @@ impl Plugin {
                     plugin: self.clone(),
                     tenant,
                     instance: Some(instance),
-                    _awake: self.runtime.awake(),
+                    _awake: awake,
                 });
             }
         }
-        let awake = self.runtime.awake();
         let mut store = self.runtime.new_store(&self.limits);
         store.set_epoch_deadline(self.deadline_ticks());
         let bindings = match self.pre.instantiate(&mut store).await {
